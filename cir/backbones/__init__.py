@@ -1,0 +1,55 @@
+"""Backbones: one interface (:class:`Backbone`), one spec parser, one loader.
+
+    load_backbone("cir:demo")                                  the shipped offline demo dual encoder
+    load_backbone("openclip:ViT-B-32/laion2b_s34b_b79k")       OpenCLIP zoo
+    load_backbone("hf:openai/clip-vit-base-patch32")           transformers CLIP / SigLIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cir.backbones.base import PLACEHOLDER, Backbone
+from cir.backbones.spec import DEFAULT_BACKBONE, REAL_PHOTOS_EXAMPLE, ModelSpec, parse_model_spec
+from cir.errors import WeightsUnavailable
+
+__all__ = ["DEFAULT_BACKBONE", "PLACEHOLDER", "REAL_PHOTOS_EXAMPLE", "Backbone", "ModelSpec", "demo_checkpoint_dir", "load_backbone", "parse_model_spec"]
+
+
+def shipped_demo_dir() -> Path:
+    return Path(__file__).resolve().parent / "weights" / "demo"
+
+
+def demo_checkpoint_dir() -> Path:
+    """The shipped demo checkpoint, or one trained into the user cache by ``cir demo`` when none ships."""
+    from cir.backbones.dual import CONFIG_NAME
+    from cir.paths import cache_dir
+
+    for candidate in (shipped_demo_dir(), cache_dir() / "demo-backbone"):
+        if (candidate / CONFIG_NAME).exists():
+            return candidate
+    raise WeightsUnavailable(
+        "the cir:demo checkpoint is neither shipped nor cached; train it with `cir train backbone --out DIR` and "
+        "pass --backbone cir:DIR, or run `cir demo`, which trains it into the cache"
+    )
+
+
+def load_backbone(spec: str | ModelSpec, device: str = "cpu") -> Backbone:
+    """Load the backbone a spec names; errors name the spec and how to fix it."""
+    parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
+    if parsed.kind == "cir":
+        from cir.backbones.dual import CirBackbone, DualEncoder
+
+        directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+        if not directory.exists():
+            raise WeightsUnavailable(f"{parsed}: checkpoint directory {directory} does not exist")
+        backbone = CirBackbone(DualEncoder.load(directory), str(parsed))
+    elif parsed.kind == "openclip":
+        from cir.backbones.openclip import OpenClipBackbone
+
+        backbone = OpenClipBackbone(parsed)
+    else:
+        from cir.backbones.hf import HFBackbone
+
+        backbone = HFBackbone(parsed)
+    return backbone.to(device).eval()

@@ -1,0 +1,147 @@
+"""The one interface every backbone implements.
+
+A backbone embeds images and texts into one space (L2-normalised float32 rows) and can encode a text in which
+a placeholder word is replaced by a given vector in the text tower's input-embedding space (Pic2Word).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+PLACEHOLDER = "*"  # the word whose input embedding is replaced by an injected vector
+
+
+class Backbone(ABC):
+    """Dual encoder behind one interface. Subclasses set ``spec``, ``dim`` and ``token_dim``."""
+
+    spec: str  # the model spec this backbone was loaded from (recorded in stores and reports)
+    dim: int  # joint embedding dimension
+    token_dim: int  # dimension of the text tower's input token embeddings
+    image_size: int  # side of the square model input in pixels
+
+    def __init__(self) -> None:
+        self.device = torch.device("cpu")
+
+    # --- preprocessing ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """A decoded PIL image -> a CHW float tensor ready for :meth:`encode_pixels`."""
+
+    # --- encoders ----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Unnormalised image features for a batch of preprocessed tensors (N, C, H, W) on ``self.device``."""
+
+    @abstractmethod
+    def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unnormalised text features."""
+
+    @abstractmethod
+    def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
+        """Unnormalised text features, the ``placeholder`` word's input embedding replaced by ``tokens[i]``."""
+
+    def to(self, device: str | torch.device) -> "Backbone":
+        self.device = torch.device(device)
+        for module in self.modules():
+            module.to(self.device)
+        return self
+
+    @abstractmethod
+    def modules(self) -> list[torch.nn.Module]:
+        """The torch modules that make up the backbone (for ``to``, ``eval`` and parameter access)."""
+
+    def eval(self) -> "Backbone":
+        for module in self.modules():
+            module.eval()
+        return self
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        """Preprocessed batch (N, C, H, W) -> (N, dim) float32, unit rows."""
+        feats = self._image_features(pixels.to(self.device))
+        return _unit_rows(feats)
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        """PIL images -> (N, dim) float32, unit rows."""
+        out = [np.zeros((0, self.dim), dtype=np.float32)]
+        for start in range(0, len(images), batch_size):
+            batch = torch.stack([self.preprocess(im) for im in images[start : start + batch_size]])
+            out.append(self.encode_pixels(batch))
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Texts -> (N, dim) float32, unit rows."""
+        out = [np.zeros((0, self.dim), dtype=np.float32)]
+        for start in range(0, len(texts), batch_size):
+            out.append(_unit_rows(self._text_features(list(texts[start : start + batch_size]))))
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def encode_texts_with_token(
+        self, texts: Sequence[str], tokens: torch.Tensor | np.ndarray, placeholder: str = PLACEHOLDER
+    ) -> np.ndarray:
+        """Encode ``texts`` with the placeholder word's embedding replaced by the rows of ``tokens``.
+
+        ``tokens`` is (N, token_dim) or (token_dim,) for one vector shared by all texts. Every text must contain
+        the placeholder as a separate word exactly once.
+        """
+        tokens = torch.as_tensor(np.asarray(tokens, dtype=np.float32) if isinstance(tokens, np.ndarray) else tokens)
+        if tokens.ndim == 1:
+            tokens = tokens.unsqueeze(0).expand(len(texts), -1)
+        if tokens.shape != (len(texts), self.token_dim):
+            raise ValueError(f"tokens must be ({len(texts)}, {self.token_dim}), got {tuple(tokens.shape)}")
+        for text in texts:
+            if text.split().count(placeholder) != 1:
+                raise ValueError(f"text must contain the placeholder {placeholder!r} exactly once as a word: {text!r}")
+        feats = self._text_features_injected(list(texts), tokens.to(self.device, torch.float32), placeholder)
+        return _unit_rows(feats)
+
+    def describe(self) -> dict:
+        """What a store or a report records about this backbone."""
+        return {"spec": self.spec, "dim": self.dim, "image_size": self.image_size}
+
+
+def _unit_rows(feats: torch.Tensor) -> np.ndarray:
+    feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+    return feats.cpu().numpy().astype(np.float32, copy=False)
+
+
+def placeholder_positions(input_ids: torch.Tensor, placeholder_ids: Sequence[int]) -> torch.Tensor:
+    """Index (row, col) of the one placeholder token per row; a clear error when a row has none or several."""
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    for pid in placeholder_ids:
+        mask |= input_ids == pid
+    counts = mask.sum(dim=1)
+    if not torch.all(counts == 1):
+        bad = int(torch.nonzero(counts != 1)[0, 0])
+        raise ValueError(f"text {bad} tokenises with {int(counts[bad])} placeholder tokens; exactly one is needed")
+    return mask
+
+
+class inject_tokens:
+    """Context manager: while active, ``embedding`` (an nn.Embedding) returns ``tokens[i]`` at row i's positions
+    where ``mask`` is true. Works for any text tower that looks up its input ids through one embedding module."""
+
+    def __init__(self, embedding: torch.nn.Module, mask: torch.Tensor, tokens: torch.Tensor) -> None:
+        self.embedding, self.mask, self.tokens = embedding, mask, tokens
+        self.handle = None
+
+    def _hook(self, module, args, output):
+        if output.shape[:2] != self.mask.shape:
+            raise RuntimeError("token injection: embedding output does not match the tokenised batch")
+        fill = self.tokens.to(output.dtype).unsqueeze(1).expand_as(output)
+        return torch.where(self.mask.unsqueeze(-1), fill, output)
+
+    def __enter__(self):
+        self.handle = self.embedding.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+        return False

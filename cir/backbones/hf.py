@@ -1,0 +1,74 @@
+"""transformers CLIP and SigLIP backbones: ``hf:REPO`` (downloaded by the hub client) or ``hf:/local/dir``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from cir.backbones.base import Backbone, inject_tokens, placeholder_positions
+from cir.backbones.spec import ModelSpec
+from cir.errors import SpecError, WeightsUnavailable
+
+SUPPORTED = ("clip", "siglip", "siglip2")
+
+
+class HFBackbone(Backbone):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+        source = spec.name
+        if source.startswith((".", "/", "~")) and not Path(source).expanduser().is_dir():
+            raise WeightsUnavailable(f"{spec}: directory {source} does not exist")
+        try:
+            config = AutoConfig.from_pretrained(source)
+            if config.model_type not in SUPPORTED:
+                raise SpecError(f"{spec} is a {config.model_type!r} model; hf: supports {', '.join(SUPPORTED)}")
+            self.model = AutoModel.from_pretrained(source).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.processor = AutoImageProcessor.from_pretrained(source)
+        except OSError as exc:
+            raise WeightsUnavailable(
+                f"could not load {spec} ({str(exc).splitlines()[0][:160]}); when offline, download the repository "
+                "once elsewhere and pass its directory: hf:/path/to/dir"
+            ) from exc
+        self.model_type = config.model_type
+        self.spec = str(spec)
+        self.dim = int(config.projection_dim) if hasattr(config, "projection_dim") else int(config.text_config.hidden_size)
+        self.token_embedding = self.model.text_model.embeddings.token_embedding
+        self.token_dim = int(self.token_embedding.embedding_dim)
+        self.image_size = int(config.vision_config.image_size)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.model]
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self.processor(images=[image.convert("RGB")], return_tensors="pt")["pixel_values"][0]
+
+    def _tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        padding = "max_length" if self.model_type.startswith("siglip") else True  # SigLIP was trained on padded text
+        enc = self.tokenizer(list(texts), padding=padding, truncation=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _pooled(self.model.get_image_features(pixel_values=pixels))
+
+    def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        return _pooled(self.model.get_text_features(**self._tokenize(texts)))
+
+    def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
+        enc = self._tokenize(texts)
+        ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(placeholder))
+        if len(ids) != 1:
+            raise ValueError(f"placeholder {placeholder!r} is {len(ids)} tokens for this tokenizer; choose a one-token word")
+        mask = placeholder_positions(enc["input_ids"], ids)
+        with inject_tokens(self.token_embedding, mask, tokens):
+            return _pooled(self.model.get_text_features(**enc))
+
+
+def _pooled(out) -> torch.Tensor:
+    """transformers 5 returns a model output from get_*_features; 4.x returned the tensor itself."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output

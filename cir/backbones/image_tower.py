@@ -1,0 +1,75 @@
+"""A small residual CNN image tower, trained from scratch on the CPU for the offline world."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ImageTowerConfig:
+    image_size: int = 96  # side of the square input in pixels
+    widths: tuple[int, ...] = (32, 64, 128, 256)  # channels of each stage
+    depths: tuple[int, ...] = (1, 2, 2, 2)  # residual blocks per stage (each stage halves the resolution)
+    stem_stride: int = 2  # stride of the first convolution
+    embed_dim: int = 384  # output dimension (= the text tower's)
+    num_classes: int = 0  # auxiliary multi-label head over scene objects (training only; 0 = none)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ImageTowerConfig":
+        data = dict(data)
+        for key in ("widths", "depths"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + self.skip(x))
+
+
+class ImageTower(nn.Module):
+    def __init__(self, cfg: ImageTowerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w0 = cfg.widths[0]
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, w0, 3, cfg.stem_stride, 1, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True)
+        )
+        layers, cin = [], w0
+        for i, (w, d) in enumerate(zip(cfg.widths, cfg.depths)):
+            for j in range(d):
+                layers.append(_Block(cin, w, 2 if (j == 0 and i > 0) else 1))
+                cin = w
+        self.stages = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(cin * 2, cin * 2), nn.GELU(), nn.Linear(cin * 2, cfg.embed_dim))
+        self.aux = nn.Linear(cin * 2, cfg.num_classes) if cfg.num_classes else None
+        if self.aux is not None:
+            nn.init.constant_(self.aux.bias, -5.0)  # scenes hold a few of hundreds of objects: start near "absent"
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.stages(self.stem(x))
+        return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # mean finds "what", max finds small things
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(x))

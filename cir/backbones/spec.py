@@ -1,0 +1,83 @@
+"""Parse model specs. Every spec carries an explicit prefix; ambiguous ones are refused with the fix.
+
+    openclip:ARCH/TAG            OpenCLIP zoo weights, e.g. openclip:ViT-B-32/laion2b_s34b_b79k
+    openclip:ARCH/path/to/w.pt   OpenCLIP architecture with local weights
+    openclip:ARCH/random         OpenCLIP architecture, untrained (benchmarks, tests)
+    hf:REPO_OR_DIR               transformers CLIP or SigLIP, a hub repo or a local directory
+    cir:PATH                     cir's own dual-encoder checkpoint directory; cir:demo is the shipped one
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cir.errors import SpecError
+
+PREFIXES = ("openclip", "hf", "cir")
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+DEFAULT_BACKBONE = "cir:demo"
+REAL_PHOTOS_EXAMPLE = "openclip:ViT-B-32/laion2b_s34b_b79k"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec."""
+
+    kind: str  # one of PREFIXES
+    name: str  # openclip: architecture; hf: repo id or directory; cir: checkpoint directory or "demo"
+    weights: str | None = None  # openclip: pretrained tag, local weights path, or "random"; else None
+    weights_is_path: bool = False  # openclip: ``weights`` names a local file
+
+    def __str__(self) -> str:
+        if self.kind == "openclip":
+            return f"openclip:{self.name}/{self.weights}"
+        return f"{self.kind}:{self.name}"
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """Parse ``spec``; raise :class:`SpecError` naming the valid forms when it is ambiguous or malformed."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"empty model spec; use one of: {_forms()}")
+    spec = spec.strip()
+    prefix, sep, rest = spec.partition(":")
+    if not sep or prefix not in PREFIXES:
+        raise SpecError(_no_prefix_message(spec))
+    if not rest:
+        raise SpecError(f"model spec {spec!r} names nothing after '{prefix}:'; use one of: {_forms()}")
+    if prefix == "openclip":
+        arch, slash, weights = rest.partition("/")
+        if not slash or not weights:
+            raise SpecError(
+                f"model spec {spec!r} names an architecture but no weights: add a pretrained tag "
+                f"(openclip:{arch}/laion2b_s34b_b79k), a local file (openclip:{arch}/path/to/weights.pt) "
+                f"or 'random' for untrained weights (openclip:{arch}/random)"
+            )
+        is_path = "/" in weights or weights.endswith(WEIGHT_SUFFIXES) or weights.startswith((".", "~"))
+        return ModelSpec("openclip", arch, str(Path(weights).expanduser()) if is_path else weights, is_path)
+    if prefix == "hf":
+        return ModelSpec("hf", rest)
+    return ModelSpec("cir", rest)
+
+
+def _forms() -> str:
+    return (
+        "openclip:ARCH/TAG (e.g. openclip:ViT-B-32/laion2b_s34b_b79k), openclip:ARCH/path/to/weights.pt, "
+        "hf:REPO_OR_DIR (e.g. hf:openai/clip-vit-base-patch32), cir:PATH, cir:demo"
+    )
+
+
+def _no_prefix_message(spec: str) -> str:
+    prefix = spec.partition(":")[0] if ":" in spec else None
+    if prefix and not Path(spec).exists() and len(prefix) > 1:
+        return f"unknown model-spec prefix {prefix!r} in {spec!r}; choose one of {', '.join(p + ':' for p in PREFIXES)}"
+    if Path(spec).expanduser().exists() or "/" in spec or spec.endswith(WEIGHT_SUFFIXES):
+        if (Path(spec) / "config.json").exists() and (Path(spec) / "model.safetensors").exists() and (
+            Path(spec) / "cir_config.json"
+        ).exists():
+            return f"{spec!r} looks like a cir checkpoint but has no prefix: use cir:{spec}"
+        return (
+            f"{spec!r} looks like a path but has no prefix: use cir:{spec} for a cir checkpoint, "
+            f"hf:{spec} for a transformers CLIP/SigLIP directory, or openclip:ARCH/{spec} for OpenCLIP weights"
+        )
+    return f"model spec {spec!r} has no prefix; use one of: {_forms()}"

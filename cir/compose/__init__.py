@@ -1,0 +1,43 @@
+"""Composition strategies: how a reference image and a modification text become one query vector.
+
+    get_strategy("sum", image_weight=1.0, text_weight=0.8)
+    get_strategy("arithmetic", add_weight=1.0, remove_weight=1.0)
+"""
+
+from __future__ import annotations
+
+from cir.compose.base import Composed, Strategy, unit_rows
+from cir.compose.strategies import Arithmetic, ArithmeticWeights, ImageOnly, SumWeights, TextOnly, WeightedSum
+
+STRATEGY_NAMES = ("image", "text", "sum", "arithmetic")
+
+__all__ = ["STRATEGY_NAMES", "Composed", "Strategy", "get_strategy", "unit_rows", "default_edit_parser"]
+
+
+def default_edit_parser():
+    """The parser ``arithmetic`` uses unless told otherwise: the rule-based one over the scene vocabulary."""
+    from cir.edits.rules import RuleParser
+    from cir.scenes.objects import load_objects
+
+    return RuleParser([o.name for o in load_objects()])
+
+
+def get_strategy(
+    name: str,
+    *,
+    image_weight: float = 1.0,
+    text_weight: float = 1.0,
+    add_weight: float = 1.0,
+    remove_weight: float = 1.0,
+    parser=None,
+) -> Strategy:
+    """Build a strategy by name; an unknown name is an error that lists the valid ones."""
+    if name == "image":
+        return ImageOnly()
+    if name == "text":
+        return TextOnly()
+    if name == "sum":
+        return WeightedSum(SumWeights(image_weight, text_weight))
+    if name == "arithmetic":
+        return Arithmetic(parser or default_edit_parser(), ArithmeticWeights(add_weight, remove_weight))
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)}")

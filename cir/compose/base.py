@@ -1,0 +1,50 @@
+"""The interface of a composition strategy: (reference image embedding, modification text) -> query vector."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from cir.backbones.base import Backbone
+
+
+@dataclass
+class Composed:
+    """Query vectors (unit rows) and, per query, what the strategy did (shown to users as the explanation)."""
+
+    vectors: np.ndarray  # (N, dim) float32
+    explanations: list[dict] = field(default_factory=list)
+
+
+class Strategy(ABC):
+    name: str
+    needs_image: bool = True  # whether a reference image is required
+    needs_text: bool = True  # whether a modification text is required
+
+    @abstractmethod
+    def compose(self, backbone: Backbone, images: np.ndarray | None, texts: Sequence[str] | None) -> Composed:
+        """``images``: (N, dim) unit embeddings of the reference images; ``texts``: N modification texts."""
+
+    def params(self) -> dict:
+        """The strategy's parameters, recorded in explanations and reports."""
+        return {}
+
+    def _check(self, images: np.ndarray | None, texts: Sequence[str] | None) -> int:
+        if self.needs_image and images is None:
+            raise ValueError(f"strategy {self.name!r} needs a reference image")
+        if self.needs_text and texts is None:
+            raise ValueError(f"strategy {self.name!r} needs a modification text")
+        n = len(images) if images is not None else len(texts)
+        if images is not None and texts is not None and len(texts) != len(images):
+            raise ValueError(f"{len(images)} reference images but {len(texts)} texts")
+        return n
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; an all-zero row stays zero (it then matches nothing better than anything)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)

@@ -1,0 +1,17 @@
+"""Exceptions that carry a message meant for a person; the CLI prints them without a traceback."""
+
+
+class CirError(Exception):
+    """Base class: the message says what went wrong and what to do about it."""
+
+
+class SpecError(CirError, ValueError):
+    """A model spec could not be parsed or names something that does not exist."""
+
+
+class WeightsUnavailable(CirError):
+    """Weights are neither on disk nor downloadable (typically: offline)."""
+
+
+class StoreError(CirError):
+    """A store is missing, corrupt, or used with the wrong backbone."""

