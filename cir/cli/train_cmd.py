@@ -1,32 +1,26 @@
-"""``cir train backbone``: train the demo dual encoder (other trainers join this group)."""
+"""``cir train ...``: one sub-command per trainer; each lives in its own module with register(train)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 
 import typer
+
+TRAINER_MODULES = (
+    "cir.cli.train_backbone_cmd",
+    "cir.cli.train_edits_cmd",
+    "cir.cli.train_compose_cmd",
+)
 
 
 def register(app: typer.Typer) -> None:
     train = typer.Typer(help="Train cir's own components.", no_args_is_help=True)
     app.add_typer(train, name="train")
-
-    @train.command("backbone")
-    def backbone(
-        out: Path = typer.Option(Path("runs/backbone"), help="checkpoint directory to write"),
-        preset: str = typer.Option("default", help="default (about 25 min on 2 CPU cores), long (the shipped checkpoint) or smoke (seconds)"),
-        steps: int = typer.Option(0, help="optimiser steps (0 = the preset's)"),
-        seed: int = typer.Option(0, help="random seed (captions, scenes, initialisation)"),
-        batch_size: int = typer.Option(0, help="scenes per step (0 = the preset's)"),
-        device: str = typer.Option("cpu", help="cpu or cuda"),
-    ) -> None:
-        """Train the image tower against the frozen MiniLM text tower; writes a cir: checkpoint."""
-        from cir.train.backbone import preset_config, train_backbone
-
-        cfg = preset_config(preset, out=str(out), seed=seed, device=device)
-        if steps:
-            cfg.steps = steps
-        if batch_size:
-            cfg.batch_size = batch_size
-        path = train_backbone(cfg, log=typer.echo)
-        typer.echo(f"saved checkpoint to {path}; use it with --backbone cir:{path}")
+    for name in TRAINER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(train)

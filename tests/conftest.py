@@ -1,0 +1,38 @@
+"""Shared fixtures: a private cache dir per test session, and tiny models built in code (never downloaded)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cir-cache")
+    old = os.environ.get("CIR_CACHE_DIR")
+    os.environ["CIR_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CIR_CACHE_DIR", None)
+    else:
+        os.environ["CIR_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_cir_checkpoint(tmp_path_factory) -> Path:
+    """A random-init cir dual encoder (tiny CNN + tiny BERT), saved as a checkpoint directory."""
+    from tests.tiny_models import make_tiny_cir_checkpoint
+
+    return make_tiny_cir_checkpoint(tmp_path_factory.mktemp("tiny-cir") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tiny_cir_checkpoint):
+    from cir.backbones import load_backbone
+
+    return load_backbone(f"cir:{tiny_cir_checkpoint}")

@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cir.backbones import load_backbone, parse_model_spec
+from cir.backbones.spec import ModelSpec
+from cir.errors import SpecError, WeightsUnavailable
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("openclip:ViT-B-32/laion2b_s34b_b79k", ModelSpec("openclip", "ViT-B-32", "laion2b_s34b_b79k")),
+        ("openclip:ViTamin-L-384/datacomp1b", ModelSpec("openclip", "ViTamin-L-384", "datacomp1b")),
+        ("openclip:ViT-B-32/random", ModelSpec("openclip", "ViT-B-32", "random")),
+        ("openclip:ViT-B-32/weights/my.pt", ModelSpec("openclip", "ViT-B-32", "weights/my.pt", True)),
+        ("openclip:ViT-B-32/my.safetensors", ModelSpec("openclip", "ViT-B-32", "my.safetensors", True)),
+        ("hf:openai/clip-vit-base-patch32", ModelSpec("hf", "openai/clip-vit-base-patch32")),
+        ("cir:demo", ModelSpec("cir", "demo")),
+        ("cir:runs/backbone", ModelSpec("cir", "runs/backbone")),
+    ],
+)
+def test_parse_valid_specs(spec, expected):
+    assert parse_model_spec(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("ViT-B-32", "has no prefix"),
+        ("runs/backbone", "looks like a path but has no prefix: use cir:runs/backbone"),
+        ("model.pt", "looks like a path"),
+        ("clip:ViT-B-32", "unknown model-spec prefix 'clip'"),
+        ("openclip:ViT-B-32", "no weights"),
+        ("openclip:", "names nothing"),
+        ("", "empty model spec"),
+    ],
+)
+def test_parse_refuses_ambiguous_specs(spec, fragment):
+    with pytest.raises(SpecError, match=fragment):
+        parse_model_spec(spec)
+
+
+def test_cir_backbone_encodes_unit_rows(tiny_backbone):
+    images = [Image.new("RGB", (40, 30), (i * 40, 10, 200)) for i in range(3)]
+    emb = tiny_backbone.encode_images(images)
+    assert emb.shape == (3, tiny_backbone.dim) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    txt = tiny_backbone.encode_texts(["a photo of a cat", "a dog"])
+    assert txt.shape == (2, tiny_backbone.dim)
+
+
+def test_cir_checkpoint_round_trip(tiny_cir_checkpoint, tmp_path):
+    from cir.backbones.dual import DualEncoder
+
+    a = DualEncoder.load(tiny_cir_checkpoint)
+    a.save(tmp_path / "copy")
+    b = DualEncoder.load(tmp_path / "copy")
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(a.image(x), b.image(x))
+    torch.testing.assert_close(a.text(["hello world"]), b.text(["hello world"]))
+
+
+def _injection_matches_manual(backbone, embedding, ids_of_text):
+    token = torch.randn(backbone.token_dim)
+    text = "a photo of * , red"
+    got = backbone.encode_texts_with_token([text], token.numpy())
+    # same result as writing the vector into the embedding table at the placeholder id
+    ids = ids_of_text("*")
+    with torch.no_grad():
+        saved = embedding.weight[ids].clone()
+        embedding.weight[ids] = token
+        expected = backbone.encode_texts([text])
+        embedding.weight[ids] = saved
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    plain = backbone.encode_texts([text])
+    assert not np.allclose(got, plain, atol=1e-3)  # the injection changed something
+
+
+def test_injection_cir_bert(tiny_backbone):
+    tower = tiny_backbone.model.text
+    _injection_matches_manual(
+        tiny_backbone, tower.bert.get_input_embeddings(), lambda w: tower.tokenizer.convert_tokens_to_ids(w)
+    )
+
+
+def test_injection_requires_one_placeholder(tiny_backbone):
+    with pytest.raises(ValueError, match="exactly once"):
+        tiny_backbone.encode_texts_with_token(["no placeholder here"], np.zeros(tiny_backbone.token_dim))
+
+
+def test_openclip_tiny_random_and_injection(tmp_path):
+    from tests.tiny_models import register_tiny_openclip
+
+    arch = register_tiny_openclip(tmp_path)
+    backbone = load_backbone(f"openclip:{arch}/random")
+    emb = backbone.encode_images([Image.new("RGB", (50, 50), "red")])
+    assert emb.shape == (1, 32)
+    star = int(backbone.tokenizer(["*"])[0][1])
+    _injection_matches_manual(backbone, backbone.token_embedding, lambda w: star)
+
+
+def test_openclip_unknown_arch_and_tag(tmp_path):
+    from tests.tiny_models import register_tiny_openclip
+
+    arch = register_tiny_openclip(tmp_path)
+    with pytest.raises(SpecError, match="unknown OpenCLIP architecture"):
+        load_backbone("openclip:ViT-B-99/random")
+    with pytest.raises(SpecError, match="unknown pretrained tag"):
+        load_backbone(f"openclip:{arch}/laion_nope")
+
+
+def test_openclip_missing_local_weights(tmp_path):
+    from tests.tiny_models import register_tiny_openclip
+
+    arch = register_tiny_openclip(tmp_path)
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        load_backbone(f"openclip:{arch}/{tmp_path}/missing.pt")
+
+
+def test_openclip_offline_download_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable, match="openclip:ViT-B-32/path/to/weights.pt"):
+        load_backbone("openclip:ViT-B-32/laion2b_s34b_b79k")
+
+
+def test_hf_tiny_clip_and_injection(tmp_path):
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
+
+    from cir.backbones.text_tower import minilm_dir
+
+    cfg = CLIPConfig(
+        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "vocab_size": 30522, "max_position_embeddings": 64,
+                     "bos_token_id": 101, "eos_token_id": 102, "pad_token_id": 0},  # BERT ids: [CLS], [SEP], [PAD]
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    CLIPModel(cfg).save_pretrained(tmp_path / "tiny-clip")
+    # a CLIP tokenizer is not on disk offline; the BERT one from the MiniLM package serves a tiny test model
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(tmp_path / "tiny-clip")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path / "tiny-clip")
+    backbone = load_backbone(f"hf:{tmp_path / 'tiny-clip'}")
+    emb = backbone.encode_images([Image.new("RGB", (64, 48), "blue")])
+    assert emb.shape == (1, 16)
+    assert backbone.encode_texts(["a cat"]).shape == (1, 16)
+    tok = backbone.tokenizer
+    _injection_matches_manual(backbone, backbone.token_embedding, lambda w: tok.convert_tokens_to_ids(w))
+
+
+def test_hf_missing_dir_is_clear(tmp_path):
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        load_backbone(f"hf:{tmp_path}/nothing-here")
+
+
+def test_cir_missing_checkpoint(tmp_path):
+    with pytest.raises(WeightsUnavailable):
+        load_backbone(f"cir:{tmp_path}/none")
