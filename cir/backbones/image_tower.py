@@ -15,7 +15,8 @@ class ImageTowerConfig:
     depths: tuple[int, ...] = (1, 2, 2, 2)  # residual blocks per stage (each stage halves the resolution)
     stem_stride: int = 2  # stride of the first convolution
     embed_dim: int = 384  # output dimension (= the text tower's)
-    num_classes: int = 0  # auxiliary multi-label head over scene objects (training only; 0 = none)
+    num_classes: int = 0  # object-presence head over known objects (0 = none)
+    concept_head: bool = False  # embed = MLP(features) + W @ sigmoid(object logits): recognition feeds the embedding
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,10 +67,20 @@ class ImageTower(nn.Module):
         self.aux = nn.Linear(cin * 2, cfg.num_classes) if cfg.num_classes else None
         if self.aux is not None:
             nn.init.constant_(self.aux.bias, -5.0)  # scenes hold a few of hundreds of objects: start near "absent"
+        # one embedding column per known object, initialised by the trainer from the text of "a photo of a <object>"
+        self.concept = nn.Linear(cfg.num_classes, cfg.embed_dim, bias=False) if cfg.concept_head and cfg.num_classes else None
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         f = self.stages(self.stem(x))
         return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # mean finds "what", max finds small things
 
+    def embed(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(embedding, object logits or None) from pooled features."""
+        logits = self.aux(pooled) if self.aux is not None else None
+        emb = self.head(pooled)
+        if self.concept is not None:
+            emb = emb + self.concept(torch.sigmoid(logits))
+        return emb, logits
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pooled(x))
+        return self.embed(self.pooled(x))[0]

@@ -40,7 +40,7 @@ class BackboneTrainConfig:
     multi_sets: int = 16000  # object sets of 2-4 objects in the caption pool
     single_fraction: float = 0.25  # share of single-object scenes in a batch
     color_fraction: float = 0.7  # share of colour scenes (the rest spread over the other styles)
-    image: ImageTowerConfig = field(default_factory=lambda: ImageTowerConfig(image_size=64))
+    image: ImageTowerConfig = field(default_factory=lambda: ImageTowerConfig(image_size=64, concept_head=True))
     workers: int = 1  # processes rendering scenes beside the training loop
     threads: int = 2  # torch intra-op threads
     device: str = "cpu"
@@ -126,6 +126,18 @@ class SceneBatches(torch.utils.data.IterableDataset):
             yield torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(idx), hot
 
 
+def init_concepts(model: DualEncoder, text_emb: torch.Tensor, variants: list[list[int]]) -> None:
+    """Column o of the concept layer = the (unit) text embedding of "a photo of a <object o>"; the MLP path starts
+    small so that, at first, an image is embedded as the sum of the objects it is seen to contain."""
+    n_obj = model.image.cfg.num_classes
+    with torch.no_grad():
+        # pool entries 0..n_obj-1 are the colour single-object sets; their first caption is the canonical one
+        cols = F.normalize(text_emb[[variants[o][0] for o in range(n_obj)]].float(), dim=-1)
+        model.image.concept.weight.copy_(cols.t())
+        model.image.head[-1].weight.mul_(0.1)
+        model.image.head[-1].bias.zero_()
+
+
 def lr_at(step: int, cfg: BackboneTrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -151,6 +163,8 @@ def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
     for row, e in enumerate(owner):
         variants[int(e)].append(row)
     text_emb = text_emb.to(cfg.device)
+    if model.image.concept is not None:
+        init_concepts(model, text_emb, variants)
 
     params = [p for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
@@ -174,13 +188,14 @@ def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
         rows = torch.tensor([variants[int(i)][int(rng.integers(len(variants[int(i)])))] for i in idx])
         txt = F.normalize(model.project_text(text_emb[rows.to(cfg.device)]), dim=-1)
         pooled = model.image.pooled(pixels)
-        img = F.normalize(model.image.head(pooled), dim=-1)
+        emb, obj_logits = model.image.embed(pooled)
+        img = F.normalize(emb, dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.t()
         # captions shared by several scenes of the batch are all positives for each of them
         same = (idx.unsqueeze(0) == idx.unsqueeze(1)).to(cfg.device).float()
         target = same / same.sum(1, keepdim=True)
         nce = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean() + torch.sum(-target * F.log_softmax(logits.t(), 1), 1).mean())
-        aux = F.binary_cross_entropy_with_logits(model.image.aux(pooled), hot.to(cfg.device), reduction="sum") / len(idx)
+        aux = F.binary_cross_entropy_with_logits(obj_logits, hot.to(cfg.device), reduction="sum") / len(idx)
         loss = nce + cfg.aux_weight * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()

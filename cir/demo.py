@@ -1,0 +1,132 @@
+"""``cir demo``: composed image retrieval end to end, offline, in a few minutes.
+
+Renders a gallery of scenes from the offline world, loads (or, when none ships, trains) the demo backbone,
+indexes the gallery into a store, runs a few composed queries, and measures Recall@K per strategy on the
+world's triplets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cir.scenes.captions import canonical_caption
+from cir.scenes.render import SceneRenderer
+from cir.scenes.world import World, WorldConfig, build_world
+
+
+@dataclass
+class DemoConfig:
+    workdir: Path  # where the gallery and the store are written
+    backbone: str = "cir:demo"  # model spec
+    groups: int = 150  # similarity groups in the gallery (6 scenes each)
+    image_size: int = 160  # side of the rendered gallery images
+    seed: int = 0  # world seed
+    strategies: tuple[str, ...] = ("image", "text", "sum", "arithmetic")
+    ks: tuple[int, ...] = (1, 5, 10)
+    examples: int = 3  # composed queries printed with their top results
+    top: int = 3  # results shown per example
+
+
+@dataclass
+class DemoReport:
+    gallery_size: int
+    recalls: dict[str, dict[str, float]] = field(default_factory=dict)  # strategy -> {"recall@1": ...}
+    examples: list[dict] = field(default_factory=list)
+
+
+def demo_world(cfg: DemoConfig) -> World:
+    return build_world(WorldConfig(seed=cfg.seed, groups={"test": cfg.groups}))
+
+
+def render_gallery(world: World, folder: Path, size: int, progress: bool = True) -> dict[str, str]:
+    """Write every test scene as PNG (skipping files already there); returns {scene id: caption}."""
+    from tqdm import tqdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    renderer = SceneRenderer()
+    scenes = world.splits["test"].scenes
+    for scene in tqdm(scenes, desc="render gallery", unit="img", disable=not progress):
+        path = folder / f"{scene.id}.png"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp.png")
+            renderer.render(scene, size).save(tmp)
+            tmp.replace(path)
+    return {s.id: canonical_caption(s.names(), s.style) for s in scenes}
+
+
+def ensure_demo_backbone(spec: str, log: Callable[[str], None]) -> None:
+    """``cir:demo`` ships with the code; if it is missing (a stripped install), train it into the user cache."""
+    if spec != "cir:demo":
+        return
+    from cir.backbones import demo_checkpoint_dir
+    from cir.errors import WeightsUnavailable
+
+    try:
+        demo_checkpoint_dir()
+    except WeightsUnavailable:
+        from cir.paths import cache_dir
+        from cir.train.backbone import preset_config, train_backbone
+
+        out = cache_dir() / "demo-backbone"
+        log(f"no demo checkpoint ships with this install: training one into {out} (about 25 minutes on 2 cores)")
+        train_backbone(preset_config("default", out=str(out)), log=log)
+
+
+def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool = True) -> DemoReport:
+    from cir import open_store
+    from cir.compose import get_strategy
+
+    ensure_demo_backbone(cfg.backbone, log)
+    world = demo_world(cfg)
+    gallery_dir = cfg.workdir / "gallery"
+    log(f"1/4 rendering {len(world.splits['test'].scenes)} scenes of the offline world into {gallery_dir}")
+    captions = render_gallery(world, gallery_dir, cfg.image_size, progress)
+    log(f"2/4 indexing them into the store {cfg.workdir / 'store'} with {cfg.backbone}")
+    store = open_store(cfg.workdir / "store", backbone=cfg.backbone, create=True)
+    summary = store.index([gallery_dir], progress=progress)
+    log(f"    added {summary.added}, updated {summary.updated}, removed {summary.removed}, total {summary.total}")
+
+    id_of = {Path(store.item(i).path).stem: i for i in range(len(store))}
+    triplets = [t for t in world.splits["test"].triplets if t.reference.id in id_of and t.target.id in id_of]
+    report = DemoReport(gallery_size=len(store))
+
+    log("3/4 composed queries (reference + modification text -> top results)")
+    for t in triplets[: cfg.examples]:
+        result = store.search(item_id=id_of[t.reference.id], text=t.text, strategy="arithmetic", k=cfg.top)
+        hits = [{"rank": r + 1, "scene": Path(h.path).stem, "caption": captions[Path(h.path).stem], "score": round(h.score, 3),
+                 "is_target": Path(h.path).stem == t.target.id} for r, h in enumerate(result.results)]
+        report.examples.append({"reference": captions[t.reference.id], "text": t.text, "target": captions[t.target.id], "results": hits})
+        log(f"  reference: {captions[t.reference.id]}")
+        log(f"  text:      \"{t.text}\"   (wanted: {captions[t.target.id]})")
+        for h in hits:
+            mark = "  <- target" if h["is_target"] else ""
+            log(f"    {h['rank']}. {h['score']:.3f}  {h['caption']}{mark}")
+
+    log(f"4/4 Recall@K on {len(triplets)} triplets of the offline world (gallery {len(store)}, reference excluded)")
+    backbone = store.backbone
+    vectors = store.vectors()
+    refs = np.array([id_of[t.reference.id] for t in triplets])
+    targets = np.array([id_of[t.target.id] for t in triplets])
+    texts = [t.text for t in triplets]
+    for name in cfg.strategies:
+        strategy = get_strategy(name)
+        queries = strategy.compose(backbone, vectors[refs] if strategy.needs_image else None, texts if strategy.needs_text else None).vectors
+        report.recalls[name] = recall_excluding_reference(queries @ vectors.T, refs, targets, cfg.ks)
+    header = "strategy".ljust(12) + "".join(f"R@{k}".rjust(8) for k in cfg.ks)
+    log(header)
+    for name, rec in report.recalls.items():
+        log(name.ljust(12) + "".join(f"{100 * rec[f'recall@{k}']:8.1f}" for k in cfg.ks))
+    return report
+
+
+def recall_excluding_reference(sims: np.ndarray, refs: np.ndarray, targets: np.ndarray, ks) -> dict[str, float]:
+    """Recall@k with each query's reference removed from its own ranking (ties: the target counts as worse)."""
+    sims = sims.astype(np.float64).copy()
+    sims[np.arange(len(refs)), refs] = -np.inf
+    target_scores = sims[np.arange(len(targets)), targets]
+    rank = (sims >= target_scores[:, None]).sum(axis=1)  # 1 = best; a tie with the target counts against it
+    return {f"recall@{k}": float(np.mean(rank <= k)) for k in ks}
