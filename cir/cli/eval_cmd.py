@@ -23,6 +23,7 @@ SAVE_RANKINGS = typer.Option(None, "--save-rankings", help="write {strategy: {qu
 COMPARE = typer.Option(False, "--compare", help="print strategies side by side (and evaluate all of them unless --strategy)")
 DEVICE = typer.Option("cpu", "--device", help="cpu or cuda")
 BATCH_SIZE = typer.Option(64, "--batch-size", help="images per encoding batch")
+WORKERS = typer.Option(4, "--workers", help="threads that read, decode and preprocess images")
 QUIET = typer.Option(False, "--quiet", help="no progress bars or progress lines (the table is still printed)")
 
 
@@ -35,13 +36,14 @@ class CommonOptions:
     compare: bool  # strategies side by side
     device: str  # torch device
     batch_size: int  # images per encoding batch
+    workers: int  # image loading threads
     quiet: bool  # no progress output
 
     def as_dict(self) -> dict:
         return {
             "backbone": self.backbone, "strategy": list(self.strategies), "out": _s(self.out),
             "save_rankings": _s(self.save_rankings), "compare": self.compare, "device": self.device,
-            "batch_size": self.batch_size,
+            "batch_size": self.batch_size, "workers": self.workers,
         }
 
 
@@ -61,9 +63,9 @@ def parse_strategies(values: list[str] | None, compare: bool, text_only: bool) -
     return tuple(STRATEGY_NAMES) if compare else ("sum",)
 
 
-def common(backbone, strategy, out, save_rankings, compare, device, batch_size, quiet, text_only=False) -> CommonOptions:
+def common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=False) -> CommonOptions:
     return CommonOptions(
-        backbone, parse_strategies(strategy, compare, text_only), out, save_rankings, compare, device, batch_size, quiet
+        backbone, parse_strategies(strategy, compare, text_only), out, save_rankings, compare, device, batch_size, workers, quiet
     )
 
 
@@ -80,7 +82,7 @@ def execute(benchmark: str, tasks: list, labels: list[str] | None, opts: CommonO
     log = (lambda msg: None) if opts.quiet else (lambda msg: typer.echo(msg, err=True))
     backbone = load_backbone(opts.backbone, device=opts.device)
     cache = EmbeddingCache(backbone)
-    config = RunConfig(strategies=opts.strategies, batch_size=opts.batch_size, progress=not opts.quiet)
+    config = RunConfig(strategies=opts.strategies, batch_size=opts.batch_size, workers=opts.workers, progress=not opts.quiet)
     runs = [run_task(task, backbone, config, cache, log) for task in tasks]
     report = build_report(
         benchmark, runs, labels, backbone, cache.fingerprint, {**options, **opts.as_dict()}, time.perf_counter() - started
@@ -108,13 +110,13 @@ def register(app: typer.Typer) -> None:
         submission_dir: Path = typer.Option(Path("submissions"), "--submission-dir", help="where test1 submission files go"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
     ) -> None:
         """CIRR rc2: Recall@{1,5,10,50} and Recall_subset@{1,2,3}; reference excluded from its own ranking."""
         from cir.eval.datasets.cirr import load_cirr, submissions
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
         task = load_cirr(root, split)
         _, runs = execute("cirr", [task], None, opts, {"root": str(root), "split": split})
         if split == "test1":
@@ -132,13 +134,13 @@ def register(app: typer.Typer) -> None:
         exclude_reference: bool = typer.Option(False, "--exclude-reference/--keep-reference", help="drop the reference from its own ranking (default: keep, as CLIP4Cir/SEARLE)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
     ) -> None:
         """FashionIQ val: R@10 and R@50 per category and their average."""
         from cir.eval.datasets.common import choose
         from cir.eval.datasets.fashioniq import CATEGORIES, load_fashioniq
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
         choose(category, CATEGORIES + ("all",), "FashionIQ category")
         categories = list(CATEGORIES) if category == "all" else [category]
         tasks = [load_fashioniq(root, c, "val", caption_join, exclude_reference) for c in categories]
@@ -153,13 +155,13 @@ def register(app: typer.Typer) -> None:
         submission_dir: Path = typer.Option(Path("submissions"), "--submission-dir", help="where the test submission file goes"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
     ) -> None:
         """CIRCO: mAP@{5,10,25,50} and Recall@{5,10,25,50} on val; the submission file on test."""
         from cir.eval.datasets.circo import load_circo, submission
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
         task = load_circo(root, split, exclude_reference)
         _, runs = execute("circo", [task], None, opts, {"root": str(root), "split": split, "exclude_reference": exclude_reference})
         if split == "test":
@@ -176,12 +178,12 @@ def register(app: typer.Typer) -> None:
         exclude_reference: bool = typer.Option(True, "--exclude-reference/--keep-reference", help="drop a reference found in the database from its own ranking (default: drop)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
     ) -> None:
         """Seed 000's triplets: top-1 accuracy and Recall@{1,5,10}."""
         from cir.eval.datasets.csv_triplets import load_triplets
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
         task = load_triplets(csv, images, database, exclude_reference)
         options = {"csv": str(csv), "images": str(images), "database": _s(database), "exclude_reference": exclude_reference}
         execute("triplets", [task], None, opts, options)
@@ -195,12 +197,12 @@ def register(app: typer.Typer) -> None:
         database: Optional[Path] = typer.Option(None, "--database", help="rank every image in this folder (default: the CSV's images)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
     ) -> None:
         """Seed 001's text -> image retrieval: Hits@{1,5,10,25,50} and MRR@50."""
         from cir.eval.datasets.text2image import load_text2image
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, quiet, text_only=True)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True)
         task = load_text2image(csv, images, text_column, image_column, database)
         options = {"csv": str(csv), "images": str(images), "text_column": text_column, "image_column": image_column,
                    "database": _s(database)}

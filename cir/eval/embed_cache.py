@@ -109,9 +109,20 @@ class EmbeddingCache:
 
     # --- encoding ------------------------------------------------------------------------------------------------
     def embed_files(
-        self, paths: Sequence[Path], batch_size: int = 64, progress: bool = True, desc: str = "encoding images"
+        self,
+        paths: Sequence[Path],
+        batch_size: int = 64,
+        progress: bool = True,
+        desc: str = "encoding images",
+        workers: int = 4,
     ) -> tuple[np.ndarray, EncodeStats]:
-        """(len(paths), dim) unit rows, row i for ``paths[i]``; each distinct content is encoded at most once."""
+        """(len(paths), dim) unit rows, row i for ``paths[i]``; each distinct content is encoded at most once.
+
+        ``workers`` threads read, hash, decode and preprocess files while the backbone encodes (PIL and hashlib
+        release the GIL); the vectors do not depend on it.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
         table = self._load()
@@ -119,30 +130,28 @@ class EmbeddingCache:
         stats = EncodeStats(files=len(unique))
         key_of: dict[Path, str] = {}
         bar = tqdm(total=len(unique), desc=desc, unit="img", disable=None if progress else True, leave=False)  # None: only on a terminal
+        prepare = lambda item: self.backbone.preprocess(_decode(*item))  # noqa: E731
         try:
-            for start in range(0, len(unique), batch_size):
-                batch = unique[start : start + batch_size]
-                todo: list[tuple[str, Path, bytes]] = []
-                todo_keys: set[str] = set()
-                for path in batch:
-                    data = _read(path)
-                    key = file_digest(data)
-                    key_of[path] = key
-                    if key in table or key in todo_keys:  # same content twice: encoded once
-                        stats.cached += 1
-                    else:
-                        todo.append((key, path, data))
-                        todo_keys.add(key)
-                if todo:
-                    vectors = self.backbone.encode_images([_decode(path, data) for _, path, data in todo])
-                    for (key, _, _), vec in zip(todo, vectors):
-                        table[key] = vec
-                        self._pending[key] = vec
-                    stats.encoded += len(todo)
-                    if len(self._pending) >= FLUSH_EVERY:
-                        self.flush()
-                bar.update(len(batch))
-                bar.set_postfix(cached=stats.cached, encoded=stats.encoded, refresh=False)
+            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                for start in range(0, len(unique), batch_size):
+                    batch = unique[start : start + batch_size]
+                    todo: dict[str, tuple[Path, bytes]] = {}
+                    for path, (data, key) in zip(batch, pool.map(_read_and_hash, batch)):
+                        key_of[path] = key
+                        if key in table or key in todo:  # the same content twice is encoded once
+                            stats.cached += 1
+                        else:
+                            todo[key] = (path, data)
+                    if todo:
+                        pixels = torch.stack(list(pool.map(prepare, todo.values())))
+                        for key, vec in zip(todo, self.backbone.encode_pixels(pixels)):
+                            table[key] = vec
+                            self._pending[key] = vec
+                        stats.encoded += len(todo)
+                        if len(self._pending) >= FLUSH_EVERY:
+                            self.flush()
+                    bar.update(len(batch))
+                    bar.set_postfix(cached=stats.cached, encoded=stats.encoded, refresh=False)
         finally:
             bar.close()
             self.flush()
@@ -150,6 +159,11 @@ class EmbeddingCache:
         for i, p in enumerate(paths):
             out[i] = table[key_of[Path(p)]]
         return out, stats
+
+
+def _read_and_hash(path: Path) -> tuple[bytes, str]:
+    data = _read(path)
+    return data, file_digest(data)
 
 
 def _read(path: Path) -> bytes:

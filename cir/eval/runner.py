@@ -25,6 +25,7 @@ class RunConfig:
     strategies: tuple[str, ...] = ("sum",)  # composition strategies to evaluate, in report order
     top_k: int = 50  # length of the saved rankings
     batch_size: int = 64  # images per encoding batch
+    workers: int = 4  # threads that read, decode and preprocess images beside the encoder
     query_chunk: int = 256  # queries scored against the whole gallery at once (bounds memory)
     progress: bool = True  # progress bars while encoding
 
@@ -79,7 +80,7 @@ def run_task(
     t0 = time.perf_counter()
     refs_outside = list(dict.fromkeys(q.reference_path for q in task.queries if q.reference is None and q.reference_path is not None))
     vectors, stats = cache.embed_files(
-        list(task.gallery_paths) + refs_outside, batch_size=config.batch_size, progress=config.progress,
+        list(task.gallery_paths) + refs_outside, batch_size=config.batch_size, progress=config.progress, workers=config.workers,
         desc=f"{task.name}: encoding images",
     )
     gallery = vectors[: len(task.gallery_paths)]
