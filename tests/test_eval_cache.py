@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -39,8 +40,20 @@ def test_encodes_each_content_once_and_matches_the_backbone(tiny_backbone, files
     moved = tmp_path / "elsewhere.png"
     shutil.copy(files[1], moved)  # renamed: same content, no encoding
     assert again.embed_files([moved], progress=False)[1].encoded == 0
+    before = files[2].stat().st_mtime_ns
     image(files[2], (1, 2, 3))  # same name, new content: encoded
+    os.utime(files[2], ns=(before + 10**9, before + 10**9))  # a new mtime, whatever the filesystem's clock tick
     assert again.embed_files([files[2]], progress=False)[1].encoded == 1
+
+
+def test_unchanged_files_are_not_reread(tiny_backbone, files, tmp_path, monkeypatch):
+    EmbeddingCache(tiny_backbone, root=tmp_path).embed_files(files, progress=False)
+    reads = []
+    monkeypatch.setattr(embed_cache, "_read", lambda path: reads.append(path) or path.read_bytes())
+    vectors, stats = EmbeddingCache(tiny_backbone, root=tmp_path).embed_files(files, progress=False)
+    assert reads == [] and stats.cached == 4
+    digests = (tmp_path / "embeddings" / "file_digests.jsonl").read_text().splitlines()
+    assert len(digests) == 4
 
 
 def test_other_weights_use_another_key(tiny_backbone, tmp_path):
@@ -67,3 +80,13 @@ def test_broken_image_names_the_file(tiny_backbone, tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(ImageDecodeError, match="broken.png: cannot decode image"):
         EmbeddingCache(tiny_backbone, root=tmp_path).embed_files([bad], progress=False)
+
+
+def test_a_torn_digest_line_is_ignored(tiny_backbone, files, tmp_path):
+    EmbeddingCache(tiny_backbone, root=tmp_path).embed_files(files[:2], progress=False)
+    memo = tmp_path / "embeddings" / "file_digests.jsonl"
+    memo.write_text(memo.read_text() + '["/x", 1')
+    vectors, stats = EmbeddingCache(tiny_backbone, root=tmp_path).embed_files(files, progress=False)
+    assert (stats.cached, stats.encoded) == (3, 1)  # 0.png, 1.png and 3.png (same bytes as 0.png); 2.png is new
+    lines = memo.read_text().splitlines()
+    assert lines[2] == '["/x", 1' and len(lines) == 5  # the new entries start on a line of their own

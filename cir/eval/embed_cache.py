@@ -6,6 +6,9 @@ re-running an evaluation or evaluating two benchmarks that share images encodes 
 
 Layout: ``<cache_dir>/embeddings/<fingerprint>/backbone.json`` (what the fingerprint stands for) and chunk files
 ``*.npz`` (``keys``: sha256 hex, ``vectors``: float32 rows), written atomically, never rewritten in place.
+``<cache_dir>/embeddings/file_digests.jsonl`` remembers each file's sha256 by (absolute path, size, mtime), so a
+re-run over an unchanged gallery does not re-read it (a file rewritten with the same size inside one mtime tick
+would be missed, the trade-off make and git accept).
 """
 
 from __future__ import annotations
@@ -59,6 +62,63 @@ class EncodeStats:
     encoded: int = 0  # decoded and encoded this time
 
 
+StatKey = tuple[str, int, int]  # absolute path, size, mtime in ns
+
+
+class FileDigests:
+    """sha256 of files remembered by :data:`StatKey` in an append-only JSON-lines file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._memo: dict[StatKey, str] | None = None
+        self._new: dict[StatKey, str] = {}
+
+    def _load(self) -> dict[StatKey, str]:
+        if self._memo is None:
+            self._memo, lines = {}, 0
+            if self.path.is_file():
+                for line in self.path.read_text(encoding="utf-8").splitlines():
+                    lines += 1
+                    try:
+                        name, size, mtime, digest = json.loads(line)
+                    except (ValueError, TypeError):  # a torn line from an interrupted writer: ignore it
+                        continue
+                    self._memo[(name, int(size), int(mtime))] = digest
+            if lines > 2 * len(self._memo) + 1000:  # mostly superseded lines: rewrite the file once
+                tmp = self.path.with_name(f".{uuid.uuid4().hex}.tmp")
+                tmp.write_text(_lines(self._memo), encoding="utf-8")
+                os.replace(tmp, self.path)
+        return self._memo
+
+    def get(self, key: StatKey) -> str | None:
+        return self._load().get(key)
+
+    def put(self, key: StatKey, digest: str) -> None:
+        self._load()[key] = digest
+        self._new[key] = digest
+
+    def flush(self) -> None:
+        if self._new:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a+b") as fh:
+                torn = fh.tell() > 0 and (fh.seek(-1, os.SEEK_END), fh.read(1))[1] != b"\n"
+                # one write: concurrent appenders rarely interleave, and a torn line is skipped on load
+                fh.write((("\n" if torn else "") + _lines(self._new)).encode("utf-8"))
+        self._new = {}
+
+
+def _lines(entries: dict[StatKey, str]) -> str:
+    return "".join(json.dumps([*key, digest]) + "\n" for key, digest in entries.items())
+
+
+def stat_key(path: Path) -> StatKey:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise CirError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
 class EmbeddingCache:
     """Encodes image files through ``backbone``, reusing vectors already on disk."""
 
@@ -67,7 +127,9 @@ class EmbeddingCache:
 
         self.backbone = backbone
         self.fingerprint = backbone_fingerprint(backbone)
-        self.directory = Path(root or cache_dir()) / "embeddings" / self.fingerprint
+        base = Path(root or cache_dir()) / "embeddings"
+        self.directory = base / self.fingerprint
+        self.digests = FileDigests(base / "file_digests.jsonl")
         self._table: dict[str, np.ndarray] | None = None
         self._pending: dict[str, np.ndarray] = {}
 
@@ -103,6 +165,7 @@ class EmbeddingCache:
     def flush(self) -> None:
         self._write_chunk(self._pending)
         self._pending = {}
+        self.digests.flush()
 
     def __len__(self) -> int:
         return len(self._load())
@@ -130,14 +193,16 @@ class EmbeddingCache:
         stats = EncodeStats(files=len(unique))
         key_of: dict[Path, str] = {}
         bar = tqdm(total=len(unique), desc=desc, unit="img", disable=None if progress else True, leave=False)  # None: only on a terminal
-        prepare = lambda item: self.backbone.preprocess(_decode(*item))  # noqa: E731
+        prepare = lambda item: self.backbone.preprocess(_decode(item[0], item[1] if item[1] is not None else _read(item[0])))  # noqa: E731
         try:
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
                 for start in range(0, len(unique), batch_size):
                     batch = unique[start : start + batch_size]
-                    todo: dict[str, tuple[Path, bytes]] = {}
-                    for path, (data, key) in zip(batch, pool.map(_read_and_hash, batch)):
+                    todo: dict[str, tuple[Path, bytes | None]] = {}
+                    for path, (data, key, skey, known) in zip(batch, pool.map(self._identify, batch)):
                         key_of[path] = key
+                        if not known:
+                            self.digests.put(skey, key)
                         if key in table or key in todo:  # the same content twice is encoded once
                             stats.cached += 1
                         else:
@@ -160,10 +225,14 @@ class EmbeddingCache:
             out[i] = table[key_of[Path(p)]]
         return out, stats
 
-
-def _read_and_hash(path: Path) -> tuple[bytes, str]:
-    data = _read(path)
-    return data, file_digest(data)
+    def _identify(self, path: Path) -> tuple[bytes | None, str, StatKey, bool]:
+        """(bytes if they had to be read, sha256, stat key, whether the digest was remembered)."""
+        skey = stat_key(path)
+        known = self.digests.get(skey)
+        if known is not None:
+            return None, known, skey, True
+        data = _read(path)
+        return data, file_digest(data), skey, False
 
 
 def _read(path: Path) -> bytes:
