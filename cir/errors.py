@@ -15,3 +15,7 @@ class WeightsUnavailable(CirError):
 
 class StoreError(CirError):
     """A store is missing, corrupt, or used with the wrong backbone."""
+
+
+class AnnotationError(CirError, ValueError):
+    """A benchmark annotation file is missing, malformed, or names an image that does not exist."""

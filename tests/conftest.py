@@ -36,3 +36,15 @@ def tiny_backbone(tiny_cir_checkpoint):
     from cir.backbones import load_backbone
 
     return load_backbone(f"cir:{tiny_cir_checkpoint}")
+
+
+@pytest.fixture(scope="session")
+def scene_exports(tmp_path_factory) -> Path:
+    """The offline world exported once in every benchmark layout (tiny: 8 groups per split, 32 px)."""
+    from cir.scenes.export import FORMATS, ExportConfig, export_world
+
+    root = tmp_path_factory.mktemp("scene-exports")
+    config = ExportConfig(seed=0, groups=8, size=32)
+    for fmt in FORMATS:
+        export_world(fmt, root / fmt, config, progress=False)
+    return root

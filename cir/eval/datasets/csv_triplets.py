@@ -1,0 +1,69 @@
+"""Seed 000's triplet CSV: columns query_image, query_text, target_image; image names relative to --images.
+
+Database (gallery) = the unique target images in first-appearance order, or with ``database`` every image in that
+folder (sorted by relative path; targets are looked up there). A reference that is also in the database is
+excluded from its own ranking by default (otherwise the image-only baseline trivially finds itself).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cir.errors import AnnotationError
+from cir.eval.datasets.common import folder_images, read_csv_rows, resolve_image
+from cir.eval.task import EvalTask, Query
+
+COLUMNS = ("query_image", "query_text", "target_image")
+METRICS = ("accuracy", "recall@1", "recall@5", "recall@10")
+DEFAULT_EXCLUDE_REFERENCE = True
+
+
+def load_triplets(
+    csv_path: Path, images: Path, database: Path | None = None, exclude_reference: bool = DEFAULT_EXCLUDE_REFERENCE
+) -> EvalTask:
+    csv_path, images = Path(csv_path), Path(images)
+    if not images.is_dir():
+        raise AnnotationError(f"{images}: not a directory (expected the folder the CSV's image names are relative to)")
+    rows = read_csv_rows(csv_path, COLUMNS)
+    db_dir = Path(database) if database is not None else images
+    refs, targets = [], []
+    for i, row in enumerate(rows):
+        ref = resolve_image(images, row["query_image"])
+        if ref is None:
+            raise AnnotationError(f"{csv_path}: row {i}: query_image {row['query_image']!r} not found in {images}")
+        tgt = resolve_image(db_dir, row["target_image"])
+        if tgt is None:
+            raise AnnotationError(f"{csv_path}: row {i}: target_image {row['target_image']!r} not found in {db_dir}")
+        refs.append(ref)
+        targets.append(tgt)
+    gallery_ids = folder_images(db_dir) if database is not None else list(dict.fromkeys(targets))
+    in_gallery = set(gallery_ids)
+    queries = [
+        Query(
+            id=str(i),
+            texts=(row["query_text"],),
+            reference=ref if ref in in_gallery else None,  # matched by relative file name
+            reference_path=images / ref,
+            targets=(tgt,),
+        )
+        for i, (row, ref, tgt) in enumerate(zip(rows, refs, targets))
+    ]
+    return EvalTask(
+        name="triplets",
+        gallery_ids=gallery_ids,
+        gallery_paths=[db_dir / g for g in gallery_ids],
+        queries=queries,
+        metrics=METRICS,
+        exclude_reference=exclude_reference,
+        annotation_files=[csv_path],
+        options={
+            "csv": str(csv_path),
+            "images": str(images),
+            "database": str(database) if database is not None else None,
+            "exclude_reference": exclude_reference,
+        },
+        notes=[
+            "database: " + (f"every image in {database}" if database is not None else "the unique target images"),
+            f"a reference found in the database is {'excluded from' if exclude_reference else 'kept in'} its own ranking",
+        ],
+    )

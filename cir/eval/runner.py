@@ -1,0 +1,165 @@
+"""Run an :class:`EvalTask`: encode the gallery once, compose the queries per strategy, rank, measure.
+
+Ranking is brute force (exact scores over the whole gallery, in chunks of queries), so the numbers never depend on
+an index's approximation; ties follow :mod:`cir.eval.metrics` (gallery order).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from cir.backbones.base import Backbone
+from cir.compose import Strategy, get_strategy, unit_rows
+from cir.errors import CirError
+from cir.eval.embed_cache import EmbeddingCache, EncodeStats
+from cir.eval.metrics import compute_metrics, metric_depth, rank_topk, rank_within, relevance
+from cir.eval.task import EvalTask
+
+
+@dataclass
+class RunConfig:
+    strategies: tuple[str, ...] = ("sum",)  # composition strategies to evaluate, in report order
+    top_k: int = 50  # length of the saved rankings
+    batch_size: int = 64  # images per encoding batch
+    workers: int = 4  # threads that read, decode and preprocess images beside the encoder
+    query_chunk: int = 256  # queries scored against the whole gallery at once (bounds memory)
+    progress: bool = True  # progress bars while encoding
+
+
+@dataclass
+class StrategyRun:
+    metrics: dict[str, float]  # report name -> fraction in [0, 1]; empty without ground truth
+    rankings: dict[str, list[str]]  # query id -> top_k gallery ids, best first
+    subset_rankings: dict[str, list[str]] | None  # CIRR: query id -> img_set members minus reference, best first
+    seconds: float  # compose + rank + measure
+
+
+@dataclass
+class TaskRun:
+    task: EvalTask
+    strategies: dict[str, StrategyRun]
+    encode_seconds: float  # gallery and reference images (cache lookups included)
+    encode_stats: EncodeStats
+    params: dict[str, dict] = field(default_factory=dict)  # strategy -> its parameters
+
+
+def build_strategies(names: Sequence[str], task: EvalTask | None = None) -> dict[str, Strategy]:
+    """Strategies by name, checked against the task before any encoding starts."""
+    if not names:
+        raise CirError("no strategy given; pass e.g. --strategy sum or --strategy image,text,sum,arithmetic")
+    out = {}
+    for name in names:
+        try:
+            strategy = get_strategy(name)
+        except ValueError as exc:
+            raise CirError(str(exc)) from None
+        if task is not None and strategy.needs_image and any(q.reference_path is None for q in task.queries):
+            raise CirError(
+                f"strategy {name!r} needs a reference image, but the {task.name} queries have none; "
+                "use a text-only strategy (--strategy text)"
+            )
+        out[name] = strategy
+    return out
+
+
+def run_task(
+    task: EvalTask,
+    backbone: Backbone,
+    config: RunConfig,
+    cache: EmbeddingCache | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TaskRun:
+    strategies = build_strategies(config.strategies, task)
+    cache = cache or EmbeddingCache(backbone)
+    say = log or (lambda msg: None)
+
+    t0 = time.perf_counter()
+    refs_outside = list(dict.fromkeys(q.reference_path for q in task.queries if q.reference is None and q.reference_path is not None))
+    vectors, stats = cache.embed_files(
+        list(task.gallery_paths) + refs_outside, batch_size=config.batch_size, progress=config.progress, workers=config.workers,
+        desc=f"{task.name}: encoding images",
+    )
+    gallery = vectors[: len(task.gallery_paths)]
+    outside = dict(zip(refs_outside, vectors[len(task.gallery_paths) :]))
+    encode_seconds = time.perf_counter() - t0
+    say(f"{task.name}: {len(task.gallery_ids)} gallery images ({stats.encoded} encoded, {stats.cached} cached), "
+        f"{len(task.queries)} queries, {encode_seconds:.1f}s")
+
+    index_of = {g: i for i, g in enumerate(task.gallery_ids)}
+    references = _reference_vectors(task, gallery, index_of, outside)
+    runs, params = {}, {}
+    for name, strategy in strategies.items():
+        t1 = time.perf_counter()
+        queries = _compose(task, strategy, backbone, references)
+        runs[name] = _rank_and_measure(task, queries, gallery, index_of, config)
+        runs[name].seconds = time.perf_counter() - t1
+        params[name] = strategy.params()
+        say(f"{task.name}: {name} done in {runs[name].seconds:.1f}s")
+    return TaskRun(task, runs, encode_seconds, stats, params)
+
+
+def _reference_vectors(task: EvalTask, gallery: np.ndarray, index_of: dict, outside: dict) -> np.ndarray | None:
+    if all(q.reference_path is None for q in task.queries):
+        return None
+    rows = []
+    for q in task.queries:
+        rows.append(gallery[index_of[q.reference]] if q.reference is not None else outside[q.reference_path])
+    return np.stack(rows)
+
+
+def _compose(task: EvalTask, strategy: Strategy, backbone: Backbone, references: np.ndarray | None) -> np.ndarray:
+    """Query vectors; several text variants per query (FashionIQ "both") are composed separately and averaged."""
+    n_variants = {len(q.texts) for q in task.queries}
+    if len(n_variants) != 1:
+        raise CirError(f"{task.name}: queries carry different numbers of text variants {sorted(n_variants)}")
+    total = None
+    for v in range(n_variants.pop()):
+        texts = [q.texts[v] for q in task.queries]
+        composed = strategy.compose(backbone, references, texts).vectors
+        total = composed if total is None else total + composed
+    return unit_rows(total)
+
+
+def _rank_and_measure(task: EvalTask, queries: np.ndarray, gallery: np.ndarray, index_of: dict, config: RunConfig) -> StrategyRun:
+    qs = task.queries
+    ref_index = np.asarray([index_of.get(q.reference, -1) if q.reference is not None else -1 for q in qs], dtype=np.int64)
+    exclude = ref_index if task.exclude_reference else np.full(len(qs), -1, dtype=np.int64)
+    depth = max(config.top_k, metric_depth(task.metrics))
+    with_subsets = any(q.subset is not None for q in qs)
+    members = [[index_of[m] for m in (q.subset or ())] for q in qs]
+    ranking_parts, subset_parts = [], []
+    for start in range(0, len(qs), config.query_chunk):
+        chunk = slice(start, start + config.query_chunk)
+        scores = queries[chunk] @ gallery.T
+        ranking_parts.append(rank_topk(scores, depth, exclude[chunk]))
+        if with_subsets:  # CIRR: members minus the reference, whatever the gallery exclusion
+            subset_parts.append(rank_within(scores, members[chunk], ref_index[chunk]))
+    ranking = np.concatenate(ranking_parts)
+    subset_ranking = _concat_padded(subset_parts) if with_subsets else None
+
+    metrics = {}
+    if task.has_ground_truth:
+        targets = [[index_of[t] for t in q.targets] for q in qs]
+        relevant = [[index_of[t] for t in q.ground_truth] for q in qs]
+        metrics = compute_metrics(
+            task.metrics,
+            target_rel=relevance(ranking, targets),
+            relevant_rel=relevance(ranking, relevant),
+            n_relevant=[len(r) for r in relevant],
+            subset_rel=relevance(subset_ranking, targets) if with_subsets else None,
+        )
+    ids = task.gallery_ids
+    rankings = {q.id: [ids[j] for j in ranking[i, : config.top_k] if j >= 0] for i, q in enumerate(qs)}
+    subset_rankings = None
+    if with_subsets:
+        subset_rankings = {q.id: [ids[j] for j in subset_ranking[i] if j >= 0] for i, q in enumerate(qs)}
+    return StrategyRun(metrics, rankings, subset_rankings, 0.0)
+
+
+def _concat_padded(parts: list[np.ndarray]) -> np.ndarray:
+    width = max(p.shape[1] for p in parts)
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=-1) for p in parts])

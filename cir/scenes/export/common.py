@@ -1,0 +1,69 @@
+"""What every exporter shares: the export config, the world it draws from, and writing images and JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from cir.scenes.render import Scene, SceneRenderer
+from cir.scenes.world import World, WorldConfig, build_world
+
+NOTICE = (
+    "Synthetic scenes from cir's offline world (OpenMoji objects, CC BY-SA 4.0) written in a benchmark's file layout. "
+    "Numbers measured on it are not numbers of the real benchmark."
+)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    seed: int = 0  # world seed: the same seed writes the same files
+    groups: int = 50  # groups of six scenes per evaluation split (val, test)
+    train_groups: int | None = None  # groups in the train split (None: same as ``groups``)
+    size: int = 128  # side of the rendered images in pixels
+
+    def world(self, splits: Iterable[str]) -> World:
+        counts = {"train": self.train_groups if self.train_groups is not None else self.groups, "val": self.groups, "test": self.groups}
+        return build_world(WorldConfig(seed=self.seed, groups={s: counts[s] for s in splits}))
+
+
+@dataclass
+class ExportSummary:
+    format: str  # which layout was written
+    root: Path  # the directory holding it
+    images: int  # image files written
+    queries: dict[str, int]  # split -> queries written
+
+
+class ImageWriter:
+    """Renders scenes to files, with a progress bar; one renderer (and sprite cache) for the whole export."""
+
+    def __init__(self, size: int, progress: bool = True) -> None:
+        self.size = size
+        self.renderer = SceneRenderer()
+        self.progress = progress
+        self.count = 0
+
+    def write_all(self, items: list[tuple[Scene, Path]], desc: str) -> None:
+        from tqdm.auto import tqdm
+
+        for scene, path in tqdm(items, desc=desc, unit="img", disable=None if self.progress else True, leave=False):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image = self.renderer.render(scene, self.size)
+            if path.suffix.lower() in (".jpg", ".jpeg"):
+                image.save(path, quality=95)
+            else:
+                image.save(path)
+            self.count += 1
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def write_provenance(root: Path, fmt: str, config: ExportConfig) -> None:
+    from cir import __version__
+
+    write_json(root / "cir_export.json", {"format": fmt, **asdict(config), "cir_version": __version__, "notice": NOTICE})
