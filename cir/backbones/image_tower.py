@@ -64,23 +64,26 @@ class ImageTower(nn.Module):
                 cin = w
         self.stages = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Linear(cin * 2, cin * 2), nn.GELU(), nn.Linear(cin * 2, cfg.embed_dim))
-        self.aux = nn.Linear(cin * 2, cfg.num_classes) if cfg.num_classes else None
+        # object presence: class logits at every location of the last feature map, max over space, so a small
+        # object anywhere in the picture is found (multiple-instance pooling)
+        self.aux = nn.Conv2d(cin, cfg.num_classes, 1) if cfg.num_classes else None
         if self.aux is not None:
             nn.init.constant_(self.aux.bias, -5.0)  # scenes hold a few of hundreds of objects: start near "absent"
         # one embedding column per known object, initialised by the trainer from the text of "a photo of a <object>"
         self.concept = nn.Linear(cfg.num_classes, cfg.embed_dim, bias=False) if cfg.concept_head and cfg.num_classes else None
 
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.stages(self.stem(x))
-        return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # mean finds "what", max finds small things
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map (N, C, h, w)."""
+        return self.stages(self.stem(x))
 
-    def embed(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(embedding, object logits or None) from pooled features."""
-        logits = self.aux(pooled) if self.aux is not None else None
+    def embed(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(embedding, object logits or None) from the last feature map."""
+        pooled = torch.cat([feats.mean(dim=(2, 3)), feats.amax(dim=(2, 3))], dim=1)  # mean: "what"; max: small things
+        logits = self.aux(feats).amax(dim=(2, 3)) if self.aux is not None else None
         emb = self.head(pooled)
         if self.concept is not None:
             emb = emb + self.concept(torch.sigmoid(logits))
         return emb, logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.pooled(x))[0]
+        return self.embed(self.features(x))[0]

@@ -179,7 +179,7 @@ def _stylise(image: Image.Image, style: str, rng: np.random.Generator) -> Image.
         ink = Image.new("RGB", image.size, (40, 40, 50))
         return Image.composite(paper, ink, lines)
     if style == "pixel":
-        cells = min(image.width, 36)  # the same block grid at any resolution
+        cells = min(image.width, 40)  # the same block grid at any resolution
         small = image.resize((cells, cells), Image.BOX).quantize(colors=24, dither=Image.Dither.NONE).convert("RGB")
         return small.resize(image.size, Image.NEAREST)
     raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")

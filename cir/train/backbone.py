@@ -36,7 +36,7 @@ class BackboneTrainConfig:
     lr: float = 2e-3  # peak AdamW learning rate
     weight_decay: float = 0.05
     warmup: int = 100  # linear warm-up steps before the cosine decay
-    aux_weight: float = 0.2  # weight of the auxiliary object-presence loss
+    aux_weight: float = 0.5  # weight of the object-presence loss
     multi_sets: int = 16000  # object sets of 2-4 objects in the caption pool
     single_fraction: float = 0.25  # share of single-object scenes in a batch
     color_fraction: float = 0.7  # share of colour scenes (the rest spread over the other styles)
@@ -62,7 +62,7 @@ def caption_pool(cfg: BackboneTrainConfig) -> tuple[list[PoolEntry], list[list[s
     n_obj = len(load_objects())
     entries, captions = [], []
     names = lambda objs: [load_objects()[o].name for o in objs]  # noqa: E731
-    for style in STYLES:
+    for style in STYLES:  # every object alone in every style; the sampler weights them by style
         for o in range(n_obj):
             entries.append(PoolEntry((o,), style))
             captions.append([canonical_caption(names((o,)), style), varied_caption(names((o,)), style, rng)])
@@ -105,6 +105,9 @@ class SceneBatches(torch.utils.data.IterableDataset):
         self.entries = entries
         self.cfg = cfg
         self.singles = np.array([i for i, e in enumerate(entries) if len(e.objects) == 1])
+        other = (1 - cfg.color_fraction) / (len(STYLES) - 1)
+        weights = np.array([cfg.color_fraction if entries[i].style == "color" else other for i in self.singles])
+        self.single_p = weights / weights.sum()
         self.multis = np.array([i for i, e in enumerate(entries) if len(e.objects) > 1])
 
     def __iter__(self):
@@ -115,7 +118,7 @@ class SceneBatches(torch.utils.data.IterableDataset):
         n_obj, size, bs = len(load_objects()), self.cfg.image.image_size, self.cfg.batch_size
         while True:
             n_single = int(rng.binomial(bs, self.cfg.single_fraction))
-            idx = np.concatenate([rng.choice(self.singles, n_single), rng.choice(self.multis, bs - n_single)])
+            idx = np.concatenate([rng.choice(self.singles, n_single, p=self.single_p), rng.choice(self.multis, bs - n_single)])
             images = np.empty((bs, size, size, 3), dtype=np.uint8)
             hot = torch.zeros(bs, n_obj)
             for b, i in enumerate(idx):
@@ -187,8 +190,7 @@ def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
         pixels = normalise(images, model_cfg.preprocess).to(cfg.device)
         rows = torch.tensor([variants[int(i)][int(rng.integers(len(variants[int(i)])))] for i in idx])
         txt = F.normalize(model.project_text(text_emb[rows.to(cfg.device)]), dim=-1)
-        pooled = model.image.pooled(pixels)
-        emb, obj_logits = model.image.embed(pooled)
+        emb, obj_logits = model.image.embed(model.image.features(pixels))
         img = F.normalize(emb, dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.t()
         # captions shared by several scenes of the batch are all positives for each of them
@@ -202,7 +204,7 @@ def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
-        bar.set_postfix(loss=f"{ema:.3f}", nce=f"{float(nce):.3f}", img_s=f"{(step + 1) * cfg.batch_size / (time.time() - started):.0f}")
+        bar.set_postfix(loss=f"{ema:.3f}", nce=f"{float(nce.detach()):.3f}", img_s=f"{(step + 1) * cfg.batch_size / (time.time() - started):.0f}")
         bar.update(1)
         last = step + 1 == cfg.steps or (cfg.max_minutes and time.time() - started > cfg.max_minutes * 60)
         if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
