@@ -19,3 +19,18 @@ class StoreError(CirError):
 
 class AnnotationError(CirError, ValueError):
     """A benchmark annotation file is missing, malformed, or names an image that does not exist."""
+
+
+class SourceError(CirError):
+    """A path given to index does not exist or is not a folder, an image or a CSV of paths."""
+
+
+class QueryError(CirError, ValueError):
+    """A search query is incomplete or inconsistent (e.g. a strategy that needs a reference image got none)."""
+
+
+class UnknownItem(StoreError, KeyError):
+    """An item id that the store does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "unknown item"

@@ -1,5 +1,6 @@
-"""``python -m cir.cli ...``: the same CLI as the ``cir`` script (for checkouts without an installed entry point)."""
+"""``python -m cir.cli ...``: the same CLI as the ``cir`` script (tests start subprocesses this way)."""
 
 from cir.cli import run
 
-run()
+if __name__ == "__main__":
+    run()

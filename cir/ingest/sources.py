@@ -1,0 +1,127 @@
+"""Sources: what ``cir index`` is given (folders, CSV files of paths, single images) -> the files to consider.
+
+A folder is walked recursively for image extensions (case-insensitive). A CSV names one file per row in a column
+called ``path`` or, without such a header, in its only column; relative paths are resolved against the CSV's
+folder. Every file is addressed by its absolute path (symlinks are not resolved: the path is how the user names
+the file). Entries of a CSV that do not exist are reported, not fatal; a source that does not exist is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cir.errors import SourceError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+CSV_EXTENSIONS = (".csv",)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One path given on the command line, classified."""
+
+    root: str  # absolute path of the folder, CSV or image
+    kind: str  # "folder", "csv" or "image"
+
+    def covers(self, path: str) -> bool:
+        """Whether an item at ``path`` belongs to this source's scope (a missing file there was deleted)."""
+        if self.kind == "folder":
+            return path.startswith(self.root.rstrip(os.sep) + os.sep)
+        return self.kind == "image" and path == self.root
+
+
+@dataclass(frozen=True)
+class Found:
+    path: str  # absolute path of the file
+    source: str  # root of the source it was found through
+
+
+@dataclass
+class Discovery:
+    """The files a set of sources names, in a deterministic order, and the entries that could not be used."""
+
+    files: list[Found] = field(default_factory=list)  # sorted by path, unique
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for CSV entries that are not files
+
+
+def classify(path: str | os.PathLike) -> Source:
+    """Classify one command-line path; raise :class:`SourceError` for missing or unsupported ones."""
+    p = Path(path).expanduser()
+    root = os.path.abspath(p)
+    if not p.exists():
+        raise SourceError(f"no such file or folder: {path}")
+    if p.is_dir():
+        return Source(root, "folder")
+    suffix = p.suffix.lower()
+    if suffix in CSV_EXTENSIONS:
+        return Source(root, "csv")
+    if suffix in IMAGE_EXTENSIONS:
+        return Source(root, "image")
+    raise SourceError(
+        f"{path} is neither a folder, a CSV of paths ({', '.join(CSV_EXTENSIONS)}) nor an image "
+        f"({', '.join(IMAGE_EXTENSIONS)})"
+    )
+
+
+def discover(sources: list[Source]) -> Discovery:
+    """All files the sources name; a file reachable through several sources is listed once (first source)."""
+    seen: dict[str, Found] = {}
+    out = Discovery()
+    for source in sources:
+        if source.kind == "folder":
+            paths = list(_walk_images(source.root))
+        elif source.kind == "csv":
+            paths, missing = _read_csv(source.root)
+            out.missing.extend(missing)
+        else:
+            paths = [source.root]
+        for path in paths:
+            seen.setdefault(path, Found(path, source.root))
+    out.files = sorted(seen.values(), key=lambda f: f.path)
+    return out
+
+
+def _walk_images(root: str):
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                path = os.path.join(folder, name)
+                if os.path.isfile(path):  # skips dangling symlinks and sockets named like images
+                    yield path
+
+
+def _read_csv(csv_path: str) -> tuple[list[str], list[tuple[str, str]]]:
+    base = os.path.dirname(csv_path)
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SourceError(f"cannot read the CSV {csv_path}: {exc}") from exc
+    if not rows:
+        return [], []
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "path" in header:
+        column, rows = header.index("path"), rows[1:]
+    elif len(header) == 1:
+        column = 0
+    else:
+        raise SourceError(
+            f"the CSV {csv_path} has {len(header)} columns and none is named 'path'; "
+            "name the column of file paths 'path', or give a single-column CSV"
+        )
+    paths, missing = [], []
+    for number, row in enumerate(rows, start=2 if "path" in header else 1):
+        value = row[column].strip() if column < len(row) else ""
+        if not value:
+            missing.append((f"{csv_path}:{number}", "empty path in the CSV"))
+            continue
+        path = os.path.abspath(os.path.join(base, os.path.expanduser(value)))
+        if os.path.isfile(path):
+            paths.append(path)
+        else:
+            missing.append((path, f"file not found (listed in {os.path.basename(csv_path)} line {number})"))
+    return paths, missing

@@ -1,0 +1,190 @@
+"""Incremental indexing: sources -> files to (re)embed -> batches through the model -> crash-safe commits.
+
+A file is *unchanged* when its size and mtime match the store's record (not even read). Otherwise its bytes are
+hashed: the same hash only refreshes the metadata; a new hash means new content, embedded again. New files are
+appended as new items; changed items get their new vector staged and applied by the compaction that ends the run,
+which also drops deleted files (items in the scope of the given sources whose file is gone) and files that no
+longer decode. See :mod:`cir.store.writer` for why a kill -9 at any point, then a re-run, gives the same store as
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from contextlib import closing
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from cir.ingest.decode import DecodeLimits
+from cir.ingest.pipeline import FileJob, FileResult, examine_file, ordered_map
+from cir.ingest.sources import Source, classify, discover
+from cir.errors import SourceError
+from cir.store.writer import ItemRecord, KnownItem, MetadataTouch, StoreWriter
+
+if TYPE_CHECKING:
+    from cir.backbones.base import Backbone
+    from cir.store.store import Store
+
+MAX_DEFAULT_WORKERS = 8
+
+
+@dataclass
+class IndexConfig:
+    batch_size: int = 64  # images per forward pass and per commit
+    workers: int | None = None  # decoding threads; None = min(8, CPU count); 0 = decode in the calling thread
+    prefetch: int | None = None  # files decoded ahead of the model; None = two batches plus one per worker
+    fsync: bool = True  # make vectors durable before each commit (survives power loss, not only crashes)
+    limits: DecodeLimits = field(default_factory=DecodeLimits)  # decompression-bomb and size limits
+    progress: bool = True  # a tqdm bar on stderr showing images/s
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {self.workers}")
+
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers is not None else min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
+
+    def resolved_prefetch(self) -> int:
+        return self.prefetch if self.prefetch is not None else 2 * self.batch_size + self.resolved_workers()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str  # the file (or CSV line) that was not indexed
+    reason: str  # why, for a person
+
+
+@dataclass
+class IndexSummary:
+    added: int = 0  # new items
+    updated: int = 0  # items whose content changed and was embedded again
+    removed: int = 0  # items dropped: file deleted, or no longer decodable
+    unchanged: int = 0  # files whose size and mtime matched (not read)
+    total: int = 0  # items in the store after the run
+    skipped: list[Skipped] = field(default_factory=list)  # files not indexed, with the reason
+
+    def to_json(self) -> dict:
+        """The shape ``cir index --json`` prints."""
+        return {"added": self.added, "updated": self.updated, "removed": self.removed, "total": self.total,
+                "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
+
+
+def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None) -> IndexSummary:
+    """Bring the store up to date with ``paths`` (folders, CSV files of paths, images)."""
+    from PIL import Image
+
+    cfg = cfg or IndexConfig()
+    if not paths:
+        raise SourceError("nothing to index: give at least one folder, CSV file of paths or image")
+    sources = [classify(p) for p in paths]
+    backbone = store.backbone
+    with warnings.catch_warnings():
+        # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a bomb is a bomb. Set before the decoding threads
+        # start and restored after they stop (the filter list is process-wide).
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with StoreWriter(store.root, fsync=cfg.fsync) as writer:
+            summary = _IndexRun(writer, backbone, cfg, sources).execute()
+    store.refresh()
+    summary.total = len(store)
+    return summary
+
+
+class _IndexRun:
+    def __init__(self, writer: StoreWriter, backbone: "Backbone", cfg: IndexConfig, sources: list[Source]) -> None:
+        self.writer, self.backbone, self.cfg, self.sources = writer, backbone, cfg, sources
+        self.summary = IndexSummary()
+        self.known: dict[str, KnownItem] = {}
+        self.keep_staged: set[str] = set()  # staged vectors that are current (applied by the final compaction)
+        self.remove_ids: set[int] = set()
+
+    def execute(self) -> IndexSummary:
+        jobs = self._plan()
+        self._embed(jobs)
+        self.writer.compact(self.remove_ids, self.keep_staged)
+        self.summary.removed = len(self.remove_ids)
+        return self.summary
+
+    def _plan(self) -> list[FileJob]:
+        discovery = discover(self.sources)
+        self.summary.skipped.extend(Skipped(path, reason) for path, reason in discovery.missing)
+        self.known = self.writer.known_items()
+        staged = self.writer.staged_items()
+        seen: set[str] = set()
+        jobs: list[FileJob] = []
+        for found in discovery.files:
+            try:
+                st = os.stat(found.path)
+            except OSError as exc:
+                self.summary.skipped.append(Skipped(found.path, f"cannot read the file: {exc.strerror or exc}"))
+                continue
+            seen.add(found.path)
+            old = self.known.get(found.path)
+            stat = (st.st_size, st.st_mtime_ns)
+            if old is not None and (old.size, old.mtime_ns) == stat:
+                self.summary.unchanged += 1
+                continue
+            pending = staged.get(found.path)
+            if old is not None and pending is not None and (pending.size, pending.mtime_ns) == stat:
+                self.keep_staged.add(found.path)  # embedded by an interrupted run: apply it, do not embed again
+                self.summary.updated += 1
+                continue
+            jobs.append(FileJob(found.path, found.source, old.sha256 if old is not None else None))
+        roots = {s.root for s in self.sources}
+        for path, old in self.known.items():
+            if path not in seen and (old.source in roots or any(s.covers(path) for s in self.sources)):
+                self.remove_ids.add(old.id)
+        return jobs
+
+    def _embed(self, jobs: list[FileJob]) -> None:
+        from tqdm import tqdm
+
+        examine = partial(examine_file, preprocess=self.backbone.preprocess, image_size=self.backbone.image_size,
+                          limits=self.cfg.limits)
+        batch: list[tuple[FileJob, FileResult]] = []
+        touches: list[MetadataTouch] = []
+        results = ordered_map(examine, jobs, self.cfg.resolved_workers(), self.cfg.resolved_prefetch())
+        with closing(results), tqdm(total=len(jobs), desc="indexing", unit="img", file=sys.stderr, smoothing=0.1,
+                                    disable=not self.cfg.progress or not jobs) as bar:
+            for job, result in results:
+                if result.reason is not None:
+                    self.summary.skipped.append(Skipped(job.path, result.reason))
+                    if job.known_sha is not None:  # it was indexed, but its new content is not an image
+                        self.remove_ids.add(self.known[job.path].id)
+                elif result.same_content:
+                    touches.append(MetadataTouch(self.known[job.path].id, result.size, result.mtime_ns))
+                else:
+                    batch.append((job, result))
+                if len(batch) >= self.cfg.batch_size:
+                    self._commit(batch, touches)
+                    batch, touches = [], []
+                bar.update(1)
+            self._commit(batch, touches)
+
+    def _commit(self, batch: list[tuple[FileJob, FileResult]], touches: list[MetadataTouch]) -> None:
+        if not batch and not touches:
+            return
+        dim = self.writer.dim
+        if batch:
+            vectors = self.backbone.encode_pixels(torch.stack([r.pixels for _, r in batch]))
+        else:
+            vectors = np.zeros((0, dim), np.float32)
+        new_items, new_rows, staged = [], [], []
+        for (job, r), vector in zip(batch, vectors):
+            record = ItemRecord(job.path, job.source, r.size, r.mtime_ns, r.sha256, r.width, r.height)
+            if job.known_sha is None:
+                new_items.append(record)
+                new_rows.append(vector)
+            else:
+                staged.append((record, vector))
+        self.writer.commit(new_items, np.array(new_rows, np.float32).reshape(-1, dim), staged, touches)
+        self.keep_staged.update(record.path for record, _ in staged)
+        self.summary.added += len(new_items)
+        self.summary.updated += len(staged)

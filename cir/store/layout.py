@@ -1,0 +1,73 @@
+"""What a store directory holds, and the SQLite schema.
+
+    DIR/items.sqlite            SQLite (WAL): items, meta, staged updates
+    DIR/vectors.<gen>.f32       float32 rows, row i = item i; only the first ``meta.rows`` rows are committed
+    DIR/writer.lock             flock'ed by the one process allowed to write
+
+The ``meta`` table holds: format_version, backbone (canonical model spec), dim, generation (which vectors file is
+current), rows (committed rows = number of items), version (bumped by every commit) and layout_version (bumped by
+every commit that changes existing rows: compaction, metadata updates). Item ids are vector rows: 0 .. rows-1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+FORMAT_VERSION = 1
+DB_NAME = "items.sqlite"
+LOCK_NAME = "writer.lock"
+VECTORS_PATTERN = re.compile(r"^vectors\.(\d+)\.f32$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,          -- = the item's vector row
+    path TEXT NOT NULL UNIQUE,       -- absolute path of the file
+    source TEXT NOT NULL,            -- the folder / CSV / image it was indexed through
+    size INTEGER NOT NULL,           -- bytes
+    mtime_ns INTEGER NOT NULL,       -- modification time when embedded
+    sha256 TEXT NOT NULL,            -- hex digest of the content
+    width INTEGER NOT NULL,          -- pixels, as displayed
+    height INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+CREATE TABLE IF NOT EXISTS staged (  -- new vectors of changed files, applied by the next compaction
+    path TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    vector BLOB NOT NULL             -- float32 x dim
+);
+"""
+
+ITEM_COLUMNS = ("id", "path", "source", "size", "mtime_ns", "sha256", "width", "height")
+
+
+def vectors_name(generation: int) -> str:
+    return f"vectors.{generation:06d}.f32"
+
+
+def vector_generations(root: str) -> list[int]:
+    """Generations of the vectors files present in ``root`` (current, and orphans of an interrupted write)."""
+    return sorted(int(m.group(1)) for name in os.listdir(root) if (m := VECTORS_PATTERN.match(name)))
+
+
+def canonical_spec(spec: str) -> str:
+    """The spec as a store records it: local paths made absolute, so the store opens from any directory."""
+    from cir.backbones.spec import parse_model_spec
+
+    parsed = parse_model_spec(spec)
+    if parsed.kind == "cir" and parsed.name != "demo":
+        return f"cir:{os.path.abspath(os.path.expanduser(parsed.name))}"
+    if parsed.kind == "openclip" and parsed.weights_is_path:
+        return f"openclip:{parsed.name}/{os.path.abspath(parsed.weights)}"
+    if parsed.kind == "hf" and os.path.isdir(os.path.expanduser(parsed.name)):
+        return f"hf:{os.path.abspath(os.path.expanduser(parsed.name))}"
+    return str(parsed)

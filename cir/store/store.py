@@ -1,0 +1,217 @@
+"""The :class:`Store`: a directory of items and their vectors, searchable with composed queries.
+
+    store = cir.open_store("photos.cir")                     # an existing store (its backbone loads lazily)
+    store = cir.open_store("photos.cir", backbone="cir:demo", create=True)
+    store.index(["~/Pictures"])                              # incremental; see cir.store.indexing
+    result = store.search(image="ref.jpg", text="but red", strategy="sum", k=10)
+    for hit in result.results: print(hit.score, hit.path)
+
+Item ids are vector rows: 0 .. len(store)-1, in the order items were added. They stay put while items are only
+added or changed; removing items renumbers the ones after them (paths are the stable key). Readers see whole
+commits only: ``refresh()`` moves to the latest commit of any process, ``len``, ``item``, ``vectors`` and
+``search`` always answer from one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+
+from cir.errors import StoreError, UnknownItem
+from cir.store import db
+from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec, vectors_name
+from cir.store.snapshot import ItemInfo, Snapshot, load_snapshot
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from cir.backbones.base import Backbone
+    from cir.compose.base import Strategy
+    from cir.store.indexing import IndexSummary
+    from cir.store.search import SearchResult
+
+CREATING_NAME = ".items.sqlite.creating"
+
+
+class Store:
+    """Open with :meth:`Store.open` (or ``cir.open_store``)."""
+
+    def __init__(self, root: Path, spec: str, dim: int, backbone: "Backbone | None", index_kind: str) -> None:
+        self.root = root  # the store directory
+        self.spec = spec  # canonical backbone spec recorded at creation
+        self.dim = dim  # vector dimension
+        self.index_kind = index_kind  # which VectorIndex serves searches
+        self._backbone = backbone
+        self._backbone_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._conn = db.connect(str(root / DB_NAME))
+        self._snapshot: Snapshot = load_snapshot(root, self._conn, dim, index_kind)
+
+    # --- opening ---------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, backbone: "str | Backbone | None" = None, create: bool = False,
+             index_kind: str = "flat") -> "Store":
+        """Open the store at ``path``. ``backbone``: a spec or a loaded backbone; it must be the one the store was
+        built with (default: that one, loaded on first use). ``create``: make the store when it does not exist
+        (with ``backbone``, default ``cir:demo``)."""
+        root = Path(path).expanduser()
+        loaded = None if backbone is None or isinstance(backbone, str) else backbone
+        if not (root / DB_NAME).exists():
+            if not create:
+                raise StoreError(f"no cir store at {root}; create one with `cir index PATH... --store {path}`")
+            loaded = _create(root, backbone)
+        conn = db.connect(str(root / DB_NAME))
+        try:
+            meta = db.get_meta(conn)
+        finally:
+            conn.close()
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise StoreError(f"the store at {root} has format {meta['format_version']}; this cir reads up to {FORMAT_VERSION}: upgrade cir")
+        spec, dim = meta["backbone"], int(meta["dim"])
+        if backbone is not None:
+            asked = canonical_spec(backbone if isinstance(backbone, str) else backbone.spec)
+            if asked != spec:
+                raise StoreError(
+                    f"the store at {root} was built with the backbone {spec} (dim {dim}); refusing to use it with "
+                    f"{asked}. Omit --backbone (or pass {spec}) to use this store, or pick another --store for {asked}"
+                )
+            if loaded is not None and loaded.dim != dim:
+                raise StoreError(f"the backbone {asked} now has dim {loaded.dim} but the store at {root} holds dim {dim}")
+        return cls(root, spec, dim, loaded, index_kind)
+
+    # --- the backbone ----------------------------------------------------------------------------------------
+    @property
+    def backbone(self) -> "Backbone":
+        """The store's backbone, loaded on first use, once per Store."""
+        with self._backbone_lock:
+            if self._backbone is None:
+                from cir.backbones import load_backbone
+
+                loaded = load_backbone(self.spec)
+                if loaded.dim != self.dim:
+                    raise StoreError(f"the backbone {self.spec} now has dim {loaded.dim} but the store at {self.root} holds dim {self.dim}")
+                self._backbone = loaded
+            return self._backbone
+
+    # --- reading ---------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._snapshot.rows
+
+    def item(self, item_id: int) -> ItemInfo:
+        """Metadata of one item (id, path, size, mtime, sha256, width, height)."""
+        snap = self._snapshot
+        try:
+            return snap.item(int(item_id))
+        except KeyError:
+            raise UnknownItem(f"no item {item_id} in the store at {self.root}; ids run from 0 to {snap.rows - 1}") from None
+
+    def items(self) -> Iterator[ItemInfo]:
+        snap = self._snapshot
+        return (snap.item(i) for i in range(snap.rows))
+
+    def vectors(self) -> np.ndarray:
+        """(len, dim) float32, read-only; row i is the vector of item i."""
+        view = np.asarray(self._snapshot.vectors).view(np.ndarray)
+        view.flags.writeable = False
+        return view
+
+    def refresh(self) -> bool:
+        """Move to the latest commit (another process may have indexed). Returns whether anything changed.
+        Searches running meanwhile finish on the state they started with."""
+        with self._refresh_lock:
+            fresh = load_snapshot(self.root, self._conn, self.dim, self.index_kind, previous=self._snapshot)
+            changed = fresh is not self._snapshot
+            self._snapshot = fresh
+            return changed
+
+    # --- searching -------------------------------------------------------------------------------------------
+    def search(
+        self,
+        image: "Image.Image | str | os.PathLike | bytes | None" = None,
+        text: str | None = None,
+        item_id: int | None = None,
+        strategy: "str | Strategy" = "sum",
+        k: int = 10,
+        image_weight: float = 1.0,
+        text_weight: float = 1.0,
+        add_weight: float = 1.0,
+        remove_weight: float = 1.0,
+        exclude_reference: bool = True,
+    ) -> "SearchResult":
+        """Rank the store's items for a reference (``image`` or ``item_id``) modified by ``text``.
+
+        ``strategy`` names a composition (image, text, sum, arithmetic) built with the weights, or is a ready
+        :class:`~cir.compose.base.Strategy` (the weights are then ignored). The reference is left out of the
+        results when it is in the store (by id, or by content hash for a path, bytes or a PIL image opened from
+        a file). See docs/search-json.md for the result's JSON form.
+        """
+        from cir.store.search import Query, run_search
+
+        query = Query(image=image, text=text, item_id=item_id, strategy=strategy, k=k, image_weight=image_weight,
+                      text_weight=text_weight, add_weight=add_weight, remove_weight=remove_weight,
+                      exclude_reference=exclude_reference)
+        return run_search(self, self._snapshot, query)
+
+    def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) for query vectors (Q, dim) by inner product; ids are -1 where fewer than k exist."""
+        return self._snapshot.search(np.asarray(queries, np.float32), k, set(int(i) for i in exclude_ids))
+
+    # --- writing ---------------------------------------------------------------------------------------------
+    def index(self, paths: Sequence[str | os.PathLike], progress: bool = True, **config) -> "IndexSummary":
+        """Index folders, CSV files of paths and images, incrementally. ``config``: fields of
+        :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits)."""
+        from cir.store.indexing import IndexConfig, index_paths
+
+        return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r}, backbone={self.spec!r}, items={len(self)})"
+
+
+def _create(root: Path, backbone: "str | Backbone | None") -> "Backbone":
+    """Create an empty store; returns the loaded backbone (creating needs its dimension)."""
+    from cir.backbones import DEFAULT_BACKBONE, load_backbone
+
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"{root} exists and is not a directory; choose a new or empty directory for the store")
+    ours = (CREATING_NAME, vectors_name(0))  # what an interrupted creation leaves behind
+    leftovers = sorted(p.name for p in root.iterdir() if not p.name.startswith(ours)) if root.exists() else []
+    if leftovers:
+        raise StoreError(
+            f"{root} is not empty and is not a cir store (it holds {', '.join(leftovers[:3])}{', ...' if len(leftovers) > 3 else ''}); "
+            "choose a new or empty directory for --store"
+        )
+    loaded = backbone if backbone is not None and not isinstance(backbone, str) else load_backbone(backbone or DEFAULT_BACKBONE)
+    spec = canonical_spec(loaded.spec)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / vectors_name(0)).touch()
+    tmp = root / CREATING_NAME
+    tmp.unlink(missing_ok=True)
+    conn = db.connect(str(tmp))
+    try:
+        db.create_schema(conn, {
+            "format_version": FORMAT_VERSION, "backbone": spec, "dim": loaded.dim, "generation": 0, "rows": 0,
+            "version": 0, "layout_version": 0, "backbone_info": json.dumps(_jsonable(loaded.describe()), sort_keys=True),
+        })
+    finally:
+        conn.close()
+    os.replace(tmp, root / DB_NAME)  # the store exists from this instant, whole
+    return loaded
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
