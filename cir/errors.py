@@ -34,3 +34,7 @@ class UnknownItem(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "unknown item"
+
+
+class ConfigError(CirError, ValueError):
+    """A configuration value is not one of the valid choices."""
