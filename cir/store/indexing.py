@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -151,8 +152,10 @@ class _IndexRun:
         batch: list[tuple[FileJob, FileResult]] = []
         touches: list[MetadataTouch] = []
         results = ordered_map(examine, jobs, self.cfg.resolved_workers(), self.cfg.resolved_prefetch())
-        with closing(results), tqdm(total=len(jobs), desc="indexing", unit="img", file=sys.stderr, smoothing=0.1,
-                                    disable=not self.cfg.progress or not jobs) as bar:
+        # one commit in flight beside the next forward pass: commits stay sequential and in input order
+        committer = _Committer()
+        with committer, closing(results), tqdm(total=len(jobs), desc="indexing", unit="img", file=sys.stderr,
+                                               smoothing=0.1, disable=not self.cfg.progress or not jobs) as bar:
             for job, result in results:
                 if result.reason is not None:
                     self.summary.skipped.append(Skipped(job.path, result.reason))
@@ -163,12 +166,13 @@ class _IndexRun:
                 else:
                     batch.append((job, result))
                 if len(batch) >= self.cfg.batch_size:
-                    self._commit(batch, touches)
+                    self._encode_and_commit(committer, batch, touches)
                     batch, touches = [], []
                 bar.update(1)
-            self._commit(batch, touches)
+            self._encode_and_commit(committer, batch, touches)
 
-    def _commit(self, batch: list[tuple[FileJob, FileResult]], touches: list[MetadataTouch]) -> None:
+    def _encode_and_commit(self, committer: "_Committer", batch: list[tuple[FileJob, FileResult]],
+                           touches: list[MetadataTouch]) -> None:
         if not batch and not touches:
             return
         dim = self.writer.dim
@@ -184,7 +188,40 @@ class _IndexRun:
                 new_rows.append(vector)
             else:
                 staged.append((record, vector))
-        self.writer.commit(new_items, np.array(new_rows, np.float32).reshape(-1, dim), staged, touches)
+        committer.submit(self._commit, new_items, np.array(new_rows, np.float32).reshape(-1, dim), staged, touches)
+
+    def _commit(self, new_items, new_rows, staged, touches) -> None:
+        self.writer.commit(new_items, new_rows, staged, touches)
         self.keep_staged.update(record.path for record, _ in staged)
         self.summary.added += len(new_items)
         self.summary.updated += len(staged)
+
+
+class _Committer:
+    """Runs commits on one background thread, at most one at a time; a failed commit is raised to the caller at
+    the next submit or at exit, and nothing after it is committed."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cir-commit")
+        self._pending: Future | None = None
+
+    def submit(self, fn, *args) -> None:
+        self.wait()
+        self._pending = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __enter__(self) -> "_Committer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self._pending is not None:
+                self._pending.exception()  # let the commit in flight finish (or fail) before the writer closes
+        finally:
+            self._pool.shutdown(wait=True)
