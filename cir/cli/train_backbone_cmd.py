@@ -11,7 +11,7 @@ def register(train: typer.Typer) -> None:
     @train.command("backbone")
     def backbone(
         out: Path = typer.Option(Path("runs/backbone"), help="checkpoint directory to write"),
-        preset: str = typer.Option("default", help="default (fits 30 min on 2 CPU cores), long (the shipped checkpoint) or smoke (seconds)"),
+        preset: str = typer.Option("default", help="default (the shipped cir:demo; fits 30 min on 2 CPU cores), long (2600 steps, about an hour) or smoke (seconds)"),
         steps: int = typer.Option(0, help="optimiser steps (0 = the preset's)"),
         seed: int = typer.Option(0, help="random seed (captions, scenes, initialisation)"),
         batch_size: int = typer.Option(0, help="scenes per step (0 = the preset's)"),

@@ -237,8 +237,8 @@ def _jsonable(obj):
 
 
 PRESETS = {
-    "default": {},  # fits the 30-minute budget on 2 CPU cores
-    "long": {"steps": 2600},  # the shipped demo checkpoint (about an hour on 2 CPU cores)
+    "default": {},  # fits the 30-minute budget on 2 CPU cores; the shipped cir:demo checkpoint
+    "long": {"steps": 2600},  # a longer schedule (about an hour on 2 CPU cores)
     "smoke": {"steps": 3, "batch_size": 16, "multi_sets": 64, "eval_every": 0, "save_every": 0, "workers": 0,
               "image": ImageTowerConfig(image_size=32, widths=(8, 16), depths=(1, 1), concept_head=True)},
 }
