@@ -60,27 +60,32 @@ class BodyLimitMiddleware:
                 return await _send_error(send, 413, "payload_too_large",
                                          f"the request body has {int(declared)} bytes; the limit is {self.limit}")
         received = 0
-        started = False
+        over = False  # the body passed the limit: whatever the app answers, the client gets a 413
+        answered = False
 
         async def limited_receive():
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    over = True
                     raise BodyTooLarge()
             return message
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+        async def guarded_send(message):
+            nonlocal answered
+            if over:
+                if message["type"] == "http.response.start" and not answered:
+                    answered = True
+                    await _send_error(send, 413, "payload_too_large", f"the request body exceeds the limit of {self.limit} bytes")
+                return  # the app's own answer (e.g. "error parsing the body") is dropped
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except BodyTooLarge:
-            if not started:
+            if not answered:
                 await _send_error(send, 413, "payload_too_large", f"the request body exceeds the limit of {self.limit} bytes")
 
 
