@@ -72,6 +72,12 @@ class SearchService:
             return self._parser
 
     def parse(self, text: str) -> dict:
+        """The edits of ``text``. Takes a search slot: a learned parser's tokenizer is no more thread-safe than the
+        backbone's."""
+        with self._slots:
+            return self._parse(text)
+
+    def _parse(self, text: str) -> dict:
         edit = self.parser.parse(text)
         return {"text": text, "add": list(edit.add), "remove": list(edit.remove), "parser": self.parser.name}
 
@@ -92,22 +98,23 @@ class SearchService:
             query = Query(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
                           exclude_reference=args.exclude_reference)
             result = run_search(store, snapshot, query)
+            explanation = self.explain(result.explanation, args.text)
         return {
             "results": [hit.to_json() for hit in result.results],
-            "explanation": self.explain(result.explanation, args.text),
+            "explanation": explanation,
             "query": result.query,
             "store_version": int(snapshot.version),
         }
 
     def explain(self, composition: dict, text: str | None) -> dict:
         """The strategy's own explanation, completed with the parsed edits (shown even when the strategy does not
-        use them, so the page can show what the text was read as)."""
+        use them, so the page can show what the text was read as). Called holding a search slot."""
         out = dict(composition)
         out.setdefault("weights", {})
         used = "add" in composition
         if not used:
             if text and text.strip():
-                parsed = self.parse(text)
+                parsed = self._parse(text)
                 out.update(add=parsed["add"], remove=parsed["remove"], parser=parsed["parser"])
             else:
                 out.update(add=[], remove=[], parser=None)
