@@ -21,5 +21,5 @@ def test_bench_server_runs_at_toy_size(tiny_cir_checkpoint, capsys):
     assert set(rows) == {"1", "3"}
     for row in rows.values():
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[7] == "12/12" and cells[8] == "0"  # every request answered, same top-k as in-process
-        assert float(cells[1]) > 0 and float(cells[4]) > 0
+        assert cells[8] == "12/12" and cells[9] == "0"  # every request answered, same top-k as in-process
+        assert float(cells[1]) > 0 and float(cells[4]) > 0 and float(cells[7]) > 0

@@ -150,11 +150,13 @@ def test_metrics_count_requests_latencies_and_errors(app):
     with TestClient(app) as c:
         c.get("/health")
         c.post("/search", data={"item_id": "0", "text": "x", "strategy": "sun"})
+        c.post("/search", data={"item_id": "0", "text": "add a dog", "strategy": "arithmetic"})
         text = c.get("/metrics").text
     assert 'cir_http_requests_total{method="GET",route="/health",status="200"}' in text
     assert 'cir_http_errors_total{kind="invalid_request",route="/search",status="422"}' in text
     assert 'cir_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/health"}' in text
     assert "cir_store_items 12.0" in text
+    assert 'cir_search_duration_seconds_count{strategy="arithmetic"}' in text
 
 
 # --- every malformed request: a 4xx JSON error -------------------------------------------------------------------------

@@ -36,8 +36,8 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     owned = store is None
     if owned:
         store = cir.open_store(config.store)
-    service = SearchService(store, config)
     metrics = Metrics()
+    service = SearchService(store, config, observe=lambda strategy, seconds: metrics.searches.labels(strategy).observe(seconds))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -18,7 +18,7 @@ class Metrics:
                               ["route", "status", "kind"], registry=self.registry)
         self.latency = Histogram("cir_http_request_duration_seconds", "time to answer a request",
                                  ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.searches = Histogram("cir_search_duration_seconds", "time spent in the store's composed search",
+        self.searches = Histogram("cir_search_duration_seconds", "time in the store's composed search (not counting the wait for a search slot)",
                                   ["strategy"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.in_flight = Gauge("cir_http_requests_in_flight", "requests being answered", registry=self.registry)
         self.items = Gauge("cir_store_items", "items in the served store (at the last scrape)", registry=self.registry)

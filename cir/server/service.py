@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from cir.compose import STRATEGY_NAMES, get_strategy
 from cir.errors import QueryError
@@ -34,9 +35,10 @@ class SearchArgs:
 
 
 class SearchService:
-    def __init__(self, store, config: ServeConfig) -> None:
+    def __init__(self, store, config: ServeConfig, observe: Callable[[str, float], None] | None = None) -> None:
         self.store = store
         self.config = config
+        self._observe = observe  # called with (strategy, seconds) for each search, time in the store only
         self._slots = threading.BoundedSemaphore(config.search_concurrency)
         self._refresh_guard = threading.Lock()
         self._last_refresh = time.monotonic()
@@ -97,7 +99,10 @@ class SearchService:
             snapshot = store._snapshot  # one commit for the whole answer, and the version we report
             query = Query(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
                           exclude_reference=args.exclude_reference)
+            start = time.perf_counter()
             result = run_search(store, snapshot, query)
+            if self._observe is not None:
+                self._observe(args.strategy, time.perf_counter() - start)
             explanation = self.explain(result.explanation, args.text)
         return {
             "results": [hit.to_json() for hit in result.results],
