@@ -24,8 +24,10 @@ import os
 
 # Both sides (this process and the server it starts) let idle OpenMP threads sleep instead of spin: torch and faiss
 # bring two OpenMP runtimes, and on a shared 2-core machine their spinning threads starve each other (a text encoding
-# that takes 1.5 ms then takes 40-170 ms, at random). Set before numpy/torch/faiss load; an explicit value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# that takes 1.5 ms then takes 40-170 ms, at random). Set before numpy/torch/faiss load; an explicit value wins; the
+# server process inherits it.
+if __name__ == "__main__":  # (imported by a test, it leaves the test process's environment alone)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import socket  # noqa: E402
@@ -189,7 +191,7 @@ def run(args) -> dict:
     return {
         "n": args.vectors, "dim": backbone.dim, "spec": backbone.spec, "build_s": build_s, "queries": len(timed),
         "k": args.k, "ceiling": percentiles(ceiling_lat), "ceiling_rps": len(timed) / ceiling_wall, "levels": levels_out,
-        "torch_threads": torch.get_num_threads(), "omp_wait": os.environ.get("OMP_WAIT_POLICY"),
+        "torch_threads": torch.get_num_threads(), "omp_wait": os.environ.get("OMP_WAIT_POLICY", "unset"),
     }
 
 

@@ -41,9 +41,11 @@ def register(app: typer.Typer) -> None:
         opened = open_store(store)
         typer.echo(f"serving {store} ({len(opened)} items, {opened.spec}) at http://{_url_host(host)}:{port}/ "
                    f"(API schema: /openapi.json){'; API key required' if config.api_key else ''}", err=True)
-        opened.backbone  # load the model before the first request, not during it
+        opened.backbone  # load the model (and below, the edit parser) before the first request, not during it
         try:
-            uvicorn.run(create_app(config, store=opened), host=host, port=port, log_level="warning")
+            app = create_app(config, store=opened)
+            app.state.service.parser
+            uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             opened.close()
 
