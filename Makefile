@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,22 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q -e '.[openclip,serve,test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The browser tests drive the system Chromium through Playwright (never a Playwright download); install it when
+# missing and we are root, otherwise those tests skip and say why.
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+
+install: $(STAMP) chromium
+
+chromium:
+ifeq ($(CHROMIUM),)
+	@if [ "$$(id -u)" = "0" ]; then apt-get install -y chromium || (apt-get update && apt-get install -y chromium); \
+	else echo "note: no chromium found and not root: the browser tests will skip (apt-get install chromium)"; fi
+endif
 
 demo: $(STAMP)
 	$(VENV)/bin/cir demo
 
-test: $(STAMP)
+test: install
 	$(PY) -m pytest -q
 
 clean:

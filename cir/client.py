@@ -1,0 +1,162 @@
+"""A Python client for ``cir serve``, mirroring :meth:`cir.store.Store.search`.
+
+    from cir.client import Client
+    client = Client("http://127.0.0.1:8000", api_key=None)
+    result = client.search(image="ref.jpg", text="add a laptop", strategy="arithmetic", k=5)
+    for hit in result.results: print(hit.score, hit.path)
+
+Errors come back as the library's exceptions: a 404 for an item is :class:`~cir.errors.UnknownItem`, a refused
+query :class:`~cir.errors.QueryError`, anything else :class:`ServerError` (with ``.status`` and ``.kind``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import TYPE_CHECKING
+
+from cir.errors import CirError, QueryError, UnknownItem
+from cir.store.search import Hit, SearchResult
+from cir.store.snapshot import ItemInfo
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from cir.edits.base import Edit
+
+
+class ServerError(CirError):
+    """The server refused a request (or failed); ``status`` is the HTTP status, ``kind`` the error's kind."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status} {kind})")
+        self.status = status
+        self.kind = kind
+
+
+class RemoteQueryError(ServerError, QueryError):
+    """The server found the query invalid (4xx other than 401/404)."""
+
+
+class RemoteUnknownItem(ServerError, UnknownItem):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown item"
+
+
+class Client:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 60.0) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")  # base URL of the server, e.g. http://127.0.0.1:8000
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    # --- search --------------------------------------------------------------------------------------------------
+    def search(
+        self,
+        image: "Image.Image | str | os.PathLike | bytes | None" = None,
+        text: str | None = None,
+        item_id: int | None = None,
+        strategy: str = "sum",
+        k: int = 10,
+        image_weight: float = 1.0,
+        text_weight: float = 1.0,
+        add_weight: float = 1.0,
+        remove_weight: float = 1.0,
+        exclude_reference: bool = True,
+    ) -> SearchResult:
+        """Same arguments and result as :meth:`cir.store.Store.search`; ``image`` is uploaded (a path is read here,
+        never sent as a path). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
+        form = {"strategy": strategy, "k": str(k), "image_weight": repr(float(image_weight)),
+                "text_weight": repr(float(text_weight)), "add_weight": repr(float(add_weight)),
+                "remove_weight": repr(float(remove_weight)), "exclude_reference": "true" if exclude_reference else "false"}
+        if text is not None:
+            form["text"] = text
+        if item_id is not None:
+            form["item_id"] = str(int(item_id))
+        files = None
+        if image is not None:
+            name, data, content_type = _image_upload(image)
+            files = {"image": (name, data, content_type)}
+        body = self._request("POST", "/search", data=form, files=files).json()
+        hits = [Hit(int(h["id"]), h["path"], float(h["score"])) for h in body["results"]]
+        return SearchResult(query=body["query"], results=hits, explanation=body["explanation"])
+
+    def parse(self, text: str) -> "Edit":
+        """The objects ``text`` adds and removes, as the server's edit parser reads them."""
+        from cir.edits.base import Edit
+
+        body = self._request("GET", "/parse", params={"text": text}).json()
+        return Edit(tuple(body["add"]), tuple(body["remove"]))
+
+    # --- items ---------------------------------------------------------------------------------------------------
+    def item(self, item_id: int) -> ItemInfo:
+        body = self._request("GET", f"/items/{int(item_id)}").json()
+        return ItemInfo(body["id"], body["path"], body["size"], body["mtime"], body["sha256"], body["width"], body["height"])
+
+    def image(self, item_id: int) -> bytes:
+        """The item's original image file."""
+        return self._request("GET", f"/items/{int(item_id)}/image").content
+
+    def thumbnail(self, item_id: int, size: int | None = None) -> bytes:
+        """A JPEG no larger than ``size`` on its longest side (the server's default when None)."""
+        params = {"size": int(size)} if size is not None else None
+        return self._request("GET", f"/items/{int(item_id)}/thumbnail", params=params).content
+
+    def health(self) -> dict:
+        return self._request("GET", "/health").json()
+
+    def info(self) -> dict:
+        return self._request("GET", "/info").json()
+
+    # --- plumbing ------------------------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs):
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code < 400:
+            return response
+        try:
+            body = response.json()
+            kind, message = str(body.get("error", "error")), str(body.get("message", response.text))
+        except ValueError:
+            kind, message = "error", response.text[:500]
+        status = response.status_code
+        if status == 404 and kind == "unknown_item":
+            raise RemoteUnknownItem(status, kind, message)
+        if 400 <= status < 500 and status not in (401, 403, 404):
+            raise RemoteQueryError(status, kind, message)
+        raise ServerError(status, kind, message)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+
+def _image_upload(image) -> tuple[str, bytes, str]:
+    """(file name, bytes, content type) for a path, bytes or a PIL image."""
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike)):
+        path = os.path.expanduser(os.fspath(image))
+        if not os.path.isfile(path):
+            raise QueryError(f"reference image not found: {image}")
+        with open(path, "rb") as fh:
+            return os.path.basename(path), fh.read(), "application/octet-stream"
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return "image", bytes(image), "application/octet-stream"
+    if isinstance(image, Image.Image):
+        filename = getattr(image, "filename", "") or ""
+        if filename and os.path.isfile(filename):  # the file's own bytes: the server can then exclude it by hash
+            with open(filename, "rb") as fh:
+                return os.path.basename(filename), fh.read(), "application/octet-stream"
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        return "image.png", buf.getvalue(), "image/png"
+    raise QueryError(f"image must be a path, bytes or a PIL image, got {type(image).__name__}")

@@ -1,0 +1,127 @@
+"""The store behind the routes: keeps it fresh, runs searches one commit at a time, parses edits.
+
+One :class:`SearchService` per application. A request first moves the store to the latest commit (at most every
+``refresh_interval_s``; ``cir index`` may be writing meanwhile), then searches: ``Store.search`` answers from one
+snapshot, so ids, paths and scores of one response always belong to the same commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from cir.compose import STRATEGY_NAMES, get_strategy
+from cir.errors import QueryError
+from cir.server.config import ServeConfig
+from cir.store.search import Query, run_search
+
+
+@dataclass
+class SearchArgs:
+    """One search, as the routes validated it."""
+
+    image: bytes | None  # the uploaded reference image file
+    item_id: int | None  # or a stored item as the reference
+    text: str | None
+    strategy: str  # one of STRATEGY_NAMES
+    k: int
+    image_weight: float
+    text_weight: float
+    add_weight: float
+    remove_weight: float
+    exclude_reference: bool
+
+
+class SearchService:
+    def __init__(self, store, config: ServeConfig, observe: Callable[[str, float], None] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self._observe = observe  # called with (strategy, seconds) for each search, time in the store only
+        self._slots = threading.BoundedSemaphore(config.search_concurrency)
+        self._refresh_guard = threading.Lock()
+        self._last_refresh = time.monotonic()
+        self._parser = None
+        self._parser_lock = threading.Lock()
+
+    # --- freshness ---------------------------------------------------------------------------------------------
+    def fresh_store(self):
+        """The store, moved to its latest commit when the refresh interval has passed. A refresh in progress in
+        another thread is not waited for: this request answers from the commit already loaded."""
+        now = time.monotonic()
+        if now - self._last_refresh >= self.config.refresh_interval_s and self._refresh_guard.acquire(blocking=False):
+            try:
+                self.store.refresh()
+                self._last_refresh = time.monotonic()
+            finally:
+                self._refresh_guard.release()
+        return self.store
+
+    @property
+    def version(self) -> int:
+        return int(self.store._snapshot.version)
+
+    # --- edits -------------------------------------------------------------------------------------------------
+    @property
+    def parser(self):
+        """The default edit parser, built once (a learned tagger may take a while to load)."""
+        with self._parser_lock:
+            if self._parser is None:
+                from cir.compose import default_edit_parser
+
+                self._parser = default_edit_parser()
+            return self._parser
+
+    def parse(self, text: str) -> dict:
+        """The edits of ``text``. Takes a search slot: a learned parser's tokenizer is no more thread-safe than the
+        backbone's."""
+        with self._slots:
+            return self._parse(text)
+
+    def _parse(self, text: str) -> dict:
+        edit = self.parser.parse(text)
+        return {"text": text, "add": list(edit.add), "remove": list(edit.remove), "parser": self.parser.name}
+
+    # --- search ------------------------------------------------------------------------------------------------
+    def search(self, args: SearchArgs) -> dict:
+        if args.strategy not in STRATEGY_NAMES:
+            raise QueryError(f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+        store = self.fresh_store()
+        if args.item_id is not None:
+            store.item(args.item_id)  # UnknownItem (404) before any work
+        strategy = get_strategy(
+            args.strategy, image_weight=args.image_weight, text_weight=args.text_weight,
+            add_weight=args.add_weight, remove_weight=args.remove_weight,
+            parser=self.parser if args.strategy == "arithmetic" else None,
+        )
+        with self._slots:
+            snapshot = store._snapshot  # one commit for the whole answer, and the version we report
+            query = Query(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
+                          exclude_reference=args.exclude_reference)
+            start = time.perf_counter()
+            result = run_search(store, snapshot, query)
+            if self._observe is not None:
+                self._observe(args.strategy, time.perf_counter() - start)
+            explanation = self.explain(result.explanation, args.text)
+        return {
+            "results": [hit.to_json() for hit in result.results],
+            "explanation": explanation,
+            "query": result.query,
+            "store_version": int(snapshot.version),
+        }
+
+    def explain(self, composition: dict, text: str | None) -> dict:
+        """The strategy's own explanation, completed with the parsed edits (shown even when the strategy does not
+        use them, so the page can show what the text was read as). Called holding a search slot."""
+        out = dict(composition)
+        out.setdefault("weights", {})
+        used = "add" in composition
+        if not used:
+            if text and text.strip():
+                parsed = self._parse(text)
+                out.update(add=parsed["add"], remove=parsed["remove"], parser=parsed["parser"])
+            else:
+                out.update(add=[], remove=[], parser=None)
+        out["edits_used"] = used
+        return out

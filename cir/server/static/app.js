@@ -1,0 +1,302 @@
+// The cir page: a reference (uploaded, or any result), a modification text, parsed edits as chips, results as a grid,
+// and a trail of references that refining builds (undo walks it back). Talks only to this server's API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  key: sessionStorage.getItem("cir-api-key"),
+  keyRequired: false,
+  trail: [],        // steps, oldest first: {ref: {kind: "upload", file, url} | {kind: "item", id, path, url}, text}
+  results: [],
+  parseTimer: null,
+  parseSeq: 0,
+};
+
+// --- talking to the API -----------------------------------------------------------------------------------------
+function headers() {
+  return state.key ? { "X-API-Key": state.key } : {};
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try { const body = await response.json(); message = body.message || message; } catch (_) { /* not JSON */ }
+    if (response.status === 401) askForKey();
+    throw new Error(message);
+  }
+  return response;
+}
+
+// Thumbnails: a plain URL without a key; with a key, fetched with the header and shown from a blob URL.
+async function thumbnailUrl(id, size = 256) {
+  const url = `/items/${id}/thumbnail?size=${size}`;
+  if (!state.keyRequired) return url;
+  const response = await api(url);
+  return URL.createObjectURL(await response.blob());
+}
+
+function setImage(img, id, size) {
+  thumbnailUrl(id, size).then((url) => { img.src = url; }).catch(showError);
+}
+
+// --- status and errors ------------------------------------------------------------------------------------------
+function showError(error) {
+  $("error").textContent = error.message || String(error);
+  $("error").hidden = false;
+  $("status").textContent = "";
+}
+
+function clearError() { $("error").hidden = true; }
+
+function askForKey() {
+  $("key-form").hidden = false;
+  $("api-key").focus();
+}
+
+// --- the reference and the trail --------------------------------------------------------------------------------
+function current() { return state.trail.length ? state.trail[state.trail.length - 1] : null; }
+
+function startFromFile(file) {
+  if (!file || !file.type.startsWith("image/")) { showError(new Error("that is not an image file")); return; }
+  clearError();
+  state.trail = [{ ref: { kind: "upload", file, url: URL.createObjectURL(file), name: file.name }, text: null }];
+  state.results = [];
+  renderReference(); renderTrail(); renderResults();
+  $("status").textContent = `reference: ${file.name}; type a modification and search`;
+  $("text").focus();
+}
+
+function refineFrom(hit) {
+  const text = $("text").value;
+  state.trail.push({ ref: { kind: "item", id: hit.id, path: hit.path, url: null }, text });
+  renderReference(); renderTrail();
+  $("status").textContent = `refining from item ${hit.id}; change the modification and search`;
+  $("text").select();
+  $("text").focus();
+}
+
+function undo() {
+  if (state.trail.length < 2) return;
+  const removed = state.trail.pop();
+  if (removed.text !== null) $("text").value = removed.text;
+  renderReference(); renderTrail(); schedulePreview();
+  $("status").textContent = "undone: back to the previous reference";
+}
+
+function jumpTo(index) {
+  state.trail = state.trail.slice(0, index + 1);
+  renderReference(); renderTrail();
+  $("text").focus();
+}
+
+function renderReference() {
+  const step = current();
+  const img = $("reference-img");
+  if (!step) { img.hidden = true; return; }
+  img.hidden = false;
+  if (step.ref.kind === "upload") img.src = step.ref.url;
+  else setImage(img, step.ref.id, 256);
+  img.alt = step.ref.kind === "upload" ? `reference: ${step.ref.name}` : `reference: item ${step.ref.id}`;
+}
+
+function renderTrail() {
+  const list = $("trail-list");
+  list.replaceChildren();
+  state.trail.forEach((step, index) => {
+    const li = document.createElement("li");
+    if (index === state.trail.length - 1) li.className = "current";
+    const button = document.createElement("button");
+    button.type = "button";
+    const img = document.createElement("img");
+    img.alt = "";
+    if (step.ref.kind === "upload") img.src = step.ref.url; else setImage(img, step.ref.id, 96);
+    const label = document.createElement("span");
+    const name = step.ref.kind === "upload" ? step.ref.name : `item ${step.ref.id}`;
+    label.textContent = index === 0 ? `${name}` : `${name} ← “${step.text || ""}”`;
+    button.append(img, label);
+    button.setAttribute("aria-label", `step ${index + 1}: ${label.textContent}`);
+    button.addEventListener("click", () => jumpTo(index));
+    li.append(button);
+    list.append(li);
+  });
+  $("undo").disabled = state.trail.length < 2;
+}
+
+// --- parsed edits (chips) -----------------------------------------------------------------------------------------
+function schedulePreview() {
+  clearTimeout(state.parseTimer);
+  state.parseTimer = setTimeout(previewEdits, 150);
+}
+
+async function previewEdits() {
+  const text = $("text").value.trim();
+  const seq = ++state.parseSeq;
+  const chips = $("chips");
+  if (!text) { chips.replaceChildren(); return; }
+  try {
+    const edits = await (await api(`/parse?text=${encodeURIComponent(text)}`)).json();
+    if (seq !== state.parseSeq) return; // a newer keystroke already asked
+    chips.replaceChildren();
+    for (const [kind, sign] of [["add", "+"], ["remove", "−"]]) {
+      for (const name of edits[kind]) {
+        const chip = document.createElement("span");
+        chip.className = `chip ${kind}`;
+        chip.dataset.kind = kind;
+        chip.textContent = `${sign} ${name}`;
+        chip.setAttribute("aria-label", `${kind} ${name}`);
+        chips.append(chip);
+      }
+    }
+    if (!chips.children.length) {
+      const none = document.createElement("span");
+      none.className = "muted";
+      none.textContent = "no objects to add or remove recognised";
+      chips.append(none);
+    }
+  } catch (error) { showError(error); }
+}
+
+// --- search -------------------------------------------------------------------------------------------------------
+function strategyControls() {
+  const strategy = $("strategy").value;
+  for (const label of document.querySelectorAll("label.weight")) label.hidden = label.dataset.strategy !== strategy;
+}
+
+async function search(event) {
+  if (event) event.preventDefault();
+  clearError();
+  const step = current();
+  const strategy = $("strategy").value;
+  const text = $("text").value.trim();
+  const form = new FormData();
+  if (step && step.ref.kind === "upload") form.append("image", step.ref.file, step.ref.name);
+  else if (step) form.append("item_id", String(step.ref.id));
+  if (text) form.append("text", text);
+  form.append("strategy", strategy);
+  form.append("k", $("k").value || "12");
+  for (const [field, id] of [["image_weight", "image-weight"], ["text_weight", "text-weight"],
+                             ["add_weight", "add-weight"], ["remove_weight", "remove-weight"]]) {
+    form.append(field, $(id).value || "1");
+  }
+  $("status").textContent = "searching…";
+  $("search-btn").disabled = true;
+  try {
+    const body = await (await api("/search", { method: "POST", body: form })).json();
+    state.results = body.results;
+    renderExplanation(body.explanation);
+    renderResults();
+    $("status").textContent = `${body.results.length} results`;
+  } catch (error) {
+    showError(error);
+  } finally {
+    $("search-btn").disabled = false;
+  }
+}
+
+function renderExplanation(explanation) {
+  const box = $("explanation");
+  const weights = Object.entries(explanation.weights || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+  const parts = [`strategy ${explanation.strategy}`];
+  if (weights) parts.push(`weights ${weights}`);
+  if (explanation.add.length) parts.push(`add ${explanation.add.join(", ")}`);
+  if (explanation.remove.length) parts.push(`remove ${explanation.remove.join(", ")}`);
+  if (explanation.parser) parts.push(`read by ${explanation.parser}${explanation.edits_used ? "" : " (shown, not used by this strategy)"}`);
+  box.textContent = parts.join(" · ");
+  box.hidden = false;
+}
+
+function renderResults() {
+  const grid = $("results");
+  grid.replaceChildren();
+  state.results.forEach((hit, rank) => {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "result";
+    button.dataset.id = String(hit.id);
+    const name = hit.path.split(/[\\/]/).pop();
+    button.setAttribute("aria-label", `result ${rank + 1}: ${name}, score ${hit.score.toFixed(3)}; refine from it`);
+    const img = document.createElement("img");
+    img.alt = "";
+    img.loading = "lazy";
+    setImage(img, hit.id, 256);
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = hit.score.toFixed(3);
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = `#${rank + 1} ${name}`;
+    label.title = hit.path;
+    button.append(img, score, label);
+    button.addEventListener("click", () => refineFrom(hit));
+    button.addEventListener("keydown", (event) => moveInGrid(event, rank));
+    li.append(button);
+    grid.append(li);
+  });
+}
+
+function moveInGrid(event, rank) {
+  const buttons = [...document.querySelectorAll("#results button")];
+  if (!buttons.length) return;
+  const columns = Math.max(1, Math.round($("results").clientWidth / buttons[0].getBoundingClientRect().width));
+  const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns }[event.key];
+  if (step === undefined) return;
+  event.preventDefault();
+  const next = buttons[Math.min(buttons.length - 1, Math.max(0, rank + step))];
+  next.focus();
+}
+
+// --- wiring -------------------------------------------------------------------------------------------------------
+async function loadInfo() {
+  const health = await (await fetch("/health")).json();
+  state.keyRequired = health.api_key_required;
+  if (state.keyRequired && !state.key) { askForKey(); return; }
+  const info = await (await api("/info")).json();
+  const select = $("strategy");
+  select.replaceChildren(...info.strategies.map((name) => new Option(name, name, name === info.default_strategy, name === info.default_strategy)));
+  $("k").max = String(Math.min(200, info.limits.max_k));
+  strategyControls();
+  $("store-info").textContent = `${info.items} images · ${info.backbone}`;
+}
+
+function wire() {
+  const zone = $("reference-zone");
+  const input = $("file-input");
+  zone.addEventListener("click", () => input.click());
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
+  input.addEventListener("change", () => { if (input.files.length) startFromFile(input.files[0]); input.value = ""; });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    if (event.dataTransfer.files.length) startFromFile(event.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (event) => {
+    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    if (file) startFromFile(file);
+  });
+  $("search-form").addEventListener("submit", search);
+  $("text").addEventListener("input", schedulePreview);
+  $("strategy").addEventListener("change", strategyControls);
+  $("undo").addEventListener("click", undo);
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.key = $("api-key").value;
+    sessionStorage.setItem("cir-api-key", state.key);
+    $("key-form").hidden = true;
+    clearError();
+    loadInfo().catch(showError);
+  });
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement?.tagName);
+    if (event.key === "/" && !typing) { event.preventDefault(); $("text").focus(); }
+    if (event.altKey && (event.key === "z" || event.key === "Z")) { event.preventDefault(); undo(); }
+  });
+  loadInfo().catch(showError);
+}
+
+document.addEventListener("DOMContentLoaded", wire);
