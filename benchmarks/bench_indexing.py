@@ -73,6 +73,19 @@ def time_ceiling(backbone, batches, n: int, batch_size: int) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def decode_core_ms(backbone, folder: Path, n: int) -> float:
+    """CPU milliseconds per image of the indexer's per-file work without the model, on one thread: read, sha256,
+    reduced-scale decode and preprocessing (``examine_file``)."""
+    from cir.ingest.decode import DecodeLimits
+    from cir.ingest.pipeline import FileJob, examine_file
+
+    files = sorted(folder.glob("*.jpg"))[:n]
+    start = time.thread_time()
+    for path in files:
+        examine_file(FileJob(str(path), str(folder)), backbone.preprocess, backbone.image_size, DecodeLimits())
+    return (time.thread_time() - start) / len(files) * 1000
+
+
 def time_end_to_end(backbone, folder: Path, n: int, batch_size: int, workers: int | None) -> float:
     from cir.store import Store
 
@@ -103,7 +116,11 @@ def bench_backbone(spec: str, folder: Path, args) -> dict:
         e2e.append(time_end_to_end(backbone, folder, args.images, args.batch_size, args.workers))
         print(f"  {spec} repeat {r + 1}: ceiling {ceilings[-1]:.1f} img/s, cir index {e2e[-1]:.1f} img/s", file=sys.stderr)
     ceiling, ours = statistics.median(ceilings), statistics.median(e2e)
+    decode_ms = decode_core_ms(backbone, folder, min(args.images, 300))
+    threads = torch.get_num_threads()
+    model_ms = threads * 1000 / ceiling  # core-milliseconds per image of the forward pass (all its threads busy)
     return {
+        "decode_ms": decode_ms, "bound": model_ms / (model_ms + decode_ms),
         "spec": spec, "input": backbone.image_size, "ceiling": ceiling, "ours": ours, "ratio": ours / ceiling,
         "ratios": [o / c for o, c in zip(e2e, ceilings)], "threads": torch.get_num_threads(),
         "workers": IndexConfig(workers=args.workers).resolved_workers(),
@@ -121,15 +138,22 @@ def markdown(rows: list[dict], failures: list[str], args) -> str:
         "pre-decoded batches; `cir index` = the whole pipeline into a fresh store (read, sha256, decode, preprocess, "
         "forward, fsync'ed append, SQLite commit).",
         "",
-        "| backbone | model input | torch threads | decode threads | ceiling img/s | cir index img/s | ratio | ratio per repeat |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backbone | model input | torch threads | decode threads | ceiling img/s | cir index img/s | ratio | ratio per repeat | decode core-ms/img | bound |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| `{r['spec']}` | {r['input']} px | {r['threads']} | {r['workers']} | {r['ceiling']:.1f} | {r['ours']:.1f} | "
-            f"**{r['ratio']:.2f}** | {', '.join(f'{x:.2f}' for x in r['ratios'])} |"
+            f"**{r['ratio']:.2f}** | {', '.join(f'{x:.2f}' for x in r['ratios'])} | {r['decode_ms']:.2f} | {r['bound']:.2f} |"
         )
-    lines += [f"| `{spec}` | not measured: {reason} |  |  |  |  |  |  |" for spec, reason in failures]
+    lines += [f"| `{spec}` | not measured: {reason} |  |  |  |  |  |  |  |  |" for spec, reason in failures]
+    lines += [
+        "",
+        "*decode core-ms/img*: CPU time per image of the indexer's per-file work without the model (read, sha256, "
+        "reduced-scale JPEG decode, preprocessing), measured on one thread. *bound*: the best ratio any pipeline can "
+        "reach when the model keeps all its threads busy and decoding shares the same cores: model core-ms / (model "
+        "core-ms + decode core-ms), with model core-ms = torch threads x 1000 / ceiling img/s.",
+    ]
     lines += ["", "Command: `python benchmarks/bench_indexing.py " + " ".join(sys.argv[1:]) + "`"]
     return "\n".join(lines) + "\n"
 
