@@ -47,10 +47,10 @@ def test_loss_goes_down_on_a_fixed_batch():
         logits = 10 * img @ txt.t()
         return torch.nn.functional.cross_entropy(logits, torch.arange(8))
 
-    first = float(loss())
+    first = loss().item()
     for _ in range(20):
         opt.zero_grad()
         value = loss()
         value.backward()
         opt.step()
-    assert float(loss()) < first * 0.7
+    assert loss().item() < first * 0.7
