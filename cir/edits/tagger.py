@@ -116,7 +116,7 @@ def build_model(cfg: TaggerConfig) -> TaggerModel:
     if kind == "minilm":
         from cir.backbones.text_tower import minilm_dir
 
-        bert = BertModel.from_pretrained(minilm_dir(), add_pooling_layer=False)
+        bert = BertModel.from_pretrained(minilm_dir())  # its pooler is unused (and not trained)
     elif kind == "tiny-bert":
         tokenizer = load_tokenizer()
         bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **cfg.base["config"]), add_pooling_layer=False)
