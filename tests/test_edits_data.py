@@ -46,6 +46,8 @@ def _check(sentence):
         assert words[inside[0]].start == obj.start and words[inside[-1]].end == obj.end
         assert inside == list(range(inside[0], inside[-1] + 1))
         assert labels[inside[0]] == "B-" + obj.type and all(labels[i] == "I-" + obj.type for i in inside[1:])
+    for a, b in zip(sentence.spans, sentence.spans[1:]):  # two objects are never merely adjacent
+        assert sentence.text[a.end : b.start].strip(), sentence
     labelled = sum(lab != "O" for lab in labels)
     assert labelled == sum(len([w for w in words if w.start >= o.start and w.end <= o.end]) for o in sentence.spans)
 
@@ -78,7 +80,7 @@ def test_without_noise_spans_are_the_object_names():
 
 def test_context_objects_and_objects_with_and():
     gen = SentenceGenerator([t for t in all_templates() if t.pattern == "put {+:a} next to {=:the}"],
-                            ["fork and knife", "lamp", "cup", "teddy bear"], NoiseConfig(typo=0, capitals=0, punctuation=0,
+                            ["fork and knife", "lamp", "cup", "teddy bear"], NoiseConfig(typo=0, capitals=0, punctuation=0, fillers=0,
                                                                                         politeness=0, combine=0))
     rng = np.random.default_rng(0)
     for _ in range(30):

@@ -37,6 +37,9 @@ _CONNECTORS = ((", ", 0.2), (" and ", 0.2), ("; ", 0.1), (". ", 0.12), (", then 
 _ENDINGS = (("", 0.5), (".", 0.22), ("!", 0.08), ("?", 0.06), ("!!", 0.03), ("...", 0.04), (" .", 0.02), ("?!", 0.02),
             (";", 0.01), (",", 0.02))
 _KEYS = "qwertyuiopasdfghjklzxcvbnm"
+_FILLERS = ("just", "really", "also", "maybe", "now", "please", "quickly", "simply", "then", "actually", "kindly", "um",
+            "like", "perhaps", "definitely", "still", "so", "basically")
+_JOIN = "<join>"  # marks the separators of an object list, whose commas are never dropped (two names would merge)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class NoiseConfig:
     typo: float = 0.25  # chance of one typo (sometimes two) inside a word, objects included
     punctuation: float = 0.5  # chance of sentence-final punctuation; commas are dropped with a quarter of it
     combine: float = 0.3  # chance of joining two clauses into one sentence
+    fillers: float = 0.15  # chance of a filler word ("just", "really", "also") slipped between two template words
     and_objects: float = 0.08  # chance that an object slot draws a name containing " and "
     list_sizes: tuple[float, float, float] = (0.6, 0.3, 0.1)  # chance of 1, 2, 3 objects in a list slot
 
@@ -158,7 +162,7 @@ class SentenceGenerator:
                     join = _pick(joins, rng)
                     if i == count - 1 and count > 2 and join == ", " and det != "bare":
                         join = rng.choice([", and ", " and "])
-                    out.append((str(join), None, None))
+                    out.append((str(join), None, _JOIN))
                 if det != "bare" and not (i and det == "the" and rng.uniform() < 0.1 and count > 2 and i < count - 1):
                     out.append((_determiner(det, name, rng) + " ", None, None))
                 out.append((name, _TYPE[sign], name))
@@ -169,8 +173,20 @@ class SentenceGenerator:
     def _noisy(self, pieces, rng: np.random.Generator):
         """Typos inside one or two words (objects included) and dropped commas; word boundaries never move."""
         pieces = list(pieces)
+        if rng.uniform() < self.noise.fillers:
+            spots = [i for i, (t, typ, name) in enumerate(pieces) if typ is None and name is None and " " in t.strip()
+                     and t.strip() != "a new"]
+            if spots:
+                i = spots[int(rng.integers(len(spots)))]
+                text, typ, name = pieces[i]
+                words = text.split(" ")
+                inner = [k for k in range(1, len(words)) if words[k - 1] and words[k]]
+                if inner:
+                    k = inner[int(rng.integers(len(inner)))]
+                    words.insert(k, _FILLERS[int(rng.integers(len(_FILLERS)))])
+                    pieces[i] = (" ".join(words), typ, name)
         if rng.uniform() < self.noise.punctuation * 0.25:
-            pieces = [(t.replace(",", "") if typ is None else t, typ, name) for t, typ, name in pieces]
+            pieces = [(t.replace(",", "") if typ is None and name != _JOIN else t, typ, name) for t, typ, name in pieces]
         if rng.uniform() < self.noise.typo:
             for _ in range(1 if rng.uniform() < 0.8 else 2):
                 candidates = [(i, w) for i, (t, _, _) in enumerate(pieces) for w in t.split(" ") if len(w) >= 4 and w.isalpha()]
@@ -218,7 +234,7 @@ def _typo(word: str, rng: np.random.Generator) -> str:
 def _assemble(pieces) -> tuple[str, tuple[Obj, ...]]:
     text, spans = "", []
     for piece, typ, name in pieces:
-        if typ is not None or name is not None:
+        if typ is not None or (name is not None and name != _JOIN):
             if text and not text.endswith(" "):
                 text += " "
             start = len(text)
