@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cir.edits.align import labels_for, split_words
-from cir.edits.templates import SLOT_RE, Template, all_templates, split_patterns
+from cir.edits.templates import SLOT_RE, Template, all_templates, split_foreign, split_patterns
 from cir.edits.vocabulary import split_objects
 
 SPLITS = ("train", "val")
@@ -71,6 +71,7 @@ class NoiseConfig:
     typo: float = 0.25  # chance of one typo (sometimes two) inside a word, objects included
     punctuation: float = 0.5  # chance of sentence-final punctuation; commas are dropped with a quarter of it
     combine: float = 0.3  # chance of joining two clauses into one sentence
+    foreign: float = 0.05  # extra chance of a sentence in another language from the foreign grammar (no spans)
     fillers: float = 0.15  # chance of a filler word ("just", "really", "also") slipped between two template words
     and_objects: float = 0.08  # chance that an object slot draws a name containing " and "
     list_sizes: tuple[float, float, float] = (0.6, 0.3, 0.1)  # chance of 1, 2, 3 objects in a list slot
@@ -81,6 +82,7 @@ class SentenceGenerator:
     templates: list[Template]
     objects: list[str]
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    foreign: dict = field(default_factory=dict)  # language -> (patterns with "{n}", noun phrases); see templates.py
 
     def __post_init__(self) -> None:
         if not self.objects:
@@ -99,14 +101,17 @@ class SentenceGenerator:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         train_t, val_t = split_patterns(all_templates(), seed=seed)
         objects = split_objects(seed=seed)
+        train_f, val_f = split_foreign(seed=seed)
         if split == "train":
-            return cls(train_t, list(objects.train), noise or NoiseConfig())
-        return cls(val_t, list(objects.val), noise or NoiseConfig())
+            return cls(train_t, list(objects.train), noise or NoiseConfig(), train_f)
+        return cls(val_t, list(objects.val), noise or NoiseConfig(), val_f)
 
     # --- sampling --------------------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, kind: str | None = None) -> Sentence:
         """One sentence; ``kind`` restricts the template kind ("multi" also joins two clauses)."""
         n = self.noise
+        if self.foreign and (kind == "foreign" or (kind is None and rng.uniform() < n.foreign)) and rng.uniform() < 0.8:
+            return self._foreign(rng)
         if kind is None and rng.uniform() < n.combine:
             kind = "multi"
         if kind == "multi" and rng.uniform() < 0.6:
@@ -134,6 +139,18 @@ class SentenceGenerator:
         text, spans = _recase(text, spans, rng, n.capitals)
         sentence_kind = "multi" if len(clauses) > 1 else clauses[0].kind
         return Sentence(text, spans, sentence_kind, tuple(t.pattern for t in clauses))
+
+    def _foreign(self, rng: np.random.Generator) -> Sentence:
+        langs = sorted(self.foreign)
+        patterns, nouns = self.foreign[langs[int(rng.integers(len(langs)))]]
+        pattern = patterns[int(rng.integers(len(patterns)))]
+        text = pattern
+        while "{n}" in text:
+            text = text.replace("{n}", nouns[int(rng.integers(len(nouns)))], 1)
+        if rng.uniform() < self.noise.punctuation:
+            text += _pick(_ENDINGS, rng)
+        text, _ = _recase(text, (), rng, self.noise.capitals)
+        return Sentence(text, (), "foreign", (pattern,))
 
     def sample_many(self, count: int, seed: int) -> list[Sentence]:
         rng = np.random.default_rng(seed)

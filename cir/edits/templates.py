@@ -1018,8 +1018,65 @@ def _bucket(text: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_patterns(templates: list[Template], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Template], list[Template]]:
+def split_patterns(templates: list[Template], val_fraction: float = 0.15, seed: int = 0) -> tuple[list[Template], list[Template]]:
     """(train, validation) by a seeded hash of each pattern: stable when patterns are added elsewhere."""
     train = [t for t in templates if _bucket(t.pattern, seed) >= val_fraction]
     val = [t for t in templates if _bucket(t.pattern, seed) < val_fraction]
+    return train, val
+
+
+# Other languages, built from a small grammar: "{n}" is a noun phrase of that language. These sentences must give
+# no span at all (the tagger reads English); patterns and nouns are split into train/validation like the rest.
+FOREIGN_GRAMMAR: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "fr": (("ajoute {n}", "enlève {n}", "supprime {n}", "sans {n}", "remplace {n} par {n}", "mets {n} à côté de {n}",
+            "je veux {n}", "il faut {n}", "retire {n} s'il te plaît", "pas de {n}", "avec {n} en plus", "change {n} en {n}"),
+           ("un chien", "le chat", "une chaise", "la lampe", "un livre", "la tasse", "une pomme", "le vélo", "un parapluie",
+            "la voiture", "un oiseau", "le gâteau", "une fourchette et un couteau", "la fenêtre", "un ballon")),
+    "de": (("füge {n} hinzu", "entferne {n}", "ohne {n}", "ersetze {n} durch {n}", "stell {n} neben {n}", "ich will {n}",
+            "nimm {n} weg", "kein {n} mehr", "mit {n}", "lösche {n} bitte", "tausche {n} gegen {n}", "mach {n} weg"),
+           ("einen hund", "die katze", "den stuhl", "die lampe", "ein buch", "die tasse", "einen apfel", "das fahrrad",
+            "einen regenschirm", "das auto", "einen vogel", "den kuchen", "messer und gabel", "das fenster", "einen ball")),
+    "es": (("añade {n}", "quita {n}", "sin {n}", "reemplaza {n} por {n}", "pon {n} junto a {n}", "quiero {n}",
+            "elimina {n}", "no más {n}", "con {n}", "borra {n} por favor", "cambia {n} por {n}", "agrega {n} también"),
+           ("un perro", "el gato", "la silla", "la lámpara", "un libro", "la taza", "una manzana", "la bicicleta",
+            "un paraguas", "el coche", "un pájaro", "el pastel", "tenedor y cuchillo", "la ventana", "una pelota")),
+    "it": (("aggiungi {n}", "togli {n}", "senza {n}", "sostituisci {n} con {n}", "metti {n} accanto a {n}", "voglio {n}",
+            "rimuovi {n}", "niente più {n}", "con {n}", "elimina {n} per favore", "cambia {n} con {n}", "leva {n}"),
+           ("un cane", "il gatto", "la sedia", "la lampada", "un libro", "la tazza", "una mela", "la bicicletta",
+            "un ombrello", "la macchina", "un uccello", "la torta", "forchetta e coltello", "la finestra", "una palla")),
+    "pt": (("adicione {n}", "remova {n}", "sem {n}", "substitua {n} por {n}", "coloque {n} ao lado de {n}", "quero {n}",
+            "tire {n}", "chega de {n}", "com {n}", "apague {n} por favor", "troque {n} por {n}", "acrescente {n}"),
+           ("um cachorro", "o gato", "a cadeira", "a lâmpada", "um livro", "a xícara", "uma maçã", "a bicicleta",
+            "um guarda-chuva", "o carro", "um pássaro", "o bolo", "garfo e faca", "a janela", "uma bola")),
+    "nl": (("voeg {n} toe", "verwijder {n}", "zonder {n}", "vervang {n} door {n}", "zet {n} naast {n}", "ik wil {n}",
+            "haal {n} weg", "geen {n} meer", "met {n}", "wis {n} alsjeblieft"),
+           ("een hond", "de kat", "de stoel", "de lamp", "een boek", "de kop", "een appel", "de fiets", "een paraplu",
+            "de auto", "een vogel", "de taart", "mes en vork", "het raam")),
+    "sv": (("lägg till {n}", "ta bort {n}", "utan {n}", "byt {n} mot {n}", "jag vill ha {n}", "inga fler {n}", "med {n}"),
+           ("en hund", "katten", "stolen", "lampan", "en bok", "koppen", "ett äpple", "cykeln", "ett paraply", "bilen")),
+    "pl": (("dodaj {n}", "usuń {n}", "bez {n}", "zamień {n} na {n}", "chcę {n}", "postaw {n} obok {n}", "z {n}"),
+           ("psa", "kota", "krzesło", "lampę", "książkę", "kubek", "jabłko", "rower", "parasol", "samochód", "ptaka")),
+    "tr": (("{n} ekle", "{n} kaldır", "{n} olmadan", "{n} yerine {n} koy", "{n} istiyorum", "{n} sil lütfen"),
+           ("köpek", "kedi", "sandalye", "lamba", "kitap", "fincan", "elma", "bisiklet", "şemsiye", "araba", "kuş")),
+    "ro": (("adaugă {n}", "scoate {n}", "fără {n}", "înlocuiește {n} cu {n}", "vreau {n}", "cu {n}"),
+           ("un câine", "pisica", "scaunul", "lampa", "o carte", "cana", "un măr", "bicicleta", "o umbrelă", "mașina")),
+    "id": (("tambahkan {n}", "hapus {n}", "tanpa {n}", "ganti {n} dengan {n}", "saya mau {n}", "buang {n}"),
+           ("anjing", "kucing", "kursi", "lampu", "buku", "cangkir", "apel", "sepeda", "payung", "mobil", "burung")),
+    "ru": (("добавь {n}", "убери {n}", "без {n}", "замени {n} на {n}", "я хочу {n}", "поставь {n} рядом с {n}"),
+           ("собаку", "кошку", "стул", "лампу", "книгу", "чашку", "яблоко", "велосипед", "зонт", "машину", "птицу")),
+}
+
+
+def split_foreign(val_fraction: float = 0.15, seed: int = 0) -> tuple[dict, dict]:
+    """(train, validation) grammars: each language's patterns and nouns split by a seeded hash (a language keeps at
+    least one pattern and one noun on each side)."""
+    train, val = {}, {}
+    for lang, (patterns, nouns) in FOREIGN_GRAMMAR.items():
+        sides = []
+        for items in (patterns, nouns):
+            v = [x for x in items if _bucket(lang + x, seed) < val_fraction] or [items[-1]]
+            t = [x for x in items if x not in v]
+            sides.append((tuple(t), tuple(v)))
+        train[lang] = (sides[0][0], sides[1][0])
+        val[lang] = (sides[0][1], sides[1][1])
     return train, val
