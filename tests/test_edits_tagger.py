@@ -194,3 +194,25 @@ def test_train_edits_smoke_preset(tmp_path):
     assert cfg["provenance"]["config"]["preset"] == "smoke" and "unseen" in cfg["metrics"]
     assert cfg["provenance"]["data"]["val_objects"] > 200
     assert load_tagger(tmp_path / "t").parse("add a cat") is not None
+
+
+@pytest.mark.slow
+def test_shipped_tagger_reads_the_world_and_odd_inputs(monkeypatch):
+    """The shipped checkpoint (loads the 90 MB MiniLM once): world triplet texts, and odd inputs give nothing."""
+    import cir.edits.tagger
+    from cir.edits.evaluate import world_agreement
+    from cir.edits.parsers import get_parser
+
+    path = cir.edits.tagger.Path(cir.edits.tagger.__file__).resolve().parent / "weights" / "tagger"
+    if not (path / "config.json").exists():
+        pytest.skip("no shipped tagger in this checkout")
+    monkeypatch.setattr(cir.edits.tagger, "shipped_checkpoint", lambda: path)
+    parser = get_parser("auto")
+    assert parser.name == "tagger"
+    assert world_agreement(parser)["exact"] >= 0.98
+    assert parser.parse("Could you swap the cup for a fork and knife?").to_dict() == {"add": ["fork and knife"], "remove": ["cup"]}
+    for text in ("", "?!", "ajoute un chien et enlève le chat", "füge einen hund hinzu", "добавь собаку", "加一只狗",
+                 "make it black and white"):
+        assert parser.parse(text).to_dict() == {"add": [], "remove": []}, text
+    long = parser.parse("add a cat " + "and a dog " * 300)
+    assert "cat" in long.add
