@@ -70,7 +70,10 @@ def format_scores(name: str, scores: dict[str, dict[str, float]]) -> str:
     lines = [f"{name}: span F1 {100 * scores['all']['f1']:.2f} (P {100 * scores['all']['precision']:.2f}, "
              f"R {100 * scores['all']['recall']:.2f}) over {scores['all']['sentences']} sentences"]
     for group, s in scores.items():
-        if group != "all":
+        if group != "all" and s["tp"] + s["fn"] == 0:  # nothing to find: F1 is 1 or 0, the invented spans tell more
+            lines.append(f"  {group:<20} no spans to find; {s['fp']} invented  exact {100 * s['exact']:6.2f}  "
+                         f"({s['sentences']} sentences)")
+        elif group != "all":
             lines.append(f"  {group:<20} F1 {100 * s['f1']:6.2f}  exact {100 * s['exact']:6.2f}  "
                          f"(tp {s['tp']}, fp {s['fp']}, fn {s['fn']}, {s['sentences']} sentences)")
     return "\n".join(lines)

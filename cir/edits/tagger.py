@@ -214,7 +214,7 @@ class TaggerParser(EditParser):
     def parse_many(self, texts: list[str]) -> list[Edit]:
         split = [split_words(t if isinstance(t, str) else "") for t in texts]
         out: list[Edit | None] = [Edit() if not words else None for words in split]
-        todo = [i for i, e in enumerate(out) if e is None]
+        todo = sorted((i for i, e in enumerate(out) if e is None), key=lambda i: len(split[i]))  # batches of like lengths pad less
         for s in range(0, len(todo), self.batch_size):
             chunk = todo[s : s + self.batch_size]
             labels = predict_labels(self.model, self.tokenizer, [[w.text for w in split[i]] for i in chunk])
