@@ -50,6 +50,8 @@ def test_alignment_of_multi_word_and_punctuated_objects(tokenizer):
     assert spans_from_labels(labels) == [Span(2, 6, "REM"), Span(9, 12, "ADD")]
     assert phrase(text, words, 9, 12) == "fork and knife" and phrase(text, words, 2, 6) == "jack-o'-lantern"
     assert phrase(text, words, 8, 12) == "fork and knife"  # a leading article is dropped
+    cups = split_words("without any cups or plates")
+    assert phrase("without any cups or plates", cups, 2, 4) == "cups"  # so is a trailing joiner
     # inference splits the same way: the same word list for the text alone
     assert [w.text for w in split_words(text)] == [w.text for w in words]
 

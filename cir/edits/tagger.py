@@ -28,6 +28,7 @@ from cir.errors import ConfigError, WeightsUnavailable
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "tagger.safetensors"
 BASE_KINDS = ("minilm", "tiny-bert")
+_TRAILING = {"and", "or", "nor", "plus"}  # a list joiner never ends an object's name
 _LEADING = {"a", "an", "the", "some", "any", "another", "one", "this", "that", "my", "your", "these", "those", "new"}
 
 
@@ -186,11 +187,12 @@ def predict_labels(model: TaggerModel, tokenizer, batch: Sequence[Sequence[str]]
 
 
 def phrase(text: str, words, start: int, end: int) -> str | None:
-    """The object as written in the text: leading articles and punctuation dropped; None if nothing remains."""
+    """The object as written in the text: leading articles, trailing joiners ("cups or") and punctuation dropped;
+    None if nothing remains."""
     chosen = list(words[start:end])
     while chosen and (chosen[0].text.lower() in _LEADING or not chosen[0].text[0].isalnum()) and len(chosen) > 1:
         chosen = chosen[1:]
-    while chosen and not chosen[-1].text[-1].isalnum():
+    while chosen and (not chosen[-1].text[-1].isalnum() or chosen[-1].text.lower() in _TRAILING):
         chosen = chosen[:-1]
     if not chosen or not any(c.isalnum() for w in chosen for c in w.text):
         return None
