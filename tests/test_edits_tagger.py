@@ -218,3 +218,18 @@ def test_shipped_tagger_reads_the_world_and_odd_inputs(monkeypatch):
         assert parser.parse(text).to_dict() == {"add": [], "remove": []}, text
     long = parser.parse("add a cat " + "and a dog " * 300)
     assert "cat" in long.add
+
+
+def test_a_tagger_trained_into_the_cache_wins_over_the_shipped_one(tiny_tagger, monkeypatch):
+    import shutil
+
+    import cir.edits.tagger
+    from cir.edits.tagger import cached_checkpoint, find_checkpoint
+
+    monkeypatch.setattr(cir.edits.tagger, "shipped_checkpoint", lambda: tiny_tagger[0])
+    assert find_checkpoint() == tiny_tagger[0]
+    shutil.copytree(tiny_tagger[0], cached_checkpoint())
+    try:
+        assert find_checkpoint() == cached_checkpoint()
+    finally:
+        shutil.rmtree(cached_checkpoint())

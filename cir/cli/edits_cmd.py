@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         file: Optional[Path] = typer.Option(None, "--file", help="a text file, one modification text per line"),
         json_out: bool = typer.Option(False, "--json", help='one JSON object per text: {"text", "add", "remove"}'),
         parser: str = typer.Option("auto", help=PARSER_HELP),
-        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: shipped or cached)"),
+        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the cached one from cir train edits, else the shipped one)"),
     ) -> None:
         """Print the objects each text adds and removes (each as written in the text, without its article)."""
         from cir.edits.parsers import get_parser
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
     @edits.command("eval")
     def evaluate(
-        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: shipped or cached)"),
+        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the cached one from cir train edits, else the shipped one)"),
         sentences: int = typer.Option(2000, help="validation sentences per set, balanced over edit kinds"),
         seed: int = typer.Option(0, help="the split seed the tagger was trained with"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the scores to this JSON file"),

@@ -252,8 +252,9 @@ def cached_checkpoint() -> Path:
 
 
 def find_checkpoint() -> Path | None:
-    """The shipped checkpoint, else the one ``cir train edits`` writes to the cache by default; None if neither."""
-    for path in (shipped_checkpoint(), cached_checkpoint()):
+    """The checkpoint ``cir train edits`` writes to the cache by default (the user's own training wins), else the
+    shipped one; None if neither."""
+    for path in (cached_checkpoint(), shipped_checkpoint()):
         if (path / CONFIG_FILE).exists():
             return path
     return None
