@@ -23,6 +23,15 @@ def _private_cache(tmp_path_factory):
         os.environ["CIR_CACHE_DIR"] = old
 
 
+@pytest.fixture(autouse=True)
+def _no_shipped_tagger(monkeypatch, tmp_path_factory):
+    """Tests see no shipped edit tagger, so ``arithmetic`` defaults to the rules unless a test provides a
+    checkpoint (the real tagger loads the 90 MB MiniLM; only tests marked slow do that)."""
+    import cir.edits.tagger
+
+    monkeypatch.setattr(cir.edits.tagger, "shipped_checkpoint", lambda: Path("/nonexistent/cir-shipped-tagger"))
+
+
 @pytest.fixture(scope="session")
 def tiny_cir_checkpoint(tmp_path_factory) -> Path:
     """A random-init cir dual encoder (tiny CNN + tiny BERT), saved as a checkpoint directory."""

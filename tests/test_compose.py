@@ -89,10 +89,10 @@ def test_rule_parser(text, add, remove):
 
 
 def test_rule_parser_on_world_triplets():
-    from cir.compose import default_edit_parser
+    from cir.edits import get_parser
     from cir.scenes import WorldConfig, build_world
 
-    parser = default_edit_parser()
+    parser = get_parser("rules")
     triplets = [t for t in build_world(WorldConfig(seed=5, groups={"val": 80})).splits["val"].triplets if t.kind != "style"]
     ok = sum(sorted(parser.parse(t.text).add) == sorted(t.added) and sorted(parser.parse(t.text).remove) == sorted(t.removed) for t in triplets)
     assert ok / len(triplets) >= 0.98

@@ -15,11 +15,12 @@ __all__ = ["STRATEGY_NAMES", "Composed", "Strategy", "get_strategy", "unit_rows"
 
 
 def default_edit_parser():
-    """The parser ``arithmetic`` uses unless told otherwise: the rule-based one over the scene vocabulary."""
-    from cir.edits.rules import RuleParser
-    from cir.scenes.objects import load_objects
+    """The parser ``arithmetic`` uses unless told otherwise: the learned tagger when its checkpoint is shipped or
+    in the cache (a checkpoint that exists but fails to load is an error), else the rule-based parser over the
+    scene vocabulary. The parser's name is in every arithmetic explanation."""
+    from cir.edits.parsers import get_parser
 
-    return RuleParser([o.name for o in load_objects()])
+    return get_parser("auto")
 
 
 def get_strategy(
