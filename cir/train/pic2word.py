@@ -118,7 +118,7 @@ def train_pic2word(cfg: Pic2WordTrainConfig, backbone: Backbone | None = None, l
         text = backbone.text_features_with_token([cfg.prompt] * len(val), mapper(val))
         sims = text @ val.t()  # text of image i against every held-out image
         hits = (sims.argmax(dim=1) == torch.arange(len(val), device=sims.device)).float().mean()
-        return {"score": float(hits), "loss": float(info_nce(val, text, 1.0 / cfg.temperature))}
+        return {"score": float(hits), "r@1": float(hits), "nce": float(info_nce(val, text, 1.0 / cfg.temperature))}
 
     def export(summary: dict) -> None:
         provenance = {"command": command_line(), "config": jsonable(asdict(cfg)), "images": len(refs), **summary}
