@@ -65,14 +65,14 @@ class CombinerTrainConfig:
     out: str = "runs/combiner"  # directory: combiner.safetensors (best epoch) and checkpoints/
     data: str = "scenes"  # triplets: scenes, cirr:ROOT, fashioniq:ROOT or csv:FILE
     images: str | None = None  # csv: the folder its image names are relative to
-    scene_groups: int = 1500  # train-split groups of the world when data = scenes
+    scene_groups: int = 800  # train-split groups of the world when data = scenes
     triplets_per_group: int = 6  # triplets drawn in each of those groups
     validation: float = 0.1  # share of the groups held out to pick the best epoch
     loss: str = "infonce"  # one of LOSS_NAMES
     sampler: str = "unique-target"  # one of cir.train.samplers.SAMPLER_NAMES
     temperature: float = 0.01  # CLIP4Cir's logit scale 100
     combiner: CombinerConfig = field(default_factory=CombinerConfig)  # dim is set from the backbone
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=30, batch_size=128, lr=2e-4, weight_decay=0.01))
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=30, batch_size=128, lr=2e-4, weight_decay=0.01, max_minutes=17))
     preset: str = "default"  # the preset these values came from
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 

@@ -38,7 +38,7 @@ class FinetuneTrainConfig:
     out: str = "runs/finetune"  # the new cir: checkpoint (best epoch), with checkpoints/ inside
     data: str = "scenes"  # triplets: scenes, cirr:ROOT, fashioniq:ROOT or csv:FILE
     images: str | None = None  # csv: the folder its image names are relative to
-    scene_groups: int = 1200  # train-split groups of the world when data = scenes
+    scene_groups: int = 600  # train-split groups of the world when data = scenes
     triplets_per_group: int = 6  # triplets drawn in each of those groups
     validation: float = 0.1  # share of the groups held out to pick the best epoch
     compose: str = "sum"  # how the query is composed while training: one of COMPOSE_NAMES
@@ -47,7 +47,7 @@ class FinetuneTrainConfig:
     loss: str = "infonce"  # one of LOSS_NAMES
     sampler: str = "unique-target"  # one of cir.train.samplers.SAMPLER_NAMES
     temperature: float = 0.07  # seed 000's T
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=10, batch_size=128, lr=1e-4, weight_decay=0.05))
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=10, batch_size=128, lr=1e-4, weight_decay=0.05, max_minutes=17))
     preset: str = "default"  # the preset these values came from
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 

@@ -60,13 +60,13 @@ class Pic2WordTrainConfig:
     temperature: float = 0.07  # InfoNCE temperature
     prompt: str = TRAIN_PROMPT  # the training text; must hold the placeholder once
     mapper: MapperConfig = field(default_factory=MapperConfig)  # in_dim/token_dim are set from the backbone
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=8, batch_size=128, lr=2e-4, weight_decay=0.1))
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=8, batch_size=128, lr=2e-4, weight_decay=0.1, max_minutes=17))
     preset: str = "default"  # the preset these values came from (recorded in the weights)
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 
 
 PRESETS = {
-    "default": {},  # about 10 minutes on 2 CPU cores with cir:demo
+    "default": {},  # about 5 minutes on 2 free CPU cores with cir:demo; stops after 17 minutes on a busy machine
     "smoke": {"scene_groups": 8, "loop": LoopConfig(epochs=1, batch_size=8, lr=1e-3)},  # seconds
 }
 
