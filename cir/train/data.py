@@ -162,14 +162,16 @@ def load_image_data(spec: str, seed: int = 0, scene_groups: int = 1000, limit: i
 
 
 # --- turning image references into model inputs -------------------------------------------------------------------
-def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool = True, desc: str = "images") -> torch.Tensor:
-    """(N, C, H, W) float16 preprocessed inputs; scenes are rendered at the backbone's input size."""
+def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool = True, desc: str = "images",
+                renderer=None) -> torch.Tensor:
+    """(N, C, H, W) float16 preprocessed inputs; scenes are rendered at the backbone's input size. Pass one
+    ``renderer`` to successive calls: it caches the rasterised objects, which cost far more than a layout."""
     from tqdm import tqdm
 
     from cir.ingest.decode import DecodeLimits, load_image
     from cir.scenes.render import SceneRenderer
 
-    renderer = SceneRenderer()
+    renderer = renderer or SceneRenderer()
     out = None
     for i, ref in enumerate(tqdm(images, desc=desc, unit="img", disable=not progress, leave=False)):
         if isinstance(ref, Scene):
@@ -196,8 +198,13 @@ def embed_table(backbone: Backbone, images: Sequence[ImageRef], batch_size: int 
     if files:
         vecs, _ = EmbeddingCache(backbone).embed_files([images[i] for i in files], batch_size=batch_size, progress=progress)
         out[files] = torch.from_numpy(vecs)
-    for start in range(0, len(scenes), batch_size):
+    from tqdm import tqdm
+
+    from cir.scenes.render import SceneRenderer
+
+    renderer = SceneRenderer()
+    for start in tqdm(range(0, len(scenes), batch_size), desc="embedding scenes", unit="batch", disable=not progress, leave=False):
         chunk = scenes[start : start + batch_size]
-        pixels = pixel_table(backbone, [images[i] for i in chunk], progress=False)
+        pixels = pixel_table(backbone, [images[i] for i in chunk], progress=False, renderer=renderer)
         out[chunk] = torch.from_numpy(backbone.encode_pixels(pixels.float()))
     return out

@@ -128,11 +128,14 @@ def prefix_table(parts: TrainableParts, backbone, images, batch_size: int = 256)
 
     from cir.train.data import pixel_table
 
+    from cir.scenes.render import SceneRenderer
+
     out = None
+    renderer = SceneRenderer()
     parts.eval()
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="frozen features", unit="batch", leave=False):
-            pixels = pixel_table(backbone, images[start : start + batch_size], progress=False).float().to(backbone.device)
+            pixels = pixel_table(backbone, images[start : start + batch_size], progress=False, renderer=renderer).float().to(backbone.device)
             x = parts.frozen_prefix(pixels).to(torch.float16).cpu()
             if out is None:
                 out = torch.empty((len(images), *x.shape[1:]), dtype=torch.float16)
