@@ -21,12 +21,13 @@ def register(train: typer.Typer) -> None:
         sampler: str = typer.Option("unique-target", "--sampler", help="random, unique-target, group-exclusive or group-inclusive"),
         preset: str = opt.PRESET, epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
+        threads: int = opt.THREADS,
     ) -> None:
         """Learn to fuse image and text features (CLIP4Cir's Combiner); use it with --strategy combiner."""
         from cir.train.combiner import preset_config, train_combiner
 
         cfg = preset_config(preset, backbone=backbone, out=str(out), data=data, images=str(images) if images else None,
                             loss=loss, sampler=sampler, resume=resume)
-        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes)
+        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes, threads)
         train_combiner(cfg, log=typer.echo)
         typer.echo(f"use it with: --strategy combiner --composer {out / 'combiner.safetensors'} (backbone {backbone})")

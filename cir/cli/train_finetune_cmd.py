@@ -26,12 +26,13 @@ def register(train: typer.Typer) -> None:
                                     "contrastive) or group-inclusive (its similar)"),
         preset: str = opt.PRESET, epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
+        threads: int = opt.THREADS,
     ) -> None:
         """Fine-tune the backbone so composed queries find their targets; use the result as --backbone cir:OUT."""
         from cir.train.finetune import preset_config, train_finetune
 
         cfg = preset_config(preset, backbone=backbone, out=str(out), data=data, images=str(images) if images else None,
                             compose=compose, train=train_what, blocks=blocks, loss=loss, sampler=sampler, resume=resume)
-        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes)
+        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes, threads)
         train_finetune(cfg, log=typer.echo)
         typer.echo(f"use it with: --backbone cir:{out}")

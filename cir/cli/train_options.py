@@ -14,14 +14,16 @@ BATCH_SIZE = typer.Option(0, "--batch-size", help="items per step (0 = the prese
 LR = typer.Option(0.0, "--lr", help="peak learning rate (0 = the preset's)")
 SEED = typer.Option(0, "--seed", help="random seed (data, batches, initialisation)")
 DEVICE = typer.Option("cpu", "--device", help="cpu or cuda (bf16 autocast on cuda)")
+THREADS = typer.Option(1, "--threads", help="torch CPU threads (1 suits a shared machine; raise it on a free one)")
 RESUME = typer.Option(False, "--resume", help="continue from the newest epoch checkpoint in OUT/checkpoints (after a kill)")
-MAX_MINUTES = typer.Option(0.0, "--max-minutes", help="stop after the epoch that crosses this many minutes (0 = no limit)")
+MAX_MINUTES = typer.Option(0.0, "--max-minutes", help="stop after the epoch that crosses this many minutes (0 = the preset's: 17 for default)")
 DATA = typer.Option("scenes", "--data", help="triplets: scenes (the offline world's train split), cirr:ROOT, fashioniq:ROOT "
                     "(train splits, read by the evaluation loaders) or csv:FILE (seed 000's columns, with --images)")
 IMAGES = typer.Option(None, "--images", help="csv: the folder the CSV's image names are relative to")
 
 
-def apply_loop_overrides(loop, epochs: int, batch_size: int, lr: float, seed: int, device: str, max_minutes: float):
+def apply_loop_overrides(loop, epochs: int, batch_size: int, lr: float, seed: int, device: str, max_minutes: float,
+                         threads: int = 1):
     """Command-line values over a preset's loop config (0 keeps the preset's)."""
     if epochs:
         loop.epochs = epochs
@@ -29,5 +31,7 @@ def apply_loop_overrides(loop, epochs: int, batch_size: int, lr: float, seed: in
         loop.batch_size = batch_size
     if lr:
         loop.lr = lr
-    loop.seed, loop.device, loop.max_minutes = seed, device, max_minutes
+    if max_minutes:
+        loop.max_minutes = max_minutes
+    loop.seed, loop.device, loop.threads = seed, device, threads
     return loop

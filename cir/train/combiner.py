@@ -22,7 +22,7 @@ from torch import nn
 
 from cir.backbones.base import Backbone
 from cir.errors import ConfigError
-from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze, jsonable
+from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze, jsonable, use_threads
 from cir.train.losses import LOSS_NAMES, contrastive_loss
 from cir.train.validation import composed_recall, validation_gallery
 
@@ -123,6 +123,7 @@ def train_combiner(cfg: CombinerTrainConfig, backbone: Backbone | None = None, l
         raise ConfigError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSS_NAMES)}")
     if cfg.sampler not in SAMPLER_NAMES:
         raise ConfigError(f"unknown sampler {cfg.sampler!r}; choose one of {', '.join(SAMPLER_NAMES)}")
+    use_threads(cfg.loop)
     torch.manual_seed(cfg.loop.seed)
     backbone = backbone or load_backbone(cfg.backbone, device=cfg.loop.device)
     freeze(backbone)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cir.errors import ConfigError
-from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, jsonable
+from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, jsonable, use_threads
 from cir.train.losses import LOSS_NAMES, contrastive_loss
 from cir.train.validation import composed_recall, validation_gallery
 
@@ -201,8 +201,7 @@ def train_finetune(cfg: FinetuneTrainConfig, log=print, stop_after_steps: int = 
     if out.resolve() == start_dir.resolve():
         raise ConfigError(f"--out {out} is the checkpoint being fine-tuned; choose another directory")
     torch.manual_seed(cfg.loop.seed)
-    if cfg.loop.device == "cpu":
-        torch.set_num_threads(cfg.loop.threads)
+    use_threads(cfg.loop)
     model = DualEncoder.load(start_dir).to(cfg.loop.device)
     backbone = CirBackbone(model, cfg.backbone)
     backbone.device = torch.device(cfg.loop.device)

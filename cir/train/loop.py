@@ -32,7 +32,7 @@ class LoopConfig:
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
     amp: bool = True  # bf16 autocast when the device is cuda (ignored on cpu)
     device: str = "cpu"  # cpu or cuda
-    threads: int = 2  # torch intra-op threads on cpu
+    threads: int = 1  # torch intra-op threads on cpu (1: on a shared, busy machine 2 threads spin and ran 7x slower)
     seed: int = 0  # drives initialisation, batches and dropout
     max_minutes: float = 0.0  # stop after the epoch that crosses this many minutes (0 = no limit)
     keep_checkpoints: int = 2  # epoch checkpoints kept on disk (the newest)
@@ -168,6 +168,12 @@ def freeze(backbone) -> None:
     for module in backbone.modules():
         for p in module.parameters():
             p.requires_grad_(False)
+
+
+def use_threads(cfg: LoopConfig) -> None:
+    """Apply ``cfg.threads`` before any data is embedded (the encoders run on the same threads)."""
+    if torch.device(cfg.device).type == "cpu":
+        torch.set_num_threads(cfg.threads)
 
 
 def command_line() -> str:

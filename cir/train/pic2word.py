@@ -17,7 +17,7 @@ from torch import nn
 
 from cir.backbones.base import PLACEHOLDER, Backbone
 from cir.errors import ConfigError
-from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze, jsonable
+from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze, jsonable, use_threads
 from cir.train.losses import info_nce
 
 TRAIN_PROMPT = f"a photo of {PLACEHOLDER}"
@@ -92,6 +92,7 @@ def train_pic2word(cfg: Pic2WordTrainConfig, backbone: Backbone | None = None, l
 
     if prompt_error := _prompt_error(cfg.prompt):
         raise ConfigError(prompt_error)
+    use_threads(cfg.loop)
     torch.manual_seed(cfg.loop.seed)
     backbone = backbone or load_backbone(cfg.backbone, device=cfg.loop.device)
     freeze(backbone)
