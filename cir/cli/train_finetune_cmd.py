@@ -18,8 +18,8 @@ def register(train: typer.Typer) -> None:
         data: str = opt.DATA,
         images: Optional[Path] = opt.IMAGES,
         compose: str = typer.Option("sum", "--compose", help="how queries are composed while training: sum or arithmetic"),
-        train_what: str = typer.Option("head", "--train", help="what trains: head (the image embedding head, as seed 000), "
-                                       "last-blocks (with --blocks N) or all (image tower and text projection)"),
+        train_what: str = typer.Option("last-blocks", "--train", help="what trains: head (the image embedding head, as seed 000), "
+                                       "last-blocks (with --blocks N; the default) or all (image tower and text projection)"),
         blocks: int = typer.Option(2, "--blocks", help="last-blocks: residual blocks (from the top) that train with the head"),
         loss: str = typer.Option("infonce", "--loss", help="infonce or hn-nce (CoVR's hard-negative NCE)"),
         sampler: str = typer.Option("unique-target", "--sampler", help="random, unique-target, group-exclusive (seed 002's "
