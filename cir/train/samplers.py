@@ -3,8 +3,8 @@
     random           a shuffled pass, cut into batches
     unique-target    no two triplets of a batch share their target image (no false negatives in the batch)
     group-exclusive  no two triplets of a batch come from one similarity group (seed 002's "contrastive")
-    group-inclusive  a group's triplets travel together: a group is never split over two batches unless it is
-                     larger than a batch (seed 002's "similar": the batch is full of hard negatives)
+    group-inclusive  a group's triplets travel together (seed 002's "similar": the batch is full of hard
+                     negatives); only a group that meets a batch boundary continues in the next batch
 
 Items that cannot complete a batch under the rule are left out of that epoch (a different set each epoch, since
 the order is reshuffled with ``(seed, epoch)``), so that every batch keeps the same size.
@@ -60,29 +60,15 @@ def _key_exclusive(keys: Sequence, batch_size: int, rng: np.random.Generator) ->
 
 
 def _key_inclusive(keys: Sequence, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
-    """First-fit packing of whole groups (in shuffled order) into batches; a group larger than a batch is cut into
-    batch-sized pieces first. A batch is emitted when exactly full."""
+    """Groups (in shuffled order, members shuffled) laid end to end and cut into batches of exactly
+    ``batch_size``: a group shares one batch, except a group that meets a batch boundary (at most the first and the
+    last group of a batch), which continues in the next batch."""
     members: dict = {}
     for i, key in enumerate(keys):
         members.setdefault(key, []).append(i)
-    pieces: list[list[int]] = []
-    for key in [list(members)[j] for j in rng.permutation(len(members))]:
-        items = [members[key][j] for j in rng.permutation(len(members[key]))]
-        pieces.extend(items[s : s + batch_size] for s in range(0, len(items), batch_size))
-    done: list[list[int]] = []
-    open_batches: list[list[int]] = []
-    for piece in pieces:
-        for slot, items in enumerate(open_batches):
-            if len(items) + len(piece) <= batch_size:
-                items.extend(piece)
-                if len(items) == batch_size:
-                    done.append(items)
-                    open_batches.pop(slot)
-                break
-        else:
-            if len(piece) == batch_size:
-                done.append(list(piece))
-            else:
-                open_batches.append(list(piece))
-    order = rng.permutation(len(done))
-    return [done[j] for j in order]
+    order = list(members)
+    stream: list[int] = []
+    for j in rng.permutation(len(order)):
+        items = members[order[j]]
+        stream.extend(items[m] for m in rng.permutation(len(items)))
+    return [stream[s : s + batch_size] for s in range(0, len(stream) - batch_size + 1, batch_size)]
