@@ -91,6 +91,21 @@ class Backbone(ABC):
         ``tokens`` is (N, token_dim) or (token_dim,) for one vector shared by all texts. Every text must contain
         the placeholder as a separate word exactly once.
         """
+        return _unit_rows(self.text_features_with_token(texts, tokens, placeholder))
+
+    # --- differentiable forms (training: gradients flow to the inputs and to any parameter left trainable) -----
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed batch -> (N, dim) unit rows as a tensor on ``self.device``, with autograd."""
+        return torch.nn.functional.normalize(self._image_features(pixels.to(self.device)).float(), dim=-1)
+
+    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts -> (N, dim) unit rows as a tensor, with autograd."""
+        return torch.nn.functional.normalize(self._text_features(list(texts)).float(), dim=-1)
+
+    def text_features_with_token(
+        self, texts: Sequence[str], tokens: torch.Tensor | np.ndarray, placeholder: str = PLACEHOLDER
+    ) -> torch.Tensor:
+        """:meth:`encode_texts_with_token` as a tensor with autograd: gradients reach ``tokens`` (Pic2Word)."""
         tokens = torch.as_tensor(np.asarray(tokens, dtype=np.float32) if isinstance(tokens, np.ndarray) else tokens)
         if tokens.ndim == 1:
             tokens = tokens.unsqueeze(0).expand(len(texts), -1)
@@ -100,7 +115,7 @@ class Backbone(ABC):
             if text.split().count(placeholder) != 1:
                 raise ValueError(f"text must contain the placeholder {placeholder!r} exactly once as a word: {text!r}")
         feats = self._text_features_injected(list(texts), tokens.to(self.device, torch.float32), placeholder)
-        return _unit_rows(feats)
+        return torch.nn.functional.normalize(feats.float(), dim=-1)
 
     def describe(self) -> dict:
         """What a store or a report records about this backbone."""

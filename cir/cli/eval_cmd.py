@@ -15,8 +15,8 @@ from cir.cli.common import BACKBONE_HELP
 # options every evaluator takes (typer needs them in each signature; the objects are shared)
 BACKBONE = typer.Option(DEFAULT_BACKBONE, "--backbone", help=BACKBONE_HELP)
 STRATEGY = typer.Option(
-    None, "--strategy", help="composition strategy, or several comma-separated (image,text,sum,arithmetic); default sum "
-    "(text for text2image), every strategy with --compare",
+    None, "--strategy", help="composition strategy, or several comma-separated (image,text,sum,arithmetic,pic2word,combiner); default sum "
+    "(text for text2image), every training-free strategy with --compare",
 )
 OUT = typer.Option(None, "--out", help="write the result JSON here (metrics per strategy, options, hashes, time)")
 SAVE_RANKINGS = typer.Option(None, "--save-rankings", help="write {strategy: {query id: [top-50 gallery ids]}} here")
@@ -25,6 +25,8 @@ DEVICE = typer.Option("cpu", "--device", help="cpu or cuda")
 BATCH_SIZE = typer.Option(64, "--batch-size", help="images per encoding batch")
 WORKERS = typer.Option(4, "--workers", help="threads that read, decode and preprocess images")
 QUIET = typer.Option(False, "--quiet", help="no progress bars or progress lines (the table is still printed)")
+COMPOSER = typer.Option(None, "--composer", help="pic2word/combiner: trained weights (a .safetensors file or a directory "
+                        "holding pic2word.safetensors / combiner.safetensors); default: the backbone's own (cir:demo ships them)")
 
 
 @dataclass
@@ -38,12 +40,13 @@ class CommonOptions:
     batch_size: int  # images per encoding batch
     workers: int  # image loading threads
     quiet: bool  # no progress output
+    composer: Path | None = None  # learned strategies' weights (None: the backbone's own)
 
     def as_dict(self) -> dict:
         return {
             "backbone": self.backbone, "strategy": list(self.strategies), "out": _s(self.out),
             "save_rankings": _s(self.save_rankings), "compare": self.compare, "device": self.device,
-            "batch_size": self.batch_size, "workers": self.workers,
+            "batch_size": self.batch_size, "workers": self.workers, "composer": _s(self.composer),
         }
 
 
@@ -53,19 +56,22 @@ def _s(path: Path | None) -> str | None:
 
 def parse_strategies(values: list[str] | None, compare: bool, text_only: bool) -> tuple[str, ...]:
     """``--strategy a,b --strategy c`` -> (a, b, c); the default depends on the task and on --compare."""
-    from cir.compose import STRATEGY_NAMES
+    from cir.compose import LEARNED_STRATEGIES, STRATEGY_NAMES
 
     names = [n.strip() for v in (values or []) for n in v.split(",") if n.strip()]
     if names:
         return tuple(dict.fromkeys(names))
     if text_only:
         return ("text",)
-    return tuple(STRATEGY_NAMES) if compare else ("sum",)
+    # --compare alone: the training-free strategies (learned ones need weights: ask for them with --strategy)
+    return tuple(n for n in STRATEGY_NAMES if n not in LEARNED_STRATEGIES) if compare else ("sum",)
 
 
-def common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=False) -> CommonOptions:
+def common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=False,
+           composer=None) -> CommonOptions:
     return CommonOptions(
-        backbone, parse_strategies(strategy, compare, text_only), out, save_rankings, compare, device, batch_size, workers, quiet
+        backbone, parse_strategies(strategy, compare, text_only), out, save_rankings, compare, device, batch_size, workers, quiet,
+        composer,
     )
 
 
@@ -78,11 +84,12 @@ def execute(benchmark: str, tasks: list, labels: list[str] | None, opts: CommonO
 
     started = time.perf_counter()
     for task in tasks:
-        build_strategies(opts.strategies, task)  # refuse bad names before loading a model
+        build_strategies(opts.strategies, task, opts.composer)  # refuse bad names before loading a model
     log = (lambda msg: None) if opts.quiet else (lambda msg: typer.echo(msg, err=True))
     backbone = load_backbone(opts.backbone, device=opts.device)
     cache = EmbeddingCache(backbone)
-    config = RunConfig(strategies=opts.strategies, batch_size=opts.batch_size, workers=opts.workers, progress=not opts.quiet)
+    config = RunConfig(strategies=opts.strategies, batch_size=opts.batch_size, workers=opts.workers, progress=not opts.quiet,
+                       composer=str(opts.composer) if opts.composer is not None else None)
     runs = [run_task(task, backbone, config, cache, log) for task in tasks]
     report = build_report(
         benchmark, runs, labels, backbone, cache.fingerprint, {**options, **opts.as_dict()}, time.perf_counter() - started
@@ -110,13 +117,13 @@ def register(app: typer.Typer) -> None:
         submission_dir: Path = typer.Option(Path("submissions"), "--submission-dir", help="where test1 submission files go"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """CIRR rc2: Recall@{1,5,10,50} and Recall_subset@{1,2,3}; reference excluded from its own ranking."""
         from cir.eval.datasets.cirr import load_cirr, submissions
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
         task = load_cirr(root, split)
         _, runs = execute("cirr", [task], None, opts, {"root": str(root), "split": split})
         if split == "test1":
@@ -134,13 +141,13 @@ def register(app: typer.Typer) -> None:
         exclude_reference: bool = typer.Option(False, "--exclude-reference/--keep-reference", help="drop the reference from its own ranking (default: keep, as CLIP4Cir/SEARLE)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """FashionIQ val: R@10 and R@50 per category and their average."""
         from cir.eval.datasets.common import choose
         from cir.eval.datasets.fashioniq import CATEGORIES, load_fashioniq
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
         choose(category, CATEGORIES + ("all",), "FashionIQ category")
         categories = list(CATEGORIES) if category == "all" else [category]
         tasks = [load_fashioniq(root, c, "val", caption_join, exclude_reference) for c in categories]
@@ -155,13 +162,13 @@ def register(app: typer.Typer) -> None:
         submission_dir: Path = typer.Option(Path("submissions"), "--submission-dir", help="where the test submission file goes"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """CIRCO: mAP@{5,10,25,50} and Recall@{5,10,25,50} on val; the submission file on test."""
         from cir.eval.datasets.circo import load_circo, submission
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
         task = load_circo(root, split, exclude_reference)
         _, runs = execute("circo", [task], None, opts, {"root": str(root), "split": split, "exclude_reference": exclude_reference})
         if split == "test":
@@ -178,12 +185,12 @@ def register(app: typer.Typer) -> None:
         exclude_reference: bool = typer.Option(True, "--exclude-reference/--keep-reference", help="drop a reference found in the database from its own ranking (default: drop)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """Seed 000's triplets: top-1 accuracy and Recall@{1,5,10}."""
         from cir.eval.datasets.csv_triplets import load_triplets
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
         task = load_triplets(csv, images, database, exclude_reference)
         options = {"csv": str(csv), "images": str(images), "database": _s(database), "exclude_reference": exclude_reference}
         execute("triplets", [task], None, opts, options)
@@ -197,12 +204,12 @@ def register(app: typer.Typer) -> None:
         database: Optional[Path] = typer.Option(None, "--database", help="rank every image in this folder (default: the CSV's images)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """Seed 001's text -> image retrieval: Hits@{1,5,10,25,50} and MRR@50."""
         from cir.eval.datasets.text2image import load_text2image
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True, composer=composer)
         task = load_text2image(csv, images, text_column, image_column, database)
         options = {"csv": str(csv), "images": str(images), "text_column": text_column, "image_column": image_column,
                    "database": _s(database)}

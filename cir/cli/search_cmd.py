@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         text_weight: float = typer.Option(1.0, help="sum: weight of the text"),
         add_weight: float = typer.Option(1.0, help="arithmetic: weight of each added object"),
         remove_weight: float = typer.Option(1.0, help="arithmetic: weight of each removed object"),
+        composer: Optional[Path] = typer.Option(None, help="pic2word/combiner: trained weights (a .safetensors file or a directory holding them); default: the backbone's own"),
         include_reference: bool = typer.Option(False, help="keep the reference image in the results when stored"),
         json_out: bool = typer.Option(False, "--json", help="print the query and the results as JSON (docs/search-json.md)"),
     ) -> None:
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
             result = opened.search(
                 image=image, text=text, item_id=item_id, strategy=strategy, k=k, image_weight=image_weight,
                 text_weight=text_weight, add_weight=add_weight, remove_weight=remove_weight,
-                exclude_reference=not include_reference,
+                exclude_reference=not include_reference, composer=composer,
             )
         if json_out:
             typer.echo(json.dumps(result.to_json()))

@@ -9,7 +9,9 @@ import typer
 TRAINER_MODULES = (
     "cir.cli.train_backbone_cmd",
     "cir.cli.train_edits_cmd",
-    "cir.cli.train_compose_cmd",
+    "cir.cli.train_pic2word_cmd",
+    "cir.cli.train_combiner_cmd",
+    "cir.cli.train_finetune_cmd",
 )
 
 

@@ -32,6 +32,10 @@ class Strategy(ABC):
         """The strategy's parameters, recorded in explanations and reports."""
         return {}
 
+    def prepare(self, backbone: Backbone) -> None:
+        """Load and check whatever the strategy needs for ``backbone`` (trained weights); called before any
+        encoding so that a missing file fails fast. Training-free strategies need nothing."""
+
     def _check(self, images: np.ndarray | None, texts: Sequence[str] | None) -> int:
         if self.needs_image and images is None:
             raise ValueError(f"strategy {self.name!r} needs a reference image")

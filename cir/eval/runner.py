@@ -28,6 +28,7 @@ class RunConfig:
     workers: int = 4  # threads that read, decode and preprocess images beside the encoder
     query_chunk: int = 256  # queries scored against the whole gallery at once (bounds memory)
     progress: bool = True  # progress bars while encoding
+    composer: str | None = None  # learned strategies: weights file or directory (None: the backbone's own)
 
 
 @dataclass
@@ -47,14 +48,14 @@ class TaskRun:
     params: dict[str, dict] = field(default_factory=dict)  # strategy -> its parameters
 
 
-def build_strategies(names: Sequence[str], task: EvalTask | None = None) -> dict[str, Strategy]:
+def build_strategies(names: Sequence[str], task: EvalTask | None = None, composer: str | None = None) -> dict[str, Strategy]:
     """Strategies by name, checked against the task before any encoding starts."""
     if not names:
         raise CirError("no strategy given; pass e.g. --strategy sum or --strategy image,text,sum,arithmetic")
     out = {}
     for name in names:
         try:
-            strategy = get_strategy(name)
+            strategy = get_strategy(name, composer=composer)
         except ValueError as exc:
             raise CirError(str(exc)) from None
         if task is not None and strategy.needs_image and any(q.reference_path is None for q in task.queries):
@@ -73,7 +74,9 @@ def run_task(
     cache: EmbeddingCache | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TaskRun:
-    strategies = build_strategies(config.strategies, task)
+    strategies = build_strategies(config.strategies, task, config.composer)
+    for strategy in strategies.values():
+        strategy.prepare(backbone)  # trained weights found and checked before the gallery is encoded
     cache = cache or EmbeddingCache(backbone)
     say = log or (lambda msg: None)
 

@@ -52,6 +52,7 @@ class Query:
     add_weight: float = 1.0  # arithmetic: weight of each added object
     remove_weight: float = 1.0  # arithmetic: weight of each removed object
     exclude_reference: bool = True  # leave the reference out of the results
+    composer: str | None = None  # pic2word/combiner: trained weights (None: the backbone's own)
 
 
 @dataclass
@@ -71,7 +72,7 @@ def resolve_strategy(query: Query):
         raise QueryError(f"strategy must be a name or a Strategy, got {type(query.strategy).__name__}")
     try:
         return get_strategy(query.strategy, image_weight=query.image_weight, text_weight=query.text_weight,
-                            add_weight=query.add_weight, remove_weight=query.remove_weight)
+                            add_weight=query.add_weight, remove_weight=query.remove_weight, composer=query.composer)
     except ValueError as exc:
         raise QueryError(str(exc)) from exc
 
@@ -92,6 +93,7 @@ def run_search(store: "Store", snap: "Snapshot", query: Query) -> SearchResult:
         raise QueryError(f"strategy {strategy.name!r} needs a modification text (--text / text=); without one, use the 'image' strategy")
     if not has_reference and not (query.text or "").strip():
         raise QueryError("nothing to search for: give a reference (image= or item_id=) and/or a text")
+    strategy.prepare(store.backbone)  # trained weights found and checked before the reference is encoded
     reference = resolve_reference(store, snap, query)
     texts = [query.text] if query.text is not None and query.text.strip() else None
     images = reference.vector[None, :] if reference.vector is not None else None

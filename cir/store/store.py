@@ -142,11 +142,14 @@ class Store:
         add_weight: float = 1.0,
         remove_weight: float = 1.0,
         exclude_reference: bool = True,
+        composer: "str | os.PathLike | None" = None,
     ) -> "SearchResult":
         """Rank the store's items for a reference (``image`` or ``item_id``) modified by ``text``.
 
         ``strategy`` names a composition (image, text, sum, arithmetic) built with the weights, or is a ready
-        :class:`~cir.compose.base.Strategy` (the weights are then ignored). The reference is left out of the
+        :class:`~cir.compose.base.Strategy` (the weights are then ignored). The learned strategies (pic2word,
+        combiner) read their trained weights from ``composer`` (a file or directory), else from the backbone's own
+        (``cir:demo`` ships them). The reference is left out of the
         results when it is in the store (by id, or by content hash for a path, bytes or a PIL image opened from
         a file). See docs/search-json.md for the result's JSON form.
         """
@@ -154,7 +157,7 @@ class Store:
 
         query = Query(image=image, text=text, item_id=item_id, strategy=strategy, k=k, image_weight=image_weight,
                       text_weight=text_weight, add_weight=add_weight, remove_weight=remove_weight,
-                      exclude_reference=exclude_reference)
+                      exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None)
         return run_search(self, self._snapshot, query)
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ from cir.paths import cache_dir
 from cir.scenes.captions import canonical_caption, varied_caption
 from cir.scenes.objects import load_objects
 from cir.scenes.render import STYLES, Scene, SceneRenderer
+from cir.train.loop import jsonable as _jsonable
+from cir.train.schedule import warmup_cosine
 
 
 @dataclass
@@ -144,10 +145,7 @@ def init_concepts(model: DualEncoder, text_emb: torch.Tensor, variants: list[lis
 
 
 def lr_at(step: int, cfg: BackboneTrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return warmup_cosine(step, cfg.steps, cfg.warmup, cfg.lr)
 
 
 def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
@@ -230,10 +228,6 @@ def quick_bars(model: DualEncoder, seed: int) -> dict[str, float]:
     from cir.eval.backbone_bars import measure_bars
 
     return measure_bars(CirBackbone(model, "training"), seed=seed + 1000, n_multi=400, quiet=True)
-
-
-def _jsonable(obj):
-    return json.loads(json.dumps(obj, default=str))
 
 
 PRESETS = {

@@ -12,7 +12,7 @@ from cir.errors import AnnotationError
 from cir.eval.datasets.common import check_files_exist, check_unique, choose, read_json, require, require_list
 from cir.eval.task import EvalTask, Query
 
-SPLITS = ("val", "test1")
+SPLITS = ("val", "test1")  # evaluated splits; the trainers also read "train" (training=True)
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@50", "recall_subset@1", "recall_subset@2", "recall_subset@3")
 
 
@@ -24,9 +24,10 @@ def split_file(root: Path, split: str) -> Path:
     return root / "image_splits" / f"split.rc2.{split}.json"
 
 
-def load_cirr(root: Path, split: str = "val") -> EvalTask:
-    """Read one CIRR split; every malformed entry is an :class:`AnnotationError` naming file and entry."""
-    choose(split, SPLITS, "CIRR split")
+def load_cirr(root: Path, split: str = "val", training: bool = False) -> EvalTask:
+    """Read one CIRR split; every malformed entry is an :class:`AnnotationError` naming file and entry.
+    ``training``: the trainers' reader, which also accepts the train split."""
+    choose(split, ("train",) + SPLITS if training else SPLITS, "CIRR split")
     root = Path(root)
     cap_path, split_path = caption_file(root, split), split_file(root, split)
     images = read_json(split_path, 'a CIRR image split {"name": "./dev/name.png", ...}')

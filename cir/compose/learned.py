@@ -1,0 +1,44 @@
+"""What the learned strategies share: their trained weights are found, loaded and checked against the backbone
+once per backbone (see :mod:`cir.compose.composer_file` for where they come from)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cir.backbones.base import Backbone
+from cir.compose.base import Strategy
+from cir.compose.composer_file import ComposerWeights, default_composer_path, load_composer
+
+
+class LearnedStrategy(Strategy):
+    """A strategy with a trained network; ``composer`` is a weights file or directory (None: the backbone's own)."""
+
+    kind: str  # composer kind, also the strategy name
+
+    def __init__(self, composer: str | Path | None = None) -> None:
+        self.composer = composer
+        self._net: torch.nn.Module | None = None
+        self._for: int | None = None  # id of the backbone the net was checked against
+        self.weights: ComposerWeights | None = None
+
+    def prepare(self, backbone: Backbone) -> None:
+        if self._net is not None and self._for == id(backbone):
+            return
+        path = self.composer if self.composer is not None else default_composer_path(backbone, self.kind)
+        weights = load_composer(path, self.kind, backbone)
+        net = self.build(weights.config)
+        net.load_state_dict(weights.state)
+        self._net, self._for, self.weights = net.to(backbone.device).eval(), id(backbone), weights
+
+    def build(self, config: dict) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def net(self, backbone: Backbone) -> torch.nn.Module:
+        self.prepare(backbone)
+        return self._net
+
+    def params(self) -> dict:
+        where = str(self.weights.path) if self.weights is not None else (str(self.composer) if self.composer else "the backbone's own")
+        return {"composer": where}
