@@ -31,14 +31,8 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency inside the module: surface it
-                raise
-            continue
-        module.register(app)
+    for name in COMMAND_MODULES:  # every module is listed on purpose: a missing one is an error, not a skip
+        importlib.import_module(name).register(app)
     return app
 
 

@@ -19,10 +19,4 @@ def register(app: typer.Typer) -> None:
     train = typer.Typer(help="Train cir's own components.", no_args_is_help=True)
     app.add_typer(train, name="train")
     for name in TRAINER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(train)
+        importlib.import_module(name).register(train)
