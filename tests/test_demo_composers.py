@@ -20,3 +20,29 @@ def test_demo_learned_strategies_need_no_flag(name):
     out = strategy.compose(backbone, image, ["add a laptop"])
     assert out.vectors.shape == (1, backbone.dim) and np.isfinite(out.vectors).all()
     assert strategy.weights.backbone == "cir:demo" and strategy.weights.provenance["best_epoch"] >= 1
+
+
+@pytest.mark.slow
+def test_demo_learned_strategies_are_served(tmp_path):
+    """`cir serve` over a cir:demo store answers pic2word and combiner searches with the shipped weights."""
+    from fastapi.testclient import TestClient
+
+    from cir.scenes import Scene, SceneRenderer
+    from cir.server import ServeConfig, create_app
+    from cir.store import Store
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    renderer = SceneRenderer()
+    for i, objects in enumerate([(0,), (0, 1), (2,), (2, 3), (4,), (4, 5)]):
+        renderer.render(Scene(f"s{i}", objects, "color", i), 64).save(folder / f"s{i}.png")
+    with Store.open(tmp_path / "store", backbone="cir:demo", create=True) as store:
+        store.index([folder], progress=False)
+    client = TestClient(create_app(ServeConfig(store=tmp_path / "store")))
+    for name in ("pic2word", "combiner"):
+        response = client.post("/search", data={"item_id": "0", "text": "add a laptop", "strategy": name, "k": "3"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["results"]) == 3 and all(hit["id"] != 0 for hit in body["results"])
+        assert body["explanation"]["strategy"] == name
+        assert body["explanation"]["composer"].endswith(f"composer-{name}.safetensors")
