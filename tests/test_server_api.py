@@ -128,7 +128,10 @@ def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
     assert client.get("/health").json() == {"status": "ok", "items": len(scene_store), "store_version": scene_store._snapshot.version,
                                             "api_key_required": False}
     info = client.get("/info").json()
-    assert info["strategies"] == list(STRATEGY_NAMES) and info["limits"]["max_upload_bytes"] == 256 * 1024
+    # the tiny backbone has no trained Pic2Word / Combiner weights: the learned strategies are not offered
+    assert info["strategies"] == ["image", "text", "sum", "arithmetic"] and info["limits"]["max_upload_bytes"] == 256 * 1024
+    unavailable = client.post("/search", data={"item_id": "0", "text": "add a cat", "strategy": "pic2word"})
+    assert unavailable.status_code in (404, 409, 422) and "cir train pic2word" in unavailable.json()["message"]
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,23 +73,32 @@ class FileDigests:
         self.path = path
         self._memo: dict[StatKey, str] | None = None
         self._new: dict[StatKey, str] = {}
+        self._loading = threading.Lock()  # decoding threads ask at once: the first loads, the others wait for it
 
     def _load(self) -> dict[StatKey, str]:
-        if self._memo is None:
-            self._memo, lines = {}, 0
-            if self.path.is_file():
-                for line in self.path.read_text(encoding="utf-8").splitlines():
-                    lines += 1
-                    try:
-                        name, size, mtime, digest = json.loads(line)
-                    except (ValueError, TypeError):  # a torn line from an interrupted writer: ignore it
-                        continue
-                    self._memo[(name, int(size), int(mtime))] = digest
-            if lines > 2 * len(self._memo) + 1000:  # mostly superseded lines: rewrite the file once
-                tmp = self.path.with_name(f".{uuid.uuid4().hex}.tmp")
-                tmp.write_text(_lines(self._memo), encoding="utf-8")
-                os.replace(tmp, self.path)
+        if self._memo is not None:
+            return self._memo
+        with self._loading:
+            if self._memo is None:
+                self._memo = self._read_memo()
         return self._memo
+
+    def _read_memo(self) -> dict[StatKey, str]:
+        memo: dict[StatKey, str] = {}
+        lines = 0
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                lines += 1
+                try:
+                    name, size, mtime, digest = json.loads(line)
+                except (ValueError, TypeError):  # a torn line from an interrupted writer: ignore it
+                    continue
+                memo[(name, int(size), int(mtime))] = digest
+        if lines > 2 * len(memo) + 1000:  # mostly superseded lines: rewrite the file once
+            tmp = self.path.with_name(f".{uuid.uuid4().hex}.tmp")
+            tmp.write_text(_lines(memo), encoding="utf-8")
+            os.replace(tmp, self.path)
+        return memo
 
     def get(self, key: StatKey) -> str | None:
         return self._load().get(key)

@@ -11,7 +11,6 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, Security, UploadFile
 from fastapi.responses import FileResponse
 
-from cir.compose import STRATEGY_NAMES
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
@@ -48,7 +47,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         store = service.fresh_store()
         return {
             "backbone": store.spec, "dim": store.dim, "items": len(store), "store_version": service.version,
-            "strategies": list(STRATEGY_NAMES), "default_strategy": "sum", "parser": service.parser.name,
+            "strategies": list(service.strategies), "default_strategy": "sum", "parser": service.parser.name,
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_image_pixels": config.max_image_pixels,
                        "max_image_side": config.max_image_side, "max_k": config.max_k,
                        "max_text_chars": config.max_text_chars, "max_weight": config.max_weight,

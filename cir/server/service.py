@@ -44,6 +44,8 @@ class SearchService:
         self._last_refresh = time.monotonic()
         self._parser = None
         self._parser_lock = threading.Lock()
+        self._strategies: tuple[str, ...] | None = None
+        self._unavailable: dict[str, str] = {}  # strategy -> why it cannot run on this store
 
     # --- freshness ---------------------------------------------------------------------------------------------
     def fresh_store(self):
@@ -61,6 +63,26 @@ class SearchService:
     @property
     def version(self) -> int:
         return int(self.store._snapshot.version)
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """The strategies this store's backbone can run: every training-free one, and a learned one only when its
+        trained weights are found for the backbone (``cir:demo`` ships them). Checked once, under a search slot."""
+        with self._slots:
+            if self._strategies is None:
+                from cir.compose import get_strategy
+                from cir.errors import WeightsUnavailable
+
+                usable = []
+                for name in STRATEGY_NAMES:
+                    try:
+                        get_strategy(name, parser=self.parser if name == "arithmetic" else None).prepare(self.store.backbone)
+                    except WeightsUnavailable as exc:
+                        self._unavailable[name] = str(exc)
+                        continue
+                    usable.append(name)
+                self._strategies = tuple(usable)
+            return self._strategies
 
     # --- edits -------------------------------------------------------------------------------------------------
     @property
@@ -87,6 +109,9 @@ class SearchService:
     def search(self, args: SearchArgs) -> dict:
         if args.strategy not in STRATEGY_NAMES:
             raise QueryError(f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+        if args.strategy not in self.strategies:
+            raise QueryError(f"strategy {args.strategy!r} cannot run on this store ({self._unavailable[args.strategy]}); "
+                             f"this store runs {', '.join(self.strategies)}")
         store = self.fresh_store()
         if args.item_id is not None:
             store.item(args.item_id)  # UnknownItem (404) before any work
