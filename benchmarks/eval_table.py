@@ -58,6 +58,13 @@ def section(name: str, report: dict) -> str:
     return "\n".join(lines)
 
 
+def strategy_lines(report: dict) -> list[str]:
+    """How each strategy was parameterised (e.g. which edit parser ``arithmetic`` used), from the result file."""
+    params = report.get("strategies", {})
+    lines = [f"- `{name}`: " + ", ".join(f"{k} {v}" for k, v in p.items()) for name, p in params.items() if p]
+    return ["Strategy settings:", "", *lines, ""] if lines else []
+
+
 def build(results: Path, commands: str) -> str:
     reports = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
     names = [n for n in ORDER if n in reports] + sorted(set(reports) - set(ORDER))
@@ -68,6 +75,7 @@ def build(results: Path, commands: str) -> str:
         f"Backbone `{first['backbone']['spec']}` (fingerprint `{first['backbone']['fingerprint']}`), cir {first['cir_version']}, "
         f"measured {first['time']} on {machine()}. Values in %, best per row in bold.",
         "",
+        *strategy_lines(first),
         "Produced by:",
         "",
         "```bash",
