@@ -25,7 +25,7 @@ class DemoConfig:
     groups: int = 150  # similarity groups in the gallery (6 scenes each)
     image_size: int = 160  # side of the rendered gallery images
     seed: int = 0  # world seed
-    strategies: tuple[str, ...] = ("image", "text", "sum", "arithmetic")
+    strategies: tuple[str, ...] = ("image", "text", "sum", "arithmetic", "pic2word", "combiner")  # learned ones need trained weights
     ks: tuple[int, ...] = (1, 5, 10)
     examples: int = 3  # composed queries printed with their top results
     top: int = 3  # results shown per example
@@ -79,6 +79,7 @@ def ensure_demo_backbone(spec: str, log: Callable[[str], None]) -> None:
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool = True) -> DemoReport:
     from cir import open_store
     from cir.compose import get_strategy
+    from cir.errors import WeightsUnavailable
 
     ensure_demo_backbone(cfg.backbone, log)
     world = demo_world(cfg)
@@ -112,14 +113,24 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
     refs = np.array([id_of[t.reference.id] for t in triplets])
     targets = np.array([id_of[t.target.id] for t in triplets])
     texts = [t.text for t in triplets]
+    settings = []
     for name in cfg.strategies:
         strategy = get_strategy(name)
+        try:
+            strategy.prepare(backbone)
+        except WeightsUnavailable as exc:  # said, not hidden: the row is missing because its weights are
+            settings.append(f"{name}: not measured: {exc}")
+            continue
+        if strategy.params():
+            settings.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in strategy.params().items()))
         queries = strategy.compose(backbone, vectors[refs] if strategy.needs_image else None, texts if strategy.needs_text else None).vectors
         report.recalls[name] = recall_excluding_reference(queries @ vectors.T, refs, targets, cfg.ks)
     header = "strategy".ljust(12) + "".join(f"R@{k}".rjust(8) for k in cfg.ks)
     log(header)
     for name, rec in report.recalls.items():
         log(name.ljust(12) + "".join(f"{100 * rec[f'recall@{k}']:8.1f}" for k in cfg.ks))
+    for line in settings:
+        log(f"  {line}")
     return report
 
 
