@@ -15,22 +15,29 @@ from cir.edits.vocabulary import split_objects
 
 @dataclass(frozen=True)
 class ValidationSet:
-    name: str  # "unseen" (validation templates x validation objects) or "seen-objects" (validation templates x train objects)
+    name: str  # "unseen", "seen-objects" or "audit" (see validation_sets)
     sentences: tuple[Sentence, ...]
 
 
-def validation_sets(count: int = 2000, seed: int = 0) -> list[ValidationSet]:
-    """Fixed validation sentences, balanced over kinds. ``unseen`` is the one models are selected on: its
+def validation_sets(count: int = 2000, seed: int = 0, audit: bool = True) -> list[ValidationSet]:
+    """Fixed held-out sentences, balanced over kinds. ``unseen`` (first) is the one models are selected on: its
     templates and its objects are both absent from training. ``seen-objects`` is a diagnostic: held-out templates
-    filled with training objects."""
+    filled with training objects. ``audit`` fills the audit templates (:mod:`cir.edits.audit`, never used to
+    train or to select) with validation objects; training passes ``audit=False`` and never builds it."""
     templates = split_patterns(all_templates(), seed=seed)[1]
     objects = split_objects(seed=seed)
+    plans = [("unseen", templates, objects.val, 1), ("seen-objects", templates, objects.train, 2)]
+    if audit:
+        from cir.edits.audit import audit_templates
+
+        plans.append(("audit", audit_templates(), objects.val, 3))
     out = []
-    for name, names, salt in (("unseen", objects.val, 1), ("seen-objects", objects.train, 2)):
-        gen = SentenceGenerator(templates, list(names), NoiseConfig())
+    for name, pool, names, salt in plans:
+        gen = SentenceGenerator(list(pool), list(names), NoiseConfig())
         rng = np.random.default_rng([seed, 7, salt])
+        kinds = [k for k in KINDS if any(t.kind == k for t in pool)]  # the audit has no foreign patterns
         per_kind = max(1, count // len(KINDS))
-        out.append(ValidationSet(name, tuple(gen.sample(rng, kind) for kind in KINDS for _ in range(per_kind))))
+        out.append(ValidationSet(name, tuple(gen.sample(rng, kind) for kind in kinds for _ in range(per_kind))))
     return out
 
 

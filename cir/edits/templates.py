@@ -232,6 +232,67 @@ imagine it with {+:a}
 picture it with {+:a}
 same thing, plus {+:a}
 that, plus {+:a}
+!add {+:a} in the background
+!add {+:a} in the foreground
+!add {+:a} in the middle
+!add {+:a} to the left
+!add {+:a} on the right side
+!put {+:a} in the middle
+!put {+:a} up front
+!set {+:a} down somewhere
+!set up {+:a}
+!position {+:a} in the centre
+!draw in {+:a}
+!photoshop in {+:a}
+!render {+:a} as well
+!gimme {+:a}
+!give me {+:a} too
+!give me one with {+:a}
+!find me one with {+:a}
+!show me one that has {+:a}
+!bring along {+:a}
+!throw {+:a} into the scene
+!work {+:a} into the picture
+!add in {+:a} somewhere
+!include {+:a} somewhere in there
+!make room for {+:a}
+!make space for {+:a}
+!add {+:a} while you're at it
+!add {+:a} for good measure
+{+:a} in the background
+{+:a} in the corner
+{+:a} joins the scene
+{+:a} appears
+{+:a} shows up
+{+:a} enters the picture
+{+:a} is added
+{+:a} has been added
+{+:a} gets added
+{+:a} should be included
+{+:a} wouldn't hurt
+{+:a} is missing
+{+:a} is needed
+{+:a} too, please
+{+:a}, please
+starring {+:a}
+with extra {+:bare}
+now with extra {+:bare}
+and {+:a} on the side
+i wish there was {+:a}
+if only there were {+:a}
+i'd want {+:a} in there
+i'm after {+:a} as well
+we could use {+:a}
+it's lacking {+:a}
+the picture could use {+:a}
+nothing wrong with adding {+:a}
+it would help to have {+:a}
+there's room for {+:a}
+the scene wants {+:a}
+same, but with {+:a} in it
+same scene, plus {+:a}
+same as before plus {+:a}
+identical but with {+:a}
 """
 
 _REMOVE = r"""
@@ -410,6 +471,78 @@ imagine it without {-:the}
 picture it without {-:the}
 same thing, minus {-:the}
 that, minus {-:the}
+!pull {-:the} out
+!yank {-:the}
+!yank out {-:the}
+!paint over {-:the}
+!cover up {-:the}
+!clear out {-:the}
+!clear {-:the}
+!wipe {-:the} away
+!scrub out {-:the}
+!chuck {-:the}
+!chuck out {-:the}
+!bin {-:the}
+!nix {-:the}
+!axe {-:the}
+!kill {-:the}
+!banish {-:the}
+!evict {-:the}
+!send {-:the} away
+!get {-:the} out of here
+!clear the scene of {-:the}
+!rid the image of {-:the}
+!empty the scene of {-:the}
+!dispose of {-:the}
+!remove {-:the} for me
+!take {-:the} out of the shot
+!take {-:the} out of the scene
+!remove {-:the} out of the picture
+!erase {-:the} from the scene
+!delete {-:the} from the picture
+!crop {-:the} out
+!mask out {-:the}
+!knock out {-:the}
+!drop {-:the} from the shot
+!leave {-:the} off
+!strip {-:the} away
+{-:the} be gone
+{-:the} has been removed
+{-:the} was removed
+{-:the} taken away
+{-:the} erased
+{-:the} disappears
+{-:the} vanishes
+{-:the} is gone now
+{-:the} should disappear
+{-:the} needs removing
+{-:the} wants removing
+{-:the} can be taken out
+{-:the} is to be removed
+{-:the} has got to go
+{-:the} must leave
+{-:the} gets deleted
+{-:the} ought to be removed
+{-:the} is surplus
+{-:the} is extra
+{-:the} is redundant
+{-:the} has no place here
+{-:the} doesn't fit in
+the picture minus {-:the}
+the scene without {-:the}
+the photo without {-:the}
+that photo without {-:the}
+the same shot minus {-:the}
+same again but no {-:bare}
+i'd like it without {-:the}
+i'd want {-:the} gone
+i'd prefer it without {-:the}
+i'd love it without {-:the}
+we want {-:the} gone
+make sure {-:the} is gone
+could {-:the} be removed
+can {-:the} go
+is it possible to remove {-:the}
 """
 
 _NEGATION = r"""
@@ -487,6 +620,52 @@ ideally without {-:the}
 !forget about {-:the}
 !skip {-:the} this time
 !refuse {-:the}
+please no {-:bare}
+absolutely no {-:bare}
+no {-:bare} at all
+no {-:bare} whatsoever
+not any {-:bare}
+no sign of {-:the}
+{-:the}? nope
+{-:the} - no
+nope to {-:the}
+!say no to {-:the}
+{-:bare}: none
+i can't stand {-:the}
+i dislike {-:the}
+i'm tired of {-:the}
+i'm done with {-:the}
+enough of {-:the}
+enough with {-:the}
+i no longer want {-:the}
+i won't have {-:the}
+we can do without {-:the}
+we don't need {-:the} anymore
+who needs {-:the}
+{-:the} is not needed anymore
+!don't let {-:the} stay
+!don't put {-:the} in
+!don't bother with {-:the}
+!don't hold on to {-:the}
+!do not save {-:the}
+!don't leave {-:the} there
+i don't want {-:the} there
+i do not want any {-:bare}
+let's not have {-:the}
+{-:the} shouldn't stay
+{-:the} must not remain
+{-:the} can't remain
+{-:the} isn't staying
+{-:the} won't be needed
+{-:the} doesn't fit
+{-:the} doesn't work here
+{-:the} spoils it
+{-:the} ruins the picture
+{-:the} is distracting
+{-:the} clutters the scene
+{-:the}: not wanted
+{-:the} needs to disappear
+not a fan of {-:the}
 """
 
 _REPLACE = r"""
@@ -610,6 +789,63 @@ better with {+1:a} than {-1:the}
 {+1:a} replaces {-1:the}
 {+1:a} takes the place of {-1:the}
 {+1:a} goes where {-1:the} was
+!choose {+1:a} over {-1:the}
+!pick {+1:a} over {-1:the}
+!go with {+1:a} over {-1:the}
+!favour {+1:a} over {-1:the}
+!opt for {+1:a} instead of {-1:the}
+!switch from {-1:the} to {+1:a}
+!change it from {-1:the} to {+1:a}
+!upgrade {-1:the} to {+1:a}
+!swap in {+1:a} for {-1:the}
+!trade out {-1:the} for {+1:a}
+!bring in {+1:a} to replace {-1:the}
+!add {+1:a} to replace {-1:the}
+!use {+1:a} to replace {-1:the}
+!put {+1:a} there and lose {-1:the}
+!replace {-1:the}, use {+1:a}
+!replace {-1:the} using {+1:a}
+!exchange {-:the} for {+:a}
+!swap {-:the} for {+:a}
+!turn {-1:the} in for {+1:a}
+!let's do {+1:a} instead of {-1:the}
+!do {+1:a} rather than {-1:the}
+!out with {-1:the}, in with {+1:a}
+!in with {+1:a}, out with {-1:the}
+!instead of {-1:the}, put {+1:a}
+!in place of {-1:the}, add {+1:a}
+!where {-1:the} is, put {+1:a}
+instead of {-1:the}, {+1:a}
+instead of {-1:the} there should be {+1:a}
+out goes {-1:the}, in comes {+1:a}
+{+1:a} beats {-1:the}
+{+1:a} is preferable to {-1:the}
+{+1:a} in exchange for {-1:the}
+{+1:a} as opposed to {-1:the}
+rather {+1:a} than {-1:the}
+{+1:a}! not {-1:the}
+we want {+1:a}, not {-1:the}
+i like {+1:a} better than {-1:the}
+i'd go for {+1:a} rather than {-1:the}
+i'd sooner have {+1:a} than {-1:the}
+i'd love {+1:a} instead of {-1:the}
+i'd like to see {+1:a} in place of {-1:the}
+we'd rather see {+1:a} than {-1:the}
+{+1:a} would work better than {-1:the}
+{+1:a} should take over from {-1:the}
+{-1:the} gets replaced with {+1:a}
+{-1:the} gives way to {+1:a}
+{-1:the} makes room for {+1:a}
+{-1:the} is swapped out for {+1:a}
+{-1:the} has been replaced by {+1:a}
+{-1:the} morphs into {+1:a}
+{-1:the} ought to be {+1:a}
+{-1:the} would look better as {+1:a}
+{-1:the} => {+1:a}
+{-1:the} → {+1:a}
+{-1:the} into {+1:a}
+{-1:the} for {+1:a}, please
+{-:the} replaced with {+:a}
 """
 
 _MULTI = r"""
@@ -688,6 +924,39 @@ out: {-:the}. in: {+:a}.
 add: {+:a}. remove: {-:the}.
 remove: {-:the}; add: {+:a}
 + {+:a} - {-:the}
+!remove {-:the} but add {+:a}
+!lose {-:the}, add {+:a}
+!scrap {-:the} and include {+:a}
+!ditch {-:the}; bring {+:a}
+!add {+:a} and get rid of {-:the}
+!include {+:a}, exclude {-:the}
+!put {+:a} in and {-:the} out
+!bring in {+:a} and send {-:the} away
+!after removing {-:the}, add {+:a}
+!remove {-:the}. {+:a} should be added
+!add {+:a} then take {-:the} away
+!delete {-:the}, delete {-:the}, add {+:a}
+!add {+:a}, remove {-:the}, and add {+:a}
+!swap {-1:the} for {+1:a} and drop {-:the}
+!remove {-:the} and replace {-1:the} with {+1:a}
+!add {+:a} and lose {-:the} and {-:the}
+!clear {-:the} away and set down {+:a}
+!cut {-:the} and paste in {+:a}
+once {-:the} is gone, add {+:a}
+{+:a} yes, {-:the} no
+yes to {+:a}, no to {-:the}
+more {+:bare}, no {-:bare}
+{+:a} please, and no {-:bare}
+{-:the} must go and {+:a} must come
+i'd like {+:a}, and {-:the} should go
+i want {+:a} added and {-:the} removed
+{+:a} and {+:a}, no {-:bare}
+take {-:the} out; {+:a} goes in
+with {+:a} and without {-:the}
+{+:a} in and {-:the} gone
+{-:the}? gone. {+:a}? yes
+the same minus {-:the}, with {+:a}
+{+:a} instead, and without {-:the}
 """
 
 _CONTEXT = r"""
@@ -827,6 +1096,107 @@ don't take out {=:the}
 keep {=:the} and {=:the}
 {=:the} stays
 {=:the} should stay
+!remove {-:the} but not {=:the}
+!delete {-:the}, not {=:the}
+!take out {-:the} and not {=:the}
+!erase {-:the} but leave {=:the}
+!remove only {-:the}, not {=:the}
+!lose {-:the} but not {=:the}
+!drop {-:the} but spare {=:the}
+!remove {-:the} and spare {=:the}
+!clear {-:the} but keep {=:the} in place
+!delete {-:the} while keeping {=:the}
+!bring {+:a} for {=:the}
+!get {+:a} for {=:the}
+!put out {+:a} for {=:the}
+!add {+:a} for {=:the} to use
+!add {+:a} to keep {=:the} company
+!add {+:a} so {=:the} isn't alone
+!add {+:a} to {=:the}
+!attach {+:a} to {=:the}
+!stick {+:a} onto {=:the}
+!put {+:a} into {=:the}
+!add {+:a} around {=:the}
+!surround {=:the} with {+:a}
+!cover {=:the} with {+:a}
+!decorate {=:the} with {+:a}
+!top {=:the} with {+:a}
+!let {=:the} stay
+!leave {=:the} in place
+!move {=:the} closer to {=:the}
+!turn {=:the} around
+!rotate {=:the}
+!center {=:the}
+!shift {=:the} to the right
+!make {=:the} blue
+!zoom in on {=:the}
+!focus on {=:the}
+!flip {=:the}
+!push {=:the} to the back
+!bring {=:the} forward
+!put {=:the} on the right
+!swap the positions of {=:the} and {=:the}
+!move {=:the} next to {=:the}
+!put {=:the} on top of {=:the}
+!remove {-:the} from behind {=:the}
+!take {-:the} away from {=:the}
+!clear {-:the} off {=:the}
+!remove {-:the} that is on {=:the}
+!remove {-:the} sitting on {=:the}
+!remove {-:the} in front of {=:the}
+!remove {-:the} between {=:the} and {=:the}
+{+:a} for {=:the}
+{=:the} stays put
+{=:the} remains
+{=:the} can remain
+{=:the} must stay
+{=:the} stays as is
+{=:the} should remain where it is
+{=:the} is staying
+{=:the} remains untouched
+nothing happens to {=:the}
+{=:the} should be left alone
+{=:the} is okay as it is
+{=:the} should face left
+{=:the} with {+:a} on it
+{=:the} wearing {+:a}
+{=:the} holding {+:a}
+{=:the} without {-:the} on it
+{=:the} is great but {-:the} has to go
+i'm happy with {=:the} but remove {-:the}
+{=:the} is nice; {-:the} is not
+{=:the} yes, but {-:the} no
+!remove {-:the} but save {=:the}
+!delete {-:the} and preserve {=:the}
+!take out {-:the} but protect {=:the}
+!get rid of {-:the} and retain {=:the}
+!lose {-:the} but hold on to {=:the}
+!drop {-:the}, hang on to {=:the}
+!erase {-:the} and leave {=:the} be
+!remove {-:the} and let {=:the} be
+!clear away {-:the} but leave {=:the} standing
+!remove {-:the}, but {=:the} stays
+!delete {-:the} yet keep {=:the}
+!remove {-:the} though not {=:the}
+!take away {-:the}, not {=:the}
+!ditch {-:the} and leave {=:the} untouched
+!remove {-:the} without touching {=:the}
+!preserve {=:the}
+!protect {=:the}
+!retain {=:the}
+!save {=:the}
+!hold on to {=:the}
+!leave {=:the} be
+!leave {=:the} as is
+!leave {=:the} there
+!leave {=:the} standing
+!let {=:the} be
+!add {+:a} but leave {=:the} as is
+!add {+:a} and preserve {=:the}
+{=:the} is safe, {-:the} is not
+{=:the} survives, {-:the} does not
+i like {=:the}, not {-:the}
+i adore {=:the} but hate {-:the}
 """
 
 _NONE = r"""
@@ -933,6 +1303,43 @@ describe the picture
 how many things are there
 count the objects
 which one is bigger
+blur the edges
+sharpen the image
+make the background darker
+brighten the scene
+more saturation
+less saturation
+less noise
+more light please
+more brightness
+less contrast
+more colour
+a bit more contrast
+add some contrast
+add more light
+add a vintage filter
+add a sepia tone
+add some grain
+make the sky brighter
+make the colours warmer
+a softer look
+darken the background
+lighten the shadows
+remove the noise
+remove the blur
+take away the glare
+get rid of the grain
+turn down the saturation
+a cleaner version
+a brighter version of this
+as a black and white photo
+in sepia
+in the style of an old photo
+like a postcard
+as seen from above
+same but from further away
+closer up
+a wider shot
 """
 
 _FOREIGN = r"""
@@ -998,18 +1405,26 @@ class Template:
     imperative: bool  # accepts politeness prefixes ("could you ...")
 
 
+def parse_block(kind: str, block: str) -> list[Template]:
+    """The patterns of one block of lines ("!" marks an imperative), blank lines skipped."""
+    out = []
+    for line in block.strip().splitlines():
+        line = line.strip()
+        imperative = line.startswith("!")
+        pattern = line[1:] if imperative else line
+        if pattern:
+            out.append(Template(kind, pattern, imperative))
+    return out
+
+
 def all_templates() -> list[Template]:
     """Every hand-written pattern, deduplicated, in file order."""
     out, seen = [], set()
     for kind, block in _SECTIONS.items():
-        for line in block.strip().splitlines():
-            line = line.strip()
-            imperative = line.startswith("!")
-            pattern = line[1:] if imperative else line
-            if not pattern or pattern in seen:
-                continue
-            seen.add(pattern)
-            out.append(Template(kind, pattern, imperative))
+        for template in parse_block(kind, block):
+            if template.pattern not in seen:
+                seen.add(template.pattern)
+                out.append(template)
     return out
 
 
