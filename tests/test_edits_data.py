@@ -92,3 +92,37 @@ def test_context_objects_and_objects_with_and():
         if fork:
             words = [w for w in split_words(s.text) if w.start >= fork[0].start and w.end <= fork[0].end]
             assert [w.text for w in words] == ["fork", "and", "knife"]
+
+
+def test_audit_templates_are_new_phrasings_filled_with_unseen_objects_only():
+    from cir.edits.audit import audit_templates
+    from cir.edits.evaluate import validation_sets
+
+    audit = audit_templates()
+    assert len(audit) >= 60 and {t.kind for t in audit} >= set(KINDS) - {"foreign"}
+    assert not {t.pattern for t in audit} & {t.pattern for t in all_templates()}  # neither trained on nor selected on
+    for t in audit:
+        assert SLOT_RE.sub("", t.pattern) != t.pattern or t.kind == "none", t  # every edit pattern has a slot
+    sets = {vs.name: vs for vs in validation_sets(count=140)}
+    assert set(sets) == {"unseen", "seen-objects", "audit"}
+    assert [vs.name for vs in validation_sets(count=14, audit=False)] == ["unseen", "seen-objects"]
+    audit_patterns = {t.pattern for t in audit}
+    val_names = set(split_objects().val)
+    for sentence in sets["audit"].sentences:
+        _check(sentence)
+        assert set(sentence.templates) <= audit_patterns
+        assert {o.name for o in sentence.spans} <= val_names
+
+
+def test_made_up_compound_names_keep_labels_exact_and_never_use_validation_names():
+    gen = SentenceGenerator.for_split("train", noise=NoiseConfig(compounds=0.5))
+    val_names = set(split_objects().val)
+    rng = np.random.default_rng(5)
+    names = []
+    for _ in range(300):
+        sentence = gen.sample(rng)
+        _check(sentence)
+        names += [o.name for o in sentence.spans]
+    made_up = [n for n in names if n not in set(gen.objects)]
+    assert any(" and " in n for n in made_up) and any(" of " in n for n in made_up) and any(" in a " in n for n in made_up)
+    assert not set(names) & val_names

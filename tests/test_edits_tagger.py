@@ -198,6 +198,36 @@ def test_train_edits_smoke_preset(tmp_path):
     assert load_tagger(tmp_path / "t").parse("add a cat") is not None
 
 
+
+def test_weight_average_moves_towards_the_weights_and_swaps_back():
+    from torch import nn
+
+    from cir.errors import ConfigError
+    from cir.train.edits import WeightAverage
+
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        WeightAverage(nn.Linear(2, 2), 1.0)
+    layer = nn.Linear(3, 2)
+    layer.bias.requires_grad_(False)  # frozen parameters are not averaged
+    start = layer.weight.detach().clone()
+    avg = WeightAverage(layer, 0.5)
+    with torch.no_grad():
+        layer.weight.add_(2.0)
+    avg.update()  # 0.5 * start + 0.5 * (start + 2)
+    raw = layer.weight.detach().clone()
+    with avg.swapped():
+        assert torch.allclose(layer.weight, start + 1.0)
+    assert torch.equal(layer.weight, raw) and len(avg.params) == 1
+
+
+def test_train_edits_with_weight_average(tmp_path):
+    from cir.train.edits import preset_config, train_edits
+
+    out = train_edits(preset_config("smoke", out=str(tmp_path / "t"), ema=0.9), log=lambda *a: None)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["provenance"]["config"]["ema"] == 0.9 and cfg["metrics"]["step"] >= 1
+    assert load_tagger(out).parse("add a cat") is not None
+
 @pytest.mark.slow
 def test_shipped_tagger_reads_the_world_and_odd_inputs(monkeypatch):
     """The shipped checkpoint (loads the 90 MB MiniLM once): world triplet texts, and odd inputs give nothing."""

@@ -39,6 +39,10 @@ _ENDINGS = (("", 0.5), (".", 0.22), ("!", 0.08), ("?", 0.06), ("!!", 0.03), ("..
 _KEYS = "qwertyuiopasdfghjklzxcvbnm"
 _FILLERS = ("just", "really", "also", "maybe", "now", "please", "quickly", "simply", "then", "actually", "kindly", "um",
             "like", "perhaps", "definitely", "still", "so", "basically")
+_COMPOUND_HEADS = ("box", "bag", "pile", "stack", "bowl", "jar", "plate", "basket", "pair", "set", "tray", "crate",
+                   "bucket", "cup", "glass", "bunch", "heap", "row", "roll", "pack", "picture", "model", "statue")
+_CONTAINERS = ("bottle", "box", "jar", "cage", "bag", "basket", "frame", "glass", "bowl", "cup", "blanket", "hat", "tin",
+               "drawer", "vase")
 _JOIN = "<join>"  # marks the separators of an object list, whose commas are never dropped (two names would merge)
 
 
@@ -74,6 +78,8 @@ class NoiseConfig:
     foreign: float = 0.05  # extra chance of a sentence in another language from the foreign grammar (no spans)
     fillers: float = 0.15  # chance of a filler word ("just", "really", "also") slipped between two template words
     and_objects: float = 0.08  # chance that an object slot draws a name containing " and "
+    compounds: float = 0.0  # chance that an object slot gets a made-up compound of this split's names ("lamp and
+    # kettle", "jar of buttons", "owl in a box"): the rule that "and"/"of"/"in a" can sit inside one name, not the names
     list_sizes: tuple[float, float, float] = (0.6, 0.3, 0.1)  # chance of 1, 2, 3 objects in a list slot
 
 
@@ -83,12 +89,14 @@ class SentenceGenerator:
     objects: list[str]
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     foreign: dict = field(default_factory=dict)  # language -> (patterns with "{n}", noun phrases); see templates.py
+    avoid: frozenset = frozenset()  # names a made-up compound must never equal (the other split's names)
 
     def __post_init__(self) -> None:
         if not self.objects:
             raise ValueError("a sentence generator needs object names")
         self._and = [o for o in self.objects if " and " in o] or self.objects
         self._plain = [o for o in self.objects if " and " not in o] or self.objects
+        self._single = [o for o in self._plain if " " not in o and "-" not in o] or self._plain
         self._by_kind: dict[str, list[Template]] = {}
         for t in self.templates:
             self._by_kind.setdefault(t.kind, []).append(t)
@@ -103,7 +111,7 @@ class SentenceGenerator:
         objects = split_objects(seed=seed)
         train_f, val_f = split_foreign(seed=seed)
         if split == "train":
-            return cls(train_t, list(objects.train), noise or NoiseConfig(), train_f)
+            return cls(train_t, list(objects.train), noise or NoiseConfig(), train_f, frozenset(objects.val))
         return cls(val_t, list(objects.val), noise or NoiseConfig(), val_f)
 
     # --- sampling --------------------------------------------------------------------------------------------
@@ -158,12 +166,29 @@ class SentenceGenerator:
 
     def _object(self, rng: np.random.Generator, used: set[str]) -> str:
         for _ in range(20):
-            pool = self._and if rng.uniform() < self.noise.and_objects else self._plain
-            name = pool[int(rng.integers(len(pool)))]
+            if self.noise.compounds and rng.uniform() < self.noise.compounds:
+                name = self._compound(rng)
+                if name in self.avoid:
+                    continue
+            else:
+                pool = self._and if rng.uniform() < self.noise.and_objects else self._plain
+                name = pool[int(rng.integers(len(pool)))]
             if name not in used:
                 used.add(name)
                 return name
         return name
+
+    def _compound(self, rng: np.random.Generator) -> str:
+        """A made-up name with a joining word inside: "X and Y", "HEAD of X" or "X in a CONTAINER"."""
+        def pick(pool):
+            return pool[int(rng.integers(len(pool)))]
+
+        form = int(rng.integers(3))
+        if form == 0:
+            return f"{pick(self._single)} and {pick(self._single)}"
+        if form == 1:
+            return f"{pick(_COMPOUND_HEADS)} of {pick(self._plain)}"
+        return f"{pick(self._plain)} in a {pick(_CONTAINERS)}"
 
     def _fill(self, pattern: str, rng: np.random.Generator, used: set[str]) -> list[tuple[str, str | None, str | None]]:
         out: list[tuple[str, str | None, str | None]] = []
