@@ -125,7 +125,7 @@ def test_parse_items_images_thumbnails(client, scene_store):  # noqa: F811
 
 
 def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
-    assert client.get("/health").json() == {"status": "ok", "items": len(scene_store), "store_version": scene_store._snapshot.version,
+    assert client.get("/health").json() == {"status": "ok", "items": len(scene_store), "store_version": scene_store.snapshot().version,
                                             "api_key_required": False}
     info = client.get("/info").json()
     # the tiny backbone has no trained Pic2Word / Combiner weights: the learned strategies are not offered

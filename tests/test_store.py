@@ -413,13 +413,14 @@ def test_refresh_follows_another_writer(tmp_path, spec):
     writer_side = new_store(tmp_path / "store", spec)
     index(writer_side, photos)
     reader = cir.open_store(tmp_path / "store")
-    old_snapshot = reader._snapshot
+    old_snapshot = reader.snapshot()
     assert not reader.refresh()
 
     write_images(photos / "more", 3, start_seed=20)
     index(writer_side, photos)  # pure appends: the reader's index is extended, not rebuilt
     assert reader.refresh() and len(reader) == 7
-    assert reader._snapshot.index is old_snapshot.index
+    assert old_snapshot.rows == 4 and reader.snapshot().version > old_snapshot.version  # the held commit stays put
+    assert reader.snapshot().index is old_snapshot.index
     scores, ids = old_snapshot.search(reader.vectors()[6:7], k=7)
     assert ids.max() < 4  # the old view never shows rows it did not have
     assert reader.search(item_id=6, strategy="image", k=1, exclude_reference=False).results[0].id == 6
@@ -427,7 +428,7 @@ def test_refresh_follows_another_writer(tmp_path, spec):
     paths[0].unlink()
     index(writer_side, photos)  # compaction: a new generation, a new index
     assert reader.refresh() and len(reader) == 6
-    assert reader._snapshot.index is not old_snapshot.index
+    assert reader.snapshot().index is not old_snapshot.index
     assert_same_store(reader, writer_side)
 
 

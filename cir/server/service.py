@@ -62,7 +62,7 @@ class SearchService:
 
     @property
     def version(self) -> int:
-        return int(self.store._snapshot.version)
+        return int(self.store.snapshot().version)
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -121,7 +121,7 @@ class SearchService:
             parser=self.parser if args.strategy == "arithmetic" else None,
         )
         with self._slots:
-            snapshot = store._snapshot  # one commit for the whole answer, and the version we report
+            snapshot = store.snapshot()  # one commit for the whole answer, and the version we report
             query = Query(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
                           exclude_reference=args.exclude_reference)
             start = time.perf_counter()

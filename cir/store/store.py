@@ -102,6 +102,11 @@ class Store:
     def __len__(self) -> int:
         return self._snapshot.rows
 
+    def snapshot(self) -> Snapshot:
+        """The commit searches read now: immutable, so a caller holding it answers from one commit (ids, vectors
+        and ``version`` agree) while indexing or :meth:`refresh` moves the store on."""
+        return self._snapshot
+
     def item(self, item_id: int) -> ItemInfo:
         """Metadata of one item (id, path, size, mtime, sha256, width, height)."""
         snap = self._snapshot
