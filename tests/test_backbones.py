@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -119,10 +121,30 @@ def test_openclip_missing_local_weights(tmp_path):
         load_backbone(f"openclip:{arch}/{tmp_path}/missing.pt")
 
 
-def test_openclip_offline_download_is_one_clear_error(monkeypatch):
+def test_openclip_offline_download_is_one_clear_error(monkeypatch, caplog):
+    import logging
+
+    from cir.backbones.openclip import _open_clip_errors_held
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsUnavailable, match="openclip:ViT-B-32/path/to/weights.pt"):
+    with caplog.at_level(logging.WARNING), pytest.raises(WeightsUnavailable, match="openclip:ViT-B-32/path/to/weights.pt"):
         load_backbone("openclip:ViT-B-32/laion2b_s34b_b79k")
+    assert not [r for r in caplog.records if "open_clip" in r.pathname]  # no ERROR line of open_clip's before ours
+    import open_clip
+
+    def open_clip_record(message):
+        where = str(Path(open_clip.__file__).parent / "factory.py")
+        return logging.LogRecord("root", logging.ERROR, where, 1, message, None, None)
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(OSError), _open_clip_errors_held():
+            logging.getLogger().handle(open_clip_record("dropped"))
+            raise OSError("offline")
+        with _open_clip_errors_held():  # when the call succeeds, what open_clip logged is passed on
+            logging.getLogger().handle(open_clip_record("kept"))
+            assert not caplog.records  # held while the call runs
+    assert [r.getMessage() for r in caplog.records] == ["kept"]
 
 
 def test_hf_tiny_clip_and_injection(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -45,7 +47,8 @@ class OpenClipBackbone(Backbone):
                 )
             pretrained = spec.weights
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+            with _open_clip_errors_held():
+                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
         except (OSError, RuntimeError, ValueError) as exc:
             raise WeightsUnavailable(
                 f"could not load the weights of {spec} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
@@ -82,6 +85,31 @@ class OpenClipBackbone(Backbone):
         mask = placeholder_positions(ids, inner)
         with inject_tokens(self.token_embedding, mask, tokens):
             return self.model.encode_text(ids)
+
+
+@contextlib.contextmanager
+def _open_clip_errors_held():
+    """open_clip logs an ERROR line on the root logger before it raises on a failed download. Hold its records: when
+    the call fails they are dropped (the WeightsUnavailable raised instead names the cause in one sentence); when it
+    succeeds they are passed on unchanged."""
+    root = logging.getLogger()
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if record.name == "root" and "open_clip" in Path(record.pathname).parts:
+            held.append(record)
+            return False
+        return True
+
+    root.addFilter(hold)
+    try:
+        yield
+    except BaseException:
+        root.removeFilter(hold)
+        raise
+    root.removeFilter(hold)
+    for record in held:
+        root.handle(record)
 
 
 def _token_embedding(model) -> torch.nn.Embedding:
