@@ -33,3 +33,16 @@ def test_trainers_run_on_cuda_and_their_results_load_on_cpu(tiny_cir_checkpoint,
             vec = get_strategy(name, composer=str(tmp_path / name[0])).compose(backbone, images, ["add a cat", "no dog"]).vectors
             assert vec.shape == (2, backbone.dim) and np.isfinite(vec).all()
     assert np.isfinite(load_backbone(f"cir:{tmp_path / 'f'}").encode_texts(["x"])).all()
+
+
+def test_openclip_finetune_runs_on_cuda_and_its_weights_load_on_cpu(tmp_path):
+    from cir.backbones import load_backbone
+    from cir.train.finetune import preset_config, train_finetune
+    from tests.tiny_models import register_tiny_openclip
+
+    arch = register_tiny_openclip(tmp_path / "oc")
+    cfg = preset_config("smoke", backbone=f"openclip:{arch}/random", out=str(tmp_path / "o"), train="last-blocks", blocks=1)
+    cfg.loop.device = "cuda"
+    assert train_finetune(cfg, log=lambda *_: None).best_epoch == 1
+    tuned = load_backbone(f"openclip:{arch}/{tmp_path / 'o' / 'openclip-finetuned.pt'}")
+    assert np.isfinite(tuned.encode_texts(["x"])).all()

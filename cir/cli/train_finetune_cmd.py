@@ -1,4 +1,5 @@
-"""``cir train finetune``: contrastive fine-tuning of a cir: backbone on triplets; writes a new cir: checkpoint."""
+"""``cir train finetune``: contrastive fine-tuning of a cir: backbone (a new cir: checkpoint) or of an OpenCLIP image
+tower (a weights file) on triplets."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from cir.cli import train_options as opt
 def register(train: typer.Typer) -> None:
     @train.command("finetune")
     def finetune(
-        out: Path = typer.Option(Path("runs/finetune"), "--out", help="the new cir: checkpoint directory (best epoch), with checkpoints/ inside"),
-        backbone: str = typer.Option("cir:demo", "--backbone", help="the cir: checkpoint to start from (cir:demo or cir:PATH)"),
+        out: Path = typer.Option(Path("runs/finetune"), "--out", help="where the result goes (best epoch: a cir: checkpoint, or openclip-finetuned.pt), with checkpoints/ inside"),
+        backbone: str = typer.Option("cir:demo", "--backbone", help="where to start: cir:demo, cir:PATH, or openclip:ARCH/WEIGHTS (its image tower trains)"),
         data: str = opt.DATA,
         images: Optional[Path] = opt.IMAGES,
         compose: str = typer.Option("sum", "--compose", help="how queries are composed while training: sum or arithmetic"),
         train_what: str = typer.Option("last-blocks", "--train", help="what trains: head (the image embedding head, as seed 000), "
-                                       "last-blocks (with --blocks N; the default) or all (image tower and text projection)"),
+                                       "last-blocks (with --blocks N; the default) or all (the image tower, and a cir: backbone's text projection)"),
         blocks: int = typer.Option(2, "--blocks", help="last-blocks: residual blocks (from the top) that train with the head"),
         loss: str = typer.Option("infonce", "--loss", help="infonce or hn-nce (CoVR's hard-negative NCE)"),
         sampler: str = typer.Option("unique-target", "--sampler", help="random, unique-target, group-exclusive (seed 002's "
@@ -28,11 +29,10 @@ def register(train: typer.Typer) -> None:
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
         threads: int = opt.THREADS,
     ) -> None:
-        """Fine-tune the backbone so composed queries find their targets; use the result as --backbone cir:OUT."""
+        """Fine-tune the backbone so composed queries find their targets; prints the --backbone spec of the result."""
         from cir.train.finetune import preset_config, train_finetune
 
         cfg = preset_config(preset, backbone=backbone, out=str(out), data=data, images=str(images) if images else None,
                             compose=compose, train=train_what, blocks=blocks, loss=loss, sampler=sampler, resume=resume)
         opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes, threads)
         train_finetune(cfg, log=typer.echo)
-        typer.echo(f"use it with: --backbone cir:{out}")

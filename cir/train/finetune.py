@@ -9,6 +9,9 @@
 Whatever is frozen at the bottom of the image tower is run once per image, up front, and cached (fp16), so
 head-only training costs a few matrix products per step. The best epoch on a validation part carved out of the
 training data (whole groups) is written as a new ``cir:`` checkpoint usable by index, search and eval.
+
+An ``openclip:`` backbone fine-tunes its image tower the same way (text tower frozen; see
+:mod:`cir.train.finetune_openclip`); the result is a weights file that ``openclip:ARCH/PATH`` loads.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -34,8 +38,8 @@ COMPOSE_NAMES = ("sum", "arithmetic")
 
 @dataclass
 class FinetuneTrainConfig:
-    backbone: str = "cir:demo"  # the cir: checkpoint to start from
-    out: str = "runs/finetune"  # the new cir: checkpoint (best epoch), with checkpoints/ inside
+    backbone: str = "cir:demo"  # where to start: a cir: checkpoint, or an openclip: model (its image tower trains)
+    out: str = "runs/finetune"  # the result (best epoch; a cir: checkpoint, or OpenCLIP weights), with checkpoints/
     data: str = "scenes"  # triplets: scenes, cirr:ROOT, fashioniq:ROOT or csv:FILE
     images: str | None = None  # csv: the folder its image names are relative to
     scene_groups: int = 600  # train-split groups of the world when data = scenes
@@ -182,9 +186,43 @@ def _sentences(model, texts: list[str], batch: int = 256) -> torch.Tensor:
     return torch.cat([model.text(texts[s : s + batch]).float() for s in range(0, len(texts), batch)])
 
 
-def train_finetune(cfg: FinetuneTrainConfig, log=print, stop_after_steps: int = 0) -> FitResult:
-    from cir.backbones import demo_checkpoint_dir, parse_model_spec
+@dataclass
+class TunedBackbone:
+    """What fine-tuning needs of one backbone kind; the loop, the data, the losses and the samplers are shared."""
+
+    parts: nn.Module  # what trains (``trainable_parameters()``); its state is what epoch checkpoints hold
+    backbone: object  # the loaded Backbone (device, image size, preprocessing)
+    text_model: object  # ``text(texts)`` frozen sentence features and ``project_text(x)`` (maybe trainable)
+    table: Callable[[list], torch.Tensor]  # images -> rows that ``embed`` turns into unit embeddings (fp16, CPU)
+    embed: Callable[[torch.Tensor], torch.Tensor]  # table rows (on the device) -> unit image embeddings, with autograd
+    export: Callable[[dict], None]  # write the deliverable (best epoch) with this provenance
+    use_as: str  # the --backbone spec that loads the result
+
+
+def _cir_backbone(cfg: FinetuneTrainConfig, spec) -> TunedBackbone:
+    from cir.backbones import demo_checkpoint_dir
     from cir.backbones.dual import CirBackbone, DualEncoder
+
+    start_dir = demo_checkpoint_dir() if spec.name == "demo" else Path(spec.name).expanduser()
+    out = Path(cfg.out)
+    if out.resolve() == start_dir.resolve():
+        raise ConfigError(f"--out {out} is the checkpoint being fine-tuned; choose another directory")
+    model = DualEncoder.load(start_dir).to(cfg.loop.device)
+    backbone = CirBackbone(model, cfg.backbone)
+    backbone.device = torch.device(cfg.loop.device)
+    parts = TrainableParts(model, cfg.train, cfg.blocks)
+    base_provenance = dict(model.cfg.provenance)
+
+    def export(provenance: dict) -> None:
+        model.cfg.provenance = {**provenance, "base_provenance": base_provenance}
+        model.save(out)
+
+    return TunedBackbone(parts, backbone, model, lambda images: prefix_table(parts, backbone, images),
+                         parts.embed_from_prefix, export, f"cir:{out}")
+
+
+def train_finetune(cfg: FinetuneTrainConfig, log=print, stop_after_steps: int = 0) -> FitResult:
+    from cir.backbones import parse_model_spec
     from cir.train.data import load_triplet_data
     from cir.train.samplers import SAMPLER_NAMES, epoch_batches
 
@@ -193,20 +231,18 @@ def train_finetune(cfg: FinetuneTrainConfig, log=print, stop_after_steps: int = 
         if value not in choices:
             raise ConfigError(f"unknown --{what} {value!r}; choose one of {', '.join(choices)}")
     spec = parse_model_spec(cfg.backbone)
-    if spec.kind != "cir":
-        raise ConfigError(f"fine-tuning starts from a cir: checkpoint and writes one; {cfg.backbone} is an {spec.kind}: "
-                          "backbone (use cir:demo or cir:PATH)")
-    start_dir = demo_checkpoint_dir() if spec.name == "demo" else Path(spec.name).expanduser()
-    out = Path(cfg.out)
-    if out.resolve() == start_dir.resolve():
-        raise ConfigError(f"--out {out} is the checkpoint being fine-tuned; choose another directory")
+    if spec.kind not in ("cir", "openclip"):
+        raise ConfigError(f"fine-tuning starts from a cir: or an openclip: backbone; {cfg.backbone} is an {spec.kind}: "
+                          "backbone (use cir:demo, cir:PATH or openclip:ARCH/WEIGHTS)")
     torch.manual_seed(cfg.loop.seed)
     use_threads(cfg.loop)
-    model = DualEncoder.load(start_dir).to(cfg.loop.device)
-    backbone = CirBackbone(model, cfg.backbone)
-    backbone.device = torch.device(cfg.loop.device)
-    dev = backbone.device
-    parts = TrainableParts(model, cfg.train, cfg.blocks)
+    if spec.kind == "cir":
+        tuned = _cir_backbone(cfg, spec)
+    else:
+        from cir.train.finetune_openclip import openclip_backbone
+
+        tuned = openclip_backbone(cfg, spec)
+    parts, dev = tuned.parts, tuned.backbone.device
 
     data = load_triplet_data(cfg.data, Path(cfg.images) if cfg.images else None, cfg.loop.seed, cfg.scene_groups, cfg.triplets_per_group)
     train_set, val_set = data.split_by_group(cfg.validation, cfg.loop.seed)
@@ -215,10 +251,10 @@ def train_finetune(cfg: FinetuneTrainConfig, log=print, stop_after_steps: int = 
     used = np.unique(np.concatenate([data.reference, data.target]))
     row_of = np.full(len(data.images), -1)
     row_of[used] = np.arange(len(used))
-    table = prefix_table(parts, backbone, [data.images[i] for i in used])
+    table = tuned.table([data.images[i] for i in used])
     log(f"finetune: {len(used)} images prepared in {time.time() - t0:.0f}s ({tuple(table.shape[1:])} per image, fp16)")
-    train_text = TextSide(model, list(train_set.texts), cfg.compose, dev)
-    val_text = TextSide(model, list(val_set.texts), cfg.compose, dev)
+    train_text = TextSide(tuned.text_model, list(train_set.texts), cfg.compose, dev)
+    val_text = TextSide(tuned.text_model, list(val_set.texts), cfg.compose, dev)
     scale = 1.0 / cfg.temperature
     t_ref, t_tgt = row_of[train_set.reference], row_of[train_set.target]
 
@@ -227,14 +263,14 @@ def train_finetune(cfg: FinetuneTrainConfig, log=print, stop_after_steps: int = 
 
     def loss(batch: list[int]) -> torch.Tensor:
         both = torch.from_numpy(np.concatenate([t_ref[batch], t_tgt[batch]]))
-        emb = parts.embed_from_prefix(table[both].float().to(dev))
+        emb = tuned.embed(table[both].float().to(dev))
         ref, tgt = emb[: len(batch)], emb[len(batch) :]
         return contrastive_loss(cfg.loss, train_text.query(ref, batch), tgt, scale)
 
     val_rows = np.unique(np.concatenate([val_set.reference, val_set.target]))
 
     def validate() -> dict[str, float]:
-        emb = torch.cat([parts.embed_from_prefix(table[torch.from_numpy(row_of[val_rows[s : s + 256]])].float().to(dev))
+        emb = torch.cat([tuned.embed(table[torch.from_numpy(row_of[val_rows[s : s + 256]])].float().to(dev))
                          for s in range(0, len(val_rows), 256)]).cpu()
         at = {int(g): j for j, g in enumerate(val_rows)}
         ref = emb[[at[int(r)] for r in val_set.reference]]
@@ -242,19 +278,16 @@ def train_finetune(cfg: FinetuneTrainConfig, log=print, stop_after_steps: int = 
         return composed_recall(q, emb, val_rows, val_set.reference, val_set.target)
 
     def export(summary: dict) -> None:
-        model.cfg.provenance = {
-            "command": command_line(), "finetuned_from": cfg.backbone, "base_provenance": base_provenance,
-            "config": jsonable(asdict(cfg)), "data": data.name,
+        tuned.export({
+            "command": command_line(), "finetuned_from": cfg.backbone, "config": jsonable(asdict(cfg)), "data": data.name,
             "triplets": {"train": len(train_set), "validation": len(val_set)}, **jsonable(summary),
-        }
-        model.save(out)
+        })
 
-    base_provenance = dict(model.cfg.provenance)
     with torch.no_grad():
         parts.eval()
         before = validate()
     log("finetune: validation before training: " + ", ".join(f"{k} {v:.3f}" for k, v in before.items()))
     job = Job(parts, batches, loss, validate, export, items_per_batch=cfg.loop.batch_size, params=parts.trainable_parameters())
-    result = fit(cfg.loop, job, out / "checkpoints", cfg.resume, log, "finetune", stop_after_steps)
-    log(f"finetune: best epoch {result.best_epoch} (validation {result.best}); checkpoint cir:{out}")
+    result = fit(cfg.loop, job, Path(cfg.out) / "checkpoints", cfg.resume, log, "finetune", stop_after_steps)
+    log(f"finetune: best epoch {result.best_epoch} (validation {result.best}); use it with: --backbone {tuned.use_as}")
     return result

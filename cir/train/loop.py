@@ -96,8 +96,13 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
     best_score, best_epoch, best = float("-inf"), 0, {}
     if existing and resume:
         ckpt = torch.load(existing[-1], map_location="cpu", weights_only=False)
-        job.module.load_state_dict(ckpt["module"])
-        opt.load_state_dict(ckpt["optimizer"])
+        try:
+            job.module.load_state_dict(ckpt["module"])
+            opt.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{existing[-1]} was written by a run with other settings (what trains, the model, its "
+                              f"size): {str(exc).splitlines()[0][:160]}; resume with that run's settings, or choose "
+                              "another --out") from exc
         step, start_epoch, history = ckpt["step"], ckpt["epoch"], ckpt["history"]
         best_score, best_epoch, best = ckpt["best_score"], ckpt["best_epoch"], ckpt["best"]
         torch.set_rng_state(ckpt["rng"])
