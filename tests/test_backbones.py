@@ -147,6 +147,25 @@ def test_openclip_offline_download_is_one_clear_error(monkeypatch, caplog):
     assert [r.getMessage() for r in caplog.records] == ["kept"]
 
 
+
+def test_hf_repo_unreachable_and_not_cached_is_one_clear_error_at_once(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused, never a download
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(WeightsUnavailable, match=r"could not reach http://127.0.0.1:9 to download hf:openai/clip-vit-base-patch32.*hf:/path/to/dir"):
+        load_backbone("hf:openai/clip-vit-base-patch32")
+    # cached, the same repository is read from the cache only (no hub round trip to fail)
+    from cir.backbones.hf import _cache_only_when_unreachable
+
+    snapshot = tmp_path / "hub" / "models--openai--clip-vit-base-patch32" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--openai--clip-vit-base-patch32" / "refs").mkdir()
+    (tmp_path / "hub" / "models--openai--clip-vit-base-patch32" / "refs" / "main").write_text("abc")
+    assert _cache_only_when_unreachable(parse_model_spec("hf:openai/clip-vit-base-patch32")) is True
+
 def test_hf_tiny_clip_and_injection(tmp_path):
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
 

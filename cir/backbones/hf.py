@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import urlparse
 
 import torch
 from PIL import Image
@@ -21,15 +23,17 @@ class HFBackbone(Backbone):
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
         source = spec.name
-        if source.startswith((".", "/", "~")) and not Path(source).expanduser().is_dir():
+        local_dir = source.startswith((".", "/", "~"))
+        if local_dir and not Path(source).expanduser().is_dir():
             raise WeightsUnavailable(f"{spec}: directory {source} does not exist")
+        cached_only = False if local_dir else _cache_only_when_unreachable(spec)
         try:
-            config = AutoConfig.from_pretrained(source)
+            config = AutoConfig.from_pretrained(source, local_files_only=cached_only)
             if config.model_type not in SUPPORTED:
                 raise SpecError(f"{spec} is a {config.model_type!r} model; hf: supports {', '.join(SUPPORTED)}")
-            self.model = AutoModel.from_pretrained(source).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.processor = AutoImageProcessor.from_pretrained(source)
+            self.model = AutoModel.from_pretrained(source, local_files_only=cached_only).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=cached_only)
+            self.processor = AutoImageProcessor.from_pretrained(source, local_files_only=cached_only)
         except OSError as exc:
             raise WeightsUnavailable(
                 f"could not load {spec} ({str(exc).splitlines()[0][:160]}); when offline, download the repository "
@@ -67,6 +71,28 @@ class HFBackbone(Backbone):
         mask = placeholder_positions(enc["input_ids"], ids)
         with inject_tokens(self.token_embedding, mask, tokens):
             return _pooled(self.model.get_text_features(**enc))
+
+
+def _cache_only_when_unreachable(spec: ModelSpec, timeout: float = 3.0) -> bool:
+    """Whether to read ``hf:REPO`` from the local Hugging Face cache only: True when the hub cannot be reached but
+    the repository is cached. Unreachable and not cached is a WeightsUnavailable at once (the hub client would retry
+    for about 30 seconds first). With HF_HUB_OFFLINE set the client already reads only the cache: False."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout):
+            return False
+    except OSError as exc:
+        if isinstance(try_to_load_from_cache(spec.name, "config.json"), str):
+            return True
+        raise WeightsUnavailable(
+            f"could not reach {constants.ENDPOINT} to download {spec} ({exc.strerror or exc}), and it is not in the "
+            "Hugging Face cache; when offline, download the repository once elsewhere and pass its directory: "
+            "hf:/path/to/dir"
+        ) from exc
 
 
 def _pooled(out) -> torch.Tensor:
