@@ -109,7 +109,7 @@ def train_edits(cfg: EditsTrainConfig, log=print) -> Path:
     rng = np.random.default_rng([cfg.seed, 11])
     averaged = WeightAverage(model, cfg.ema) if cfg.ema else None
     started = time.time()
-    best, best_step, best_state, ema = -1.0, 0, None, None
+    best, best_step, best_state, smooth_loss = -1.0, 0, None, None
     bar = tqdm(total=cfg.steps, desc="train edits", unit="step")
     for step in range(cfg.steps):
         for group in opt.param_groups:
@@ -124,9 +124,9 @@ def train_edits(cfg: EditsTrainConfig, log=print) -> Path:
         opt.step()
         if averaged is not None:
             averaged.update()
-        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        smooth_loss = loss.item() if smooth_loss is None else 0.95 * smooth_loss + 0.05 * loss.item()
         elapsed = time.time() - started
-        bar.set_postfix(loss=f"{ema:.4f}", sent_s=f"{(step + 1) * cfg.batch_size / elapsed:.0f}")
+        bar.set_postfix(loss=f"{smooth_loss:.4f}", sent_s=f"{(step + 1) * cfg.batch_size / elapsed:.0f}")
         bar.update(1)
         over = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
         last = step + 1 == cfg.steps or over
