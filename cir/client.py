@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from cir.errors import CirError, QueryError, UnknownItem
-from cir.store.search import Hit, SearchResult
+from cir.query.results import Hit, SearchResult
 from cir.store.snapshot import ItemInfo
 
 if TYPE_CHECKING:

@@ -421,7 +421,7 @@ def test_refresh_follows_another_writer(tmp_path, spec):
     assert reader.refresh() and len(reader) == 7
     assert old_snapshot.rows == 4 and reader.snapshot().version > old_snapshot.version  # the held commit stays put
     assert reader.snapshot().index is old_snapshot.index
-    scores, ids = old_snapshot.search(reader.vectors()[6:7], k=7)
+    scores, ids = old_snapshot.searcher.search(reader.vectors()[6:7], k=7)
     assert ids.max() < 4  # the old view never shows rows it did not have
     assert reader.search(item_id=6, strategy="image", k=1, exclude_reference=False).results[0].id == 6
 

@@ -15,7 +15,6 @@ from typing import Callable
 from cir.compose import STRATEGY_NAMES, get_strategy
 from cir.errors import QueryError
 from cir.server.config import ServeConfig
-from cir.store.search import Query, run_search
 
 
 @dataclass
@@ -122,10 +121,9 @@ class SearchService:
         )
         with self._slots:
             snapshot = store.snapshot()  # one commit for the whole answer, and the version we report
-            query = Query(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
-                          exclude_reference=args.exclude_reference)
             start = time.perf_counter()
-            result = run_search(store, snapshot, query)
+            result = store.search(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
+                                  exclude_reference=args.exclude_reference, snapshot=snapshot)
             if self._observe is not None:
                 self._observe(args.strategy, time.perf_counter() - start)
             explanation = self.explain(result.explanation, args.text)

@@ -15,6 +15,7 @@ import numpy as np
 
 from cir.errors import StoreError
 from cir.index import VectorIndex, build_index
+from cir.index.searcher import IndexSearcher
 from cir.store import db
 from cir.store.layout import vectors_name
 from cir.store.vectors import map_rows
@@ -54,6 +55,13 @@ class Snapshot:
     vectors: np.ndarray  # (rows, dim) float32, read-only (memory-mapped)
     index: VectorIndex  # may hold more rows than ``rows`` (a newer snapshot extended it): ignore those
     index_lock: threading.Lock  # serialises calls into ``index`` (faiss add is not safe beside a search)
+    searcher: IndexSearcher  # the first stage over this commit's rows (cir.index.searcher)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def path(self, item_id: int) -> str:
+        return self.paths[item_id]
 
     def item(self, item_id: int) -> ItemInfo:
         if not 0 <= item_id < self.rows:
@@ -64,25 +72,6 @@ class Snapshot:
     def ids_with_sha(self, sha256_hex: str) -> list[int]:
         digest = np.frombuffer(bytes.fromhex(sha256_hex), np.uint8)
         return np.flatnonzero(np.all(self.sha256 == digest, axis=1)).tolist()
-
-    def search(self, queries: np.ndarray, k: int, exclude: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) per query over this snapshot's rows, skipping ``exclude``; -1 ids pad short lists."""
-        k = max(int(k), 1)
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        out_scores = np.full((len(queries), k), -np.inf, np.float32)
-        out_ids = np.full((len(queries), k), -1, np.int64)
-        if self.rows == 0:
-            return out_scores, out_ids
-        with self.index_lock:
-            extra = len(self.index) - self.rows + len(exclude)
-            scores, rows = self.index.search(queries, min(k + extra, len(self.index)))
-        for q in range(len(queries)):
-            keep = (rows[q] >= 0) & (rows[q] < self.rows)
-            if exclude:
-                keep &= ~np.isin(rows[q], list(exclude))
-            s, r = scores[q][keep][:k], rows[q][keep][:k]
-            out_scores[q, : len(s)], out_ids[q, : len(r)] = s, r
-        return out_scores, out_ids
 
 
 def load_snapshot(root: Path, conn, dim: int, index_kind: str, previous: Snapshot | None = None) -> Snapshot:
@@ -137,4 +126,4 @@ def _build(records, vectors, version, layout, generation, rows, dim, index_kind,
         if rows > first:
             index.add(np.asarray(vectors[first:rows]))
     return Snapshot(version=version, layout_version=layout, generation=generation, rows=rows, vectors=vectors,
-                    index=index, index_lock=lock, **new)
+                    index=index, index_lock=lock, searcher=IndexSearcher(index, vectors, rows, lock), **new)

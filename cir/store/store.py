@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
     from cir.backbones.base import Backbone
     from cir.compose.base import Strategy
+    from cir.query.rerank import Reranker
+    from cir.query.results import SearchResult
     from cir.store.indexing import IndexSummary
-    from cir.store.search import SearchResult
 
 CREATING_NAME = ".items.sqlite.creating"
 
@@ -142,32 +143,45 @@ class Store:
         item_id: int | None = None,
         strategy: "str | Strategy" = "sum",
         k: int = 10,
-        image_weight: float = 1.0,
-        text_weight: float = 1.0,
-        add_weight: float = 1.0,
-        remove_weight: float = 1.0,
         exclude_reference: bool = True,
         composer: "str | os.PathLike | None" = None,
+        params: dict | None = None,
+        rerank: "str | Reranker | None" = None,
+        rerank_k: int = 100,
+        rerank_params: dict | None = None,
+        snapshot: Snapshot | None = None,
+        **param_kwargs,
     ) -> "SearchResult":
         """Rank the store's items for a reference (``image`` or ``item_id``) modified by ``text``.
 
-        ``strategy`` names a composition (image, text, sum, arithmetic) built with the weights, or is a ready
-        :class:`~cir.compose.base.Strategy` (the weights are then ignored). The learned strategies (pic2word,
-        combiner) read their trained weights from ``composer`` (a file or directory), else from the backbone's own
-        (``cir:demo`` ships them). The reference is left out of the
-        results when it is in the store (by id, or by content hash for a path, bytes or a PIL image opened from
-        a file). See docs/search-json.md for the result's JSON form.
+        ``strategy`` names a composition (image, text, sum, arithmetic, pic2word, combiner) built with its parameters
+        (``params`` and/or keywords such as ``image_weight=0.8``), or is a ready
+        :class:`~cir.compose.base.Strategy` (the parameters are then ignored). The learned strategies read their
+        trained weights from ``composer`` (a file or directory), else from the backbone's own (``cir:demo`` ships
+        them). ``rerank`` names a re-rank stage over the first ``rerank_k`` candidates (default: none). The reference
+        is left out of the results when it is in the store (by id, or by content hash for a path, bytes or a PIL
+        image opened from a file). ``snapshot``: answer from this commit (default: the one loaded now). See
+        docs/search-json.md for the result's JSON form.
         """
-        from cir.store.search import Query, run_search
+        from cir.query import Query, run_query
 
-        query = Query(image=image, text=text, item_id=item_id, strategy=strategy, k=k, image_weight=image_weight,
-                      text_weight=text_weight, add_weight=add_weight, remove_weight=remove_weight,
-                      exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None)
-        return run_search(self, self._snapshot, query)
+        snap = snapshot if snapshot is not None else self._snapshot
+        query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params={**(params or {}), **param_kwargs},
+                      k=k, exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None,
+                      rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k)
+        result = run_query(snap, self.backbone, query)
+        result.version = int(snap.version)
+        return result
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) for query vectors (Q, dim) by inner product; ids are -1 where fewer than k exist."""
-        return self._snapshot.search(np.asarray(queries, np.float32), k, set(int(i) for i in exclude_ids))
+        """Top-k (scores, ids) for query vectors (Q, dim) by inner product (the first stage alone); ids are -1 where
+        fewer than k exist."""
+        from cir.query.stages import first_stage
+
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        exclude = [list(exclude_ids)] * len(queries) if len(exclude_ids) else None
+        ranked = first_stage(self._snapshot.searcher, queries, max(int(k), 1), exclude)
+        return ranked.scores, ranked.ids
 
     # --- writing ---------------------------------------------------------------------------------------------
     def index(self, paths: Sequence[str | os.PathLike], progress: bool = True, **config) -> "IndexSummary":

@@ -1,0 +1,49 @@
+"""What the query path needs from wherever the candidate images live.
+
+A store snapshot (:class:`cir.store.snapshot.Snapshot`) is one gallery; :class:`ArrayGallery` (vectors in memory,
+e.g. an evaluation benchmark's gallery) is another. The query path never imports the store: it talks to this
+protocol, and through ``searcher`` to the :class:`~cir.index.searcher.Searcher` interface.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from cir.index.searcher import ExactSearcher, Searcher
+
+
+class Gallery(Protocol):
+    searcher: Searcher  # answers the first stage
+
+    def __len__(self) -> int:
+        """Items that can be returned."""
+
+    def path(self, item_id: int) -> str:
+        """How a hit names the item (its file)."""
+
+    def ids_with_sha(self, sha256_hex: str) -> list[int]:
+        """Items whose content hashes to ``sha256_hex`` (a reference image that is in the gallery is left out)."""
+
+
+class ArrayGallery:
+    """Vectors in memory with a name per row; exact search. Content hashes are optional."""
+
+    def __init__(self, vectors: np.ndarray, names: Sequence[str], sha256: Sequence[str] | None = None) -> None:
+        if len(names) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors but {len(names)} names")
+        self.searcher = ExactSearcher(vectors)
+        self.names = list(names)
+        self._by_sha: dict[str, list[int]] = {}
+        for i, digest in enumerate(sha256 or ()):
+            self._by_sha.setdefault(digest, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def path(self, item_id: int) -> str:
+        return self.names[item_id]
+
+    def ids_with_sha(self, sha256_hex: str) -> list[int]:
+        return list(self._by_sha.get(sha256_hex, ()))

@@ -1,0 +1,108 @@
+"""One query through the stages: strategy -> reference -> compose -> first stage -> re-rank -> hits.
+
+``Store.search`` (and through it the CLI and the server) runs :func:`run_query`; the evaluators and the demo run
+the same stage functions in batches (:mod:`cir.query.stages`). The gallery is anything that satisfies
+:class:`~cir.query.gallery.Gallery`: a store snapshot or vectors in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cir.errors import QueryError
+from cir.query.gallery import Gallery
+from cir.query.reference import resolve_reference
+from cir.query.request import Query
+from cir.query.rerank import RERANKERS, QueryContext, Reranker
+from cir.query.results import Hit, SearchResult
+from cir.query.stages import compose_queries, first_stage, rerank_stage
+
+
+def resolve_strategy(query: Query):
+    from cir.compose import get_strategy
+    from cir.compose.base import Strategy
+
+    if isinstance(query.strategy, Strategy):
+        return query.strategy
+    if not isinstance(query.strategy, str):
+        raise QueryError(f"strategy must be a name or a Strategy, got {type(query.strategy).__name__}")
+    try:
+        return get_strategy(query.strategy, composer=query.composer, **(query.params or {}))
+    except TypeError as exc:
+        raise QueryError(f"strategy {query.strategy!r}: {exc}") from exc
+    except QueryError:
+        raise
+    except ValueError as exc:
+        raise QueryError(str(exc)) from exc
+
+
+def resolve_reranker(query: Query) -> Reranker:
+    if query.rerank is None:
+        return RERANKERS.build("none")
+    if isinstance(query.rerank, Reranker):
+        return query.rerank
+    if not isinstance(query.rerank, str):
+        raise QueryError(f"rerank must be a name or a Reranker, got {type(query.rerank).__name__}")
+    return RERANKERS.build(query.rerank, **(query.rerank_params or {}))
+
+
+def check_query(query: Query, strategy) -> None:
+    """Refuse an incomplete or inconsistent query before any work is done."""
+    if not isinstance(query.k, (int, np.integer)) or isinstance(query.k, bool) or query.k < 1:
+        raise QueryError(f"k must be a positive integer, got {query.k!r}")
+    if query.text is not None and not isinstance(query.text, str):
+        raise QueryError(f"text must be a string, got {type(query.text).__name__}")
+    has_reference = query.image is not None or query.item_id is not None
+    if strategy.needs_image and not has_reference:
+        raise QueryError(
+            f"strategy {strategy.name!r} needs a reference image (--image / image=, or --item-id / item_id=); "
+            "without one, use the 'text' strategy"
+        )
+    if strategy.needs_text and not (query.text or "").strip():
+        raise QueryError(f"strategy {strategy.name!r} needs a modification text (--text / text=); without one, use the 'image' strategy")
+    if not has_reference and not (query.text or "").strip():
+        raise QueryError("nothing to search for: give a reference (image= or item_id=) and/or a text")
+    if isinstance(query.rerank_k, bool) or not isinstance(query.rerank_k, (int, np.integer)) or query.rerank_k < 1:
+        raise QueryError(f"rerank_k must be a positive integer, got {query.rerank_k!r}")
+
+
+def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
+    """Answer one composed query over ``gallery`` with ``backbone`` (the gallery's encoder)."""
+    strategy = resolve_strategy(query)
+    reranker = resolve_reranker(query)
+    check_query(query, strategy)
+    strategy.prepare(backbone)  # trained weights found and checked before the reference is encoded
+    reference = resolve_reference(gallery, backbone, query)
+    texts = [(query.text,)] if query.text is not None and query.text.strip() else None
+    images = reference.vector[None, :] if reference.vector is not None else None
+    composed = compose_queries(strategy, backbone, images, texts)
+    exclude = sorted(set(reference.same_ids)) if query.exclude_reference else []
+    k = min(int(query.k), max(len(gallery), 1))
+    depth = k if reranker.is_identity else max(k, min(int(query.rerank_k), max(len(gallery), 1)))
+    first = first_stage(gallery.searcher, composed.vectors[:1], depth, [exclude])
+    context = QueryContext(composed.vectors[0], query.text, reference.vector, reference.item_id, gallery, backbone)
+    ranked = rerank_stage(reranker, [context], first, k)
+    hits = []
+    for j, (i, s) in enumerate(zip(ranked.ids[0], ranked.scores[0])):
+        if i < 0:
+            continue
+        stages = None
+        if ranked.stage_scores is not None:
+            stages = {name: float(v[j]) for name, v in ranked.stage_scores[0].items()}
+        hits.append(Hit(int(i), gallery.path(int(i)), float(s), stages))
+    explanation = composed.explanations[0] if composed.explanations else {"strategy": strategy.name}
+    described = {
+        "image": reference.described if query.image is not None else None,
+        "item_id": query.item_id,
+        "text": query.text,
+        "strategy": strategy.name,
+        "k": int(query.k),
+        "exclude_reference": bool(query.exclude_reference),
+        "excluded_ids": exclude,
+        "composition": explanation,
+        "stages": {
+            "first_stage": {**gallery.searcher.describe(), "k": int(depth)},
+            "rerank": reranker.describe(),
+        },
+    }
+    return SearchResult(query=described, results=hits, explanation=explanation)

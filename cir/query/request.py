@@ -1,0 +1,20 @@
+"""A composed query as the caller states it (Python, CLI and server all fill this in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Query:
+    image: object = None  # the reference: a PIL image, a path or the file's bytes (or None)
+    text: str | None = None  # the modification text
+    item_id: int | None = None  # or a stored item as the reference
+    strategy: object = "sum"  # a strategy name or a ready Strategy
+    params: dict = field(default_factory=dict)  # the strategy's parameters (ignored for a ready Strategy)
+    k: int = 10  # results wanted
+    exclude_reference: bool = True  # leave the reference (by id, or by content hash) out of the results
+    composer: str | None = None  # learned strategies: trained weights (None: the backbone's own)
+    rerank: object = None  # a re-ranker name or a ready Reranker (None: no re-rank stage)
+    rerank_params: dict = field(default_factory=dict)  # the re-ranker's parameters (for a name)
+    rerank_k: int = 100  # candidates the first stage hands to the re-ranker
