@@ -2,7 +2,8 @@
 
 Renders a gallery of scenes from the offline world, loads (or, when none ships, trains) the demo backbone,
 indexes the gallery into a store, runs a few composed queries, and measures Recall@K per strategy on the
-world's triplets.
+world's triplets through the same query stages and metrics as ``cir eval`` (it writes the triplets as a CSV
+so ``cir eval triplets`` measures the same thing).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
     from cir import open_store
     from cir.compose import get_strategy
     from cir.errors import WeightsUnavailable
+    from cir.eval.metrics import recall_at_k, relevance
+    from cir.query import compose_queries, first_stage
 
     ensure_demo_backbone(cfg.backbone, log)
     world = demo_world(cfg)
@@ -107,12 +110,14 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
             mark = "  <- target" if h["is_target"] else ""
             log(f"    {h['rank']}. {h['score']:.3f}  {h['caption']}{mark}")
 
+    csv_path = write_triplets_csv(cfg.workdir / "triplets.csv", triplets)
     log(f"4/4 Recall@K on {len(triplets)} triplets of the offline world (gallery {len(store)}, reference excluded)")
     backbone = store.backbone
-    vectors = store.vectors()
-    refs = np.array([id_of[t.reference.id] for t in triplets])
-    targets = np.array([id_of[t.target.id] for t in triplets])
-    texts = [t.text for t in triplets]
+    snapshot = store.snapshot()
+    refs = [id_of[t.reference.id] for t in triplets]
+    targets = [[id_of[t.target.id]] for t in triplets]
+    texts = [(t.text,) for t in triplets]
+    reference_vectors = snapshot.searcher.vectors(np.array(refs))
     settings = []
     for name in cfg.strategies:
         strategy = get_strategy(name)
@@ -123,21 +128,31 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
             continue
         if strategy.params():
             settings.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in strategy.params().items()))
-        queries = strategy.compose(backbone, vectors[refs] if strategy.needs_image else None, texts if strategy.needs_text else None).vectors
-        report.recalls[name] = recall_excluding_reference(queries @ vectors.T, refs, targets, cfg.ks)
+        queries = compose_queries(strategy, backbone, reference_vectors if strategy.needs_image else None,
+                                  texts if strategy.needs_text else None).vectors
+        ranked = first_stage(snapshot.searcher, queries, max(cfg.ks), exclude=[[r] for r in refs])
+        rel = relevance(ranked.ids, targets)
+        report.recalls[name] = {f"recall@{k}": recall_at_k(rel, k) for k in cfg.ks}
     header = "strategy".ljust(12) + "".join(f"R@{k}".rjust(8) for k in cfg.ks)
     log(header)
     for name, rec in report.recalls.items():
         log(name.ljust(12) + "".join(f"{100 * rec[f'recall@{k}']:8.1f}" for k in cfg.ks))
     for line in settings:
         log(f"  {line}")
+    log(f"the same measurement with the evaluator: cir eval triplets --csv {csv_path} --images {gallery_dir} "
+        f"--database {gallery_dir} --backbone {cfg.backbone} --strategy {','.join(report.recalls)}")
     return report
 
 
-def recall_excluding_reference(sims: np.ndarray, refs: np.ndarray, targets: np.ndarray, ks) -> dict[str, float]:
-    """Recall@k with each query's reference removed from its own ranking (ties: the target counts as worse)."""
-    sims = sims.astype(np.float64).copy()
-    sims[np.arange(len(refs)), refs] = -np.inf
-    target_scores = sims[np.arange(len(targets)), targets]
-    rank = (sims >= target_scores[:, None]).sum(axis=1)  # 1 = best; a tie with the target counts against it
-    return {f"recall@{k}": float(np.mean(rank <= k)) for k in ks}
+def write_triplets_csv(path: Path, triplets) -> Path:
+    """The demo's triplets in the triplet-CSV layout (file names relative to the gallery folder)."""
+    import csv
+
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["query_image", "query_text", "target_image"])
+        for t in triplets:
+            out.writerow([f"{t.reference.id}.png", t.text, f"{t.target.id}.png"])
+    tmp.replace(path)
+    return path

@@ -1,17 +1,9 @@
 import pytest
 
-from cir.demo import DemoConfig, recall_excluding_reference, run_demo
-import numpy as np
+import json
 
-
-def test_recall_excluding_reference_by_hand():
-    sims = np.array([[0.9, 0.8, 0.1], [0.2, 0.5, 0.5]])
-    refs, targets = np.array([0, 1]), np.array([1, 2])
-    # query 0: reference 0 removed, target 1 is first; query 1: reference 1 removed, target 2 first
-    assert recall_excluding_reference(sims, refs, targets, (1,)) == {"recall@1": 1.0}
-    # a tie with the target counts against it
-    sims = np.array([[0.0, 0.5, 0.5]])
-    assert recall_excluding_reference(sims, np.array([0]), np.array([2]), (1, 2)) == {"recall@1": 0.0, "recall@2": 1.0}
+from cir.cli import main
+from cir.demo import DemoConfig, run_demo
 
 
 @pytest.mark.slow
@@ -30,3 +22,24 @@ def test_demo_end_to_end_with_tiny_backbone(tiny_cir_checkpoint, tmp_path):
         assert any(line.strip().startswith(f"{name}: not measured:") and f"cir train {name}" in line for line in lines)
     again = run_demo(cfg, log=lambda *_: None, progress=False)  # incremental: nothing new to index
     assert again.recalls == report.recalls
+
+
+@pytest.mark.slow
+def test_demo_and_eval_triplets_report_the_same_recall(tiny_cir_checkpoint, tmp_path):
+    """One query path, one metric: the demo's Recall@1 over its store equals `cir eval triplets` on the CSV it writes
+    (the same gallery files, the same references excluded)."""
+    spec = f"cir:{tiny_cir_checkpoint}"
+    cfg = DemoConfig(workdir=tmp_path / "demo", backbone=spec, groups=5, image_size=48, examples=0)
+    report = run_demo(cfg, log=lambda *_: None, progress=False)
+    gallery = cfg.workdir / "gallery"
+    out = tmp_path / "eval.json"
+    code = main(["eval", "triplets", "--csv", str(cfg.workdir / "triplets.csv"), "--images", str(gallery),
+                 "--database", str(gallery), "--backbone", spec, "--strategy", "image,text,sum,arithmetic",
+                 "--quiet", "--out", str(out)])
+    assert code == 0
+    measured = json.loads(out.read_text())["metrics"]
+    assert set(measured) == set(report.recalls)
+    for name, recalls in report.recalls.items():
+        for k in cfg.ks:
+            assert measured[name][f"recall@{k}"] == recalls[f"recall@{k}"], (name, k)
+    assert len({round(r["recall@1"], 6) for r in report.recalls.values()}) > 1  # the strategies differ: not a constant

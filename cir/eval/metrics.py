@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-NO_ITEM = -1  # padding value in rankings
+from cir.index.topk import NO_ITEM, top_k  # the one top-k rule (ties by gallery order); NO_ITEM pads rankings
 
 
 def rank_topk(scores: np.ndarray, k: int, exclude: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
@@ -31,31 +31,14 @@ def rank_topk(scores: np.ndarray, k: int, exclude: Sequence[int] | np.ndarray | 
     if scores.ndim != 2:
         raise ValueError(f"scores must be (queries, gallery), got shape {scores.shape}")
     n_q, n_g = scores.shape
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    width = min(k, n_g)
-    out = np.full((n_q, width), NO_ITEM, dtype=np.int64)
     excl = np.full(n_q, NO_ITEM, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
     if excl.shape != (n_q,):
         raise ValueError(f"exclude must have one entry per query ({n_q}), got shape {excl.shape}")
-    for i in range(n_q):
-        row = scores[i]
-        if excl[i] >= 0:
-            candidates = np.delete(np.arange(n_g), excl[i])
-            values = row[candidates]
-        else:
-            candidates, values = None, row
-        kk = min(width, len(values))
-        if kk == 0:
-            continue
-        if kk < len(values):  # keep everything tied with the k-th best, then sort those stably
-            threshold = np.partition(values, len(values) - kk)[len(values) - kk]
-            pool = np.flatnonzero(values >= threshold)
-        else:
-            pool = np.arange(len(values))
-        order = pool[np.argsort(-values[pool], kind="stable")][:kk]
-        out[i, :kk] = order if candidates is None else candidates[order]
-    return out
+    if (excl >= 0).any():
+        scores = scores.astype(np.float64, copy=True)
+        rows = np.flatnonzero(excl >= 0)
+        scores[rows, excl[rows]] = -np.inf  # not a candidate (cir.index.topk)
+    return top_k(scores, k)[0]
 
 
 def rank_within(scores: np.ndarray, members: Sequence[Sequence[int]], exclude: Sequence[int] | None = None) -> np.ndarray:

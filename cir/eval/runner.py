@@ -1,7 +1,10 @@
-"""Run an :class:`EvalTask`: encode the gallery once, compose the queries per strategy, rank, measure.
+"""Run an :class:`EvalTask`: encode the gallery once, then per strategy run the query path's stages (compose ->
+first stage -> re-rank, :mod:`cir.query.stages`, the code ``Store.search`` runs) and measure with
+:mod:`cir.eval.metrics`.
 
-Ranking is brute force (exact scores over the whole gallery, in chunks of queries), so the numbers never depend on
-an index's approximation; ties follow :mod:`cir.eval.metrics` (gallery order).
+The first stage is an exact in-memory searcher (:class:`~cir.query.gallery.ArrayGallery`), so the numbers never
+depend on an index's approximation; ties rank by gallery order. CIRR's Recall_subset ranks each query's img_set
+through the same searcher, restricted to the allowed members.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cir.backbones.base import Backbone
-from cir.compose import Strategy, get_strategy, unit_rows
+from cir.compose import Strategy, get_strategy
 from cir.errors import CirError
 from cir.eval.embed_cache import EmbeddingCache, EncodeStats
-from cir.eval.metrics import compute_metrics, metric_depth, rank_topk, rank_within, relevance
+from cir.eval.metrics import compute_metrics, metric_depth, relevance
 from cir.eval.task import EvalTask
+from cir.query import ArrayGallery, QueryContext, Ranked, compose_queries, first_stage, rerank_stage
+from cir.query.rerank import RERANKERS, Reranker
 
 
 @dataclass
@@ -26,9 +31,10 @@ class RunConfig:
     top_k: int = 50  # length of the saved rankings
     batch_size: int = 64  # images per encoding batch
     workers: int = 4  # threads that read, decode and preprocess images beside the encoder
-    query_chunk: int = 256  # queries scored against the whole gallery at once (bounds memory)
     progress: bool = True  # progress bars while encoding
     composer: str | None = None  # learned strategies: weights file or directory (None: the backbone's own)
+    rerank: str | Reranker | None = None  # a re-rank stage after the first (None: none)
+    rerank_k: int = 100  # candidates the first stage hands to the re-ranker
 
 
 @dataclass
@@ -94,15 +100,25 @@ def run_task(
 
     index_of = {g: i for i, g in enumerate(task.gallery_ids)}
     references = _reference_vectors(task, gallery, index_of, outside)
+    space = ArrayGallery(gallery, task.gallery_ids)
+    reranker = _reranker(config.rerank)
     runs, params = {}, {}
     for name, strategy in strategies.items():
         t1 = time.perf_counter()
-        queries = _compose(task, strategy, backbone, references)
-        runs[name] = _rank_and_measure(task, queries, gallery, index_of, config)
+        texts = [q.texts for q in task.queries]
+        queries = compose_queries(strategy, backbone, references if strategy.needs_image else None,
+                                  texts if strategy.needs_text else None).vectors
+        runs[name] = _rank_and_measure(task, queries, references, space, index_of, reranker, backbone, config)
         runs[name].seconds = time.perf_counter() - t1
         params[name] = strategy.params()
         say(f"{task.name}: {name} done in {runs[name].seconds:.1f}s")
     return TaskRun(task, runs, encode_seconds, stats, params)
+
+
+def _reranker(rerank) -> Reranker:
+    if rerank is None:
+        return RERANKERS.build("none")
+    return rerank if isinstance(rerank, Reranker) else RERANKERS.build(rerank)
 
 
 def _reference_vectors(task: EvalTask, gallery: np.ndarray, index_of: dict, outside: dict) -> np.ndarray | None:
@@ -114,35 +130,22 @@ def _reference_vectors(task: EvalTask, gallery: np.ndarray, index_of: dict, outs
     return np.stack(rows)
 
 
-def _compose(task: EvalTask, strategy: Strategy, backbone: Backbone, references: np.ndarray | None) -> np.ndarray:
-    """Query vectors; several text variants per query (FashionIQ "both") are composed separately and averaged."""
-    n_variants = {len(q.texts) for q in task.queries}
-    if len(n_variants) != 1:
-        raise CirError(f"{task.name}: queries carry different numbers of text variants {sorted(n_variants)}")
-    total = None
-    for v in range(n_variants.pop()):
-        texts = [q.texts[v] for q in task.queries]
-        composed = strategy.compose(backbone, references, texts).vectors
-        total = composed if total is None else total + composed
-    return unit_rows(total)
-
-
-def _rank_and_measure(task: EvalTask, queries: np.ndarray, gallery: np.ndarray, index_of: dict, config: RunConfig) -> StrategyRun:
+def _rank_and_measure(task: EvalTask, queries: np.ndarray, references: np.ndarray | None, space: ArrayGallery,
+                      index_of: dict, reranker: Reranker, backbone: Backbone, config: RunConfig) -> StrategyRun:
     qs = task.queries
-    ref_index = np.asarray([index_of.get(q.reference, -1) if q.reference is not None else -1 for q in qs], dtype=np.int64)
-    exclude = ref_index if task.exclude_reference else np.full(len(qs), -1, dtype=np.int64)
+    ref_index = [index_of.get(q.reference, -1) if q.reference is not None else -1 for q in qs]
+    exclude = [[r] if task.exclude_reference and r >= 0 else [] for r in ref_index]
     depth = max(config.top_k, metric_depth(task.metrics))
+    first_k = depth if reranker.is_identity else max(depth, config.rerank_k)
+    first = first_stage(space.searcher, queries, first_k, exclude)
+    contexts = [] if reranker.is_identity else [
+        QueryContext(queries[i], q.texts[0] if q.texts else None, None if references is None else references[i],
+                     ref_index[i] if ref_index[i] >= 0 else None, space, backbone)
+        for i, q in enumerate(qs)
+    ]
+    ranking = rerank_stage(reranker, contexts, first, depth).ids
     with_subsets = any(q.subset is not None for q in qs)
-    members = [[index_of[m] for m in (q.subset or ())] for q in qs]
-    ranking_parts, subset_parts = [], []
-    for start in range(0, len(qs), config.query_chunk):
-        chunk = slice(start, start + config.query_chunk)
-        scores = queries[chunk] @ gallery.T
-        ranking_parts.append(rank_topk(scores, depth, exclude[chunk]))
-        if with_subsets:  # CIRR: members minus the reference, whatever the gallery exclusion
-            subset_parts.append(rank_within(scores, members[chunk], ref_index[chunk]))
-    ranking = np.concatenate(ranking_parts)
-    subset_ranking = _concat_padded(subset_parts) if with_subsets else None
+    subset_ranking = _subset_rankings(task, queries, space, index_of, ref_index) if with_subsets else None
 
     metrics = {}
     if task.has_ground_truth:
@@ -161,6 +164,16 @@ def _rank_and_measure(task: EvalTask, queries: np.ndarray, gallery: np.ndarray, 
     if with_subsets:
         subset_rankings = {q.id: [ids[j] for j in subset_ranking[i] if j >= 0] for i, q in enumerate(qs)}
     return StrategyRun(metrics, rankings, subset_rankings, 0.0)
+
+
+def _subset_rankings(task: EvalTask, queries: np.ndarray, space: ArrayGallery, index_of: dict, ref_index: list[int]) -> np.ndarray:
+    """CIRR's Recall_subset: each query's img_set members minus its reference, ranked by the same searcher with the
+    members as the allowed ids (whatever the gallery exclusion)."""
+    parts: list[Ranked] = []
+    for i, q in enumerate(task.queries):
+        allowed = sorted({index_of[m] for m in (q.subset or ())} - {ref_index[i]})
+        parts.append(first_stage(space.searcher, queries[i : i + 1], max(len(allowed), 1), allowed=allowed).ids)
+    return _concat_padded(parts)
 
 
 def _concat_padded(parts: list[np.ndarray]) -> np.ndarray:

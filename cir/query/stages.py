@@ -34,7 +34,7 @@ def compose_queries(strategy: Strategy, backbone, references: np.ndarray | None,
         composed = strategy.compose(backbone, references, [t[v] for t in texts])
         first = first or composed
         total = composed.vectors if total is None else total + composed.vectors
-    vectors = total if n_variants == 1 else unit_rows(total)
+    vectors = unit_rows(total)  # one rule for every caller: the first stage searches with unit rows
     return Composed(vectors, first.explanations if first is not None else [])
 
 

@@ -13,15 +13,19 @@ import torch
 def composed_recall(queries: torch.Tensor, gallery: torch.Tensor, gallery_ids: np.ndarray, reference_id: np.ndarray,
                     target_id: np.ndarray, ks=(1, 5, 10)) -> dict[str, float]:
     """Recall@k of query i's target ``target_id[i]`` among the gallery rows (image ids ``gallery_ids``), its
-    reference excluded; ties count against the target. ``score`` is the mean over ``ks``."""
-    scores = (queries @ gallery.t()).clone()
-    col = {int(g): j for j, g in enumerate(gallery_ids)}
-    ref_cols = torch.tensor([col.get(int(r), -1) for r in reference_id])
-    rows = torch.nonzero(ref_cols >= 0).flatten()
-    scores[rows, ref_cols[rows]] = float("-inf")
-    target_scores = scores[torch.arange(len(scores)), torch.tensor([col[int(t)] for t in target_id])]
-    rank = (scores >= target_scores.unsqueeze(1)).sum(dim=1) - 1
-    out = {f"r@{k}": float((rank < k).float().mean()) for k in ks}
+    reference excluded, ranked by the query path's first stage over an exact in-memory gallery and measured by
+    :mod:`cir.eval.metrics` (the same code and tie rule as ``cir eval``). ``score`` is the mean over ``ks``."""
+    from cir.eval.metrics import recall_at_k, relevance
+    from cir.query import ArrayGallery, first_stage
+
+    q = queries.detach().float().cpu().numpy()
+    g = gallery.detach().float().cpu().numpy()
+    col = {int(x): j for j, x in enumerate(gallery_ids)}
+    space = ArrayGallery(g, [str(int(x)) for x in gallery_ids])
+    exclude = [[col[int(r)]] if int(r) in col else [] for r in reference_id]
+    ranked = first_stage(space.searcher, q, max(ks), exclude)
+    rel = relevance(ranked.ids, [[col[int(t)]] for t in target_id])
+    out = {f"r@{k}": recall_at_k(rel, k) for k in ks}
     out["score"] = float(np.mean([out[f"r@{k}"] for k in ks]))
     return out
 
