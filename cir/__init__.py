@@ -1,11 +1,12 @@
 """cir: composed image retrieval.
 
 Index a collection of images, then search it with a reference image plus a text that says how to change it.
-The pipeline is visible in the sub-packages: scenes (offline world) -> backbones (encoders) -> store/index
--> compose (query strategies) -> search -> results.
+The pipeline is visible in the sub-packages (docs/architecture.md): ingest (sources, decode) -> backbones ->
+encode (the one encoder and its cache) -> index (searchers) -> compose (strategies) -> query (first stage, re-rank)
+-> store; eval, train, server and cli at the side.
 """
 
-__version__ = "0.1.0"
+from cir.version import __version__
 
 
 def open_store(path, backbone=None, create=False):

@@ -78,7 +78,7 @@ def ensure_demo_backbone(spec: str, log: Callable[[str], None]) -> None:
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool = True) -> DemoReport:
-    from cir import open_store
+    from cir.store import Store
     from cir.compose import get_strategy
     from cir.errors import WeightsUnavailable
     from cir.eval.metrics import recall_at_k, relevance
@@ -90,7 +90,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
     log(f"1/4 rendering {len(world.splits['test'].scenes)} scenes of the offline world into {gallery_dir}")
     captions = render_gallery(world, gallery_dir, cfg.image_size, progress)
     log(f"2/4 indexing them into the store {cfg.workdir / 'store'} with {cfg.backbone}")
-    store = open_store(cfg.workdir / "store", backbone=cfg.backbone, create=True)
+    store = Store.open(cfg.workdir / "store", backbone=cfg.backbone, create=True)
     summary = store.index([gallery_dir], progress=progress)
     log(f"    added {summary.added}, updated {summary.updated}, removed {summary.removed}, total {summary.total}")
 

@@ -70,7 +70,7 @@ def build_report(
     options: dict,
     seconds_total: float,
 ) -> dict:
-    from cir import __version__
+    from cir.version import __version__
 
     notes: list[str] = []
     for run in runs:

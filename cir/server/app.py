@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import cir
+from cir.version import __version__
 from cir.errors import CirError
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError, from_library
@@ -47,7 +47,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
 
     app = FastAPI(
         title="cir",
-        version=cir.__version__,
+        version=__version__,
         summary="Composed image retrieval: a reference image plus a modification text -> matching images.",
         docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; the schema is at /openapi.json
         lifespan=lifespan,

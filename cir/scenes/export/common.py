@@ -64,6 +64,6 @@ def write_json(path: Path, data) -> None:
 
 
 def write_provenance(root: Path, fmt: str, config: ExportConfig) -> None:
-    from cir import __version__
+    from cir.version import __version__
 
     write_json(root / "cir_export.json", {"format": fmt, **asdict(config), "cir_version": __version__, "notice": NOTICE})
