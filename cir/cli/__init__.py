@@ -31,31 +31,52 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                     help="print the version of cir and exit"),
+    ) -> None:
+        """Composed image retrieval: index images, search them with a reference image plus a text."""
+
     for name in COMMAND_MODULES:  # every module is listed on purpose: a missing one is an error, not a skip
         importlib.import_module(name).register(app)
     return app
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cir.version import __version__
+
+        typer.echo(f"cir {__version__}")
+        raise typer.Exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (without the program name); returns the exit code."""
+    """Run the CLI with ``argv`` (without the program name); returns the exit code.
+
+    Usage errors (an unknown command or option, a missing or out-of-range value) print the usage line, the hint and
+    the error, never a traceback, and return 2; an interrupt returns 130. typer bundles its own click
+    (``typer._click``): its exception classes are the ones raised here, not those of the ``click`` package."""
+    from typer import _click
+
     app = build_app()
     try:
         app(args=argv, prog_name="cir", standalone_mode=False)
     except CirError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
-    except (typer.Exit,) as exc:
+    except _click.exceptions.NoArgsIsHelpError as exc:  # `cir` alone: the help, on stdout
+        typer.echo(exc.ctx.get_help())
+        return 2
+    except _click.exceptions.ClickException as exc:  # usage errors: usage line, hint, message
+        exc.show()
         return exc.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
     return 0
 
 
