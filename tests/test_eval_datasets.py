@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from cir.errors import AnnotationError, CirError
-from cir.eval.datasets import load_circo, load_cirr, load_fashioniq, load_text2image, load_triplets
-from cir.eval.datasets.circo import submission as circo_submission
-from cir.eval.datasets.cirr import submissions as cirr_submissions
-from cir.eval.datasets.fashioniq import join_captions
+from cir.datasets import load_circo, load_cirr, load_fashioniq, load_text2image, load_triplets
+from cir.datasets.circo import submission as circo_submission
+from cir.datasets.cirr import submissions as cirr_submissions
+from cir.datasets.fashioniq import join_captions
 from tests.eval_layouts import write_circo, write_cirr, write_fashioniq, write_text2image, write_triplets
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from cir.cli import main
 from cir.errors import CirError
-from cir.eval.datasets import load_circo, load_cirr, load_fashioniq, load_text2image, load_triplets
+from cir.datasets import load_circo, load_cirr, load_fashioniq, load_text2image, load_triplets
 from cir.scenes.export import ExportConfig, export_world
 
 pytestmark = pytest.mark.slow  # renders the world once per session

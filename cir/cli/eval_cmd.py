@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """CIRR rc2: Recall@{1,5,10,50} and Recall_subset@{1,2,3}; reference excluded from its own ranking."""
-        from cir.eval.datasets.cirr import load_cirr, submissions
+        from cir.datasets.cirr import load_cirr, submissions
         from cir.eval.report import write_json
 
         opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
@@ -144,8 +144,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """FashionIQ val: R@10 and R@50 per category and their average."""
-        from cir.eval.datasets.common import choose
-        from cir.eval.datasets.fashioniq import CATEGORIES, load_fashioniq
+        from cir.datasets.common import choose
+        from cir.datasets.fashioniq import CATEGORIES, load_fashioniq
 
         opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
         choose(category, CATEGORIES + ("all",), "FashionIQ category")
@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """CIRCO: mAP@{5,10,25,50} and Recall@{5,10,25,50} on val; the submission file on test."""
-        from cir.eval.datasets.circo import load_circo, submission
+        from cir.datasets.circo import load_circo, submission
         from cir.eval.report import write_json
 
         opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """Seed 000's triplets: top-1 accuracy and Recall@{1,5,10}."""
-        from cir.eval.datasets.csv_triplets import load_triplets
+        from cir.datasets.csv_triplets import load_triplets
 
         opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
         task = load_triplets(csv, images, database, exclude_reference)
@@ -207,7 +207,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
     ) -> None:
         """Seed 001's text -> image retrieval: Hits@{1,5,10,25,50} and MRR@50."""
-        from cir.eval.datasets.text2image import load_text2image
+        from cir.datasets.text2image import load_text2image
 
         opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True, composer=composer)
         task = load_text2image(csv, images, text_column, image_column, database)

@@ -20,7 +20,7 @@ from cir.compose import Strategy, get_strategy
 from cir.errors import CirError
 from cir.eval.embed_cache import EmbeddingCache, EncodeStats
 from cir.eval.metrics import compute_metrics, metric_depth, relevance
-from cir.eval.task import EvalTask
+from cir.datasets.task import EvalTask
 from cir.query import ArrayGallery, QueryContext, Ranked, compose_queries, first_stage, rerank_stage
 from cir.query.rerank import RERANKERS, Reranker
 

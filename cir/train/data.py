@@ -85,7 +85,7 @@ def scene_triplets(seed: int = 0, groups: int = 1000, triplets_per_group: int = 
 
 
 def task_triplets(task) -> TripletSet:
-    """An :class:`~cir.eval.task.EvalTask` as training triplets: one per (query, text variant) with a reference.
+    """An :class:`~cir.datasets.task.EvalTask` as training triplets: one per (query, text variant) with a reference.
     CIRR's img_set is the group; without sets every query is its own group."""
     paths = dict(zip(task.gallery_ids, task.gallery_paths))
     images, refs, tgts, texts, gids = _Images(), [], [], [], []
@@ -125,16 +125,16 @@ def load_triplet_data(spec: str, images: Path | None = None, seed: int = 0, scen
     if spec == "scenes":
         return scene_triplets(seed, scene_groups, triplets_per_group)
     if kind == "cirr" and rest:
-        from cir.eval.datasets.cirr import load_cirr
+        from cir.datasets.cirr import load_cirr
 
         return task_triplets(load_cirr(Path(rest).expanduser(), "train", training=True))
     if kind == "fashioniq" and rest:
-        from cir.eval.datasets.fashioniq import CATEGORIES, load_fashioniq
+        from cir.datasets.fashioniq import CATEGORIES, load_fashioniq
 
         root = Path(rest).expanduser()
         return concat([task_triplets(load_fashioniq(root, c, "train", "and")) for c in CATEGORIES], f"fashioniq train ({root})")
     if kind == "csv" and rest:
-        from cir.eval.datasets.csv_triplets import load_triplets
+        from cir.datasets.csv_triplets import load_triplets
 
         if images is None:
             raise ConfigError("csv: training data needs --images DIR (the folder the CSV's image names are relative to)")
@@ -150,7 +150,7 @@ def load_image_data(spec: str, seed: int = 0, scene_groups: int = 1000, limit: i
         world = build_world(WorldConfig(seed=seed, groups={"train": scene_groups}, triplets_per_group=0))
         refs: list[ImageRef] = list(world.splits["train"].scenes)
     else:
-        from cir.eval.datasets.common import folder_images
+        from cir.datasets.common import folder_images
 
         root = Path(spec).expanduser()
         if not root.is_dir():

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cir.errors import AnnotationError
-from cir.eval.datasets.common import folder_images, read_csv_rows, resolve_image
-from cir.eval.task import EvalTask, Query
+from cir.datasets.common import folder_images, read_csv_rows, resolve_image
+from cir.datasets.task import EvalTask, Query
 
 METRICS = ("hits@1", "hits@5", "hits@10", "hits@25", "hits@50", "mrr@50")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cir.errors import AnnotationError
-from cir.eval.datasets.common import check_files_exist, check_unique, choose, read_json, require, require_list
-from cir.eval.task import EvalTask, Query
+from cir.datasets.common import check_files_exist, check_unique, choose, read_json, require, require_list
+from cir.datasets.task import EvalTask, Query
 
 SPLITS = ("val", "test1")  # evaluated splits; the trainers also read "train" (training=True)
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@50", "recall_subset@1", "recall_subset@2", "recall_subset@3")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cir.errors import AnnotationError
-from cir.eval.datasets.common import check_unique, choose, read_json, require, require_list
-from cir.eval.task import EvalTask, Query
+from cir.datasets.common import check_unique, choose, read_json, require, require_list
+from cir.datasets.task import EvalTask, Query
 
 CATEGORIES = ("dress", "shirt", "toptee")
 CAPTION_JOINS = ("and", "reversed", "both")

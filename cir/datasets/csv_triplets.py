@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cir.errors import AnnotationError
-from cir.eval.datasets.common import folder_images, read_csv_rows, resolve_image
-from cir.eval.task import EvalTask, Query
+from cir.datasets.common import folder_images, read_csv_rows, resolve_image
+from cir.datasets.task import EvalTask, Query
 
 COLUMNS = ("query_image", "query_text", "target_image")
 METRICS = ("accuracy", "recall@1", "recall@5", "recall@10")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cir.errors import AnnotationError
-from cir.eval.datasets.common import check_files_exist, check_unique, choose, read_json, require, require_list
-from cir.eval.task import EvalTask, Query
+from cir.datasets.common import check_files_exist, check_unique, choose, read_json, require, require_list
+from cir.datasets.task import EvalTask, Query
 
 SPLITS = ("val", "test")
 METRICS = ("map@5", "map@10", "map@25", "map@50", "recall@5", "recall@10", "recall@25", "recall@50")
