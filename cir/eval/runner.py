@@ -15,7 +15,7 @@ import numpy as np
 from cir.backbones.base import Backbone
 from cir.compose import Strategy, get_strategy, unit_rows
 from cir.errors import CirError
-from cir.eval.embed_cache import EmbeddingCache, EncodeStats
+from cir.encode.cache import EmbeddingCache, EncodeStats
 from cir.eval.metrics import compute_metrics, metric_depth, rank_topk, rank_within, relevance
 from cir.eval.task import EvalTask
 
