@@ -219,3 +219,16 @@ def test_a_pil_image_made_in_memory_has_no_hash(world):
     reference = resolve_reference(store, store.snapshot(), Query(image=image))
     assert np.array_equal(reference.vector, world["indexed"]["transparent"])
     assert reference.same_ids == [] and reference.described == "<image 40x30>"
+
+
+def test_a_large_jpeg_is_decoded_at_the_same_scale_for_training(world, tmp_path):
+    """The indexer decodes JPEGs at the reduced DCT scale that still covers the model input; the fine-tuning table
+    used to ask for a 1-pixel side (1/8 scale: a 512 x 384 photo trained as 64 x 48). Now both see one decode."""
+    backbone = world["backbone"]
+    path = tmp_path / "photo.jpg"
+    Image.effect_noise((512, 384), 60).convert("RGB").save(path, quality=90)
+    indexer_pixels = examine_file(FileJob(str(path), str(tmp_path)), Encoder(backbone)).pixels
+    assert torch.equal(pixel_table(backbone, [path], progress=False)[0], indexer_pixels.half())
+    vector = Encoder(backbone).encode_pixels(indexer_pixels[None])[0]
+    assert np.array_equal(embed_table(backbone, [path], progress=False)[0].numpy(), vector)
+    assert np.array_equal(Encoder(backbone).encode_reference(path.read_bytes()).vector, vector)

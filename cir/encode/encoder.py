@@ -58,7 +58,7 @@ class DecodedInfo:
     sha256: str  # hex digest of the content (the item's identity and the cache key)
     size: int  # bytes
     width: int  # as displayed (after EXIF orientation), of the full image
-    height: int
+    height: int  # as displayed
     mtime_ns: int | None = None  # modification time of the file read (None for bytes)
 
 
