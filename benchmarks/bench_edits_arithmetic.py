@@ -29,6 +29,7 @@ def run(args) -> dict:
     from cir.backbones import load_backbone
     from cir.compose.strategies import Arithmetic
     from cir.edits.parsers import get_parser
+    from cir.encode import Encoder
     from cir.eval.metrics import rank_topk, rank_within, relevance
     from cir.scenes.render import SceneRenderer
     from cir.scenes.world import WorldConfig, build_world
@@ -43,7 +44,7 @@ def run(args) -> dict:
         data = world.splits[split]
         scenes = data.scenes
         index = {s.id: i for i, s in enumerate(scenes)}
-        gallery = backbone.encode_images([renderer.render(s, args.size) for s in scenes])
+        gallery = Encoder(backbone).encode_images([renderer.render(s, args.size) for s in scenes])
         triplets = data.triplets
         refs = gallery[[index[t.reference.id] for t in triplets]]
         texts = [t.text for t in triplets]

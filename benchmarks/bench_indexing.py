@@ -56,10 +56,11 @@ def predecoded_batches(backbone, folder: Path, batch_size: int, count: int):
     """A few batches decoded exactly as the indexer decodes them (the model's cost does not depend on content)."""
     import torch
 
-    from cir.ingest.decode import DecodeLimits, load_image
+    from cir.encode import Encoder
 
+    encoder = Encoder(backbone)
     files = sorted(folder.glob("*.jpg"))[: count * batch_size]
-    tensors = [backbone.preprocess(load_image(str(p), DecodeLimits(), backbone.image_size)[0]) for p in files]
+    tensors = [encoder.pixels_from_file(p)[0] for p in files]
     return [torch.stack(tensors[i : i + batch_size]) for i in range(0, len(tensors), batch_size)]
 
 
@@ -76,13 +77,14 @@ def time_ceiling(backbone, batches, n: int, batch_size: int) -> float:
 def decode_core_ms(backbone, folder: Path, n: int) -> float:
     """CPU milliseconds per image of the indexer's per-file work without the model, on one thread: read, sha256,
     reduced-scale decode and preprocessing (``examine_file``)."""
-    from cir.ingest.decode import DecodeLimits
-    from cir.ingest.pipeline import FileJob, examine_file
+    from cir.encode import Encoder
+    from cir.encode.pipeline import FileJob, examine_file
 
+    encoder = Encoder(backbone)
     files = sorted(folder.glob("*.jpg"))[:n]
     start = time.thread_time()
     for path in files:
-        examine_file(FileJob(str(path), str(folder)), backbone.preprocess, backbone.image_size, DecodeLimits())
+        examine_file(FileJob(str(path), str(folder)), encoder)
     return (time.thread_time() - start) / len(files) * 1000
 
 

@@ -18,7 +18,6 @@ distribution of the vectors. Each query is timed once after warm-up; the table g
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import machine_description, percentiles, write_section  # noqa: E402
 from cir.index.flat import SMALL_BATCH  # noqa: E402
+from cir.ingest.hashing import sha256_bytes  # noqa: E402
 
 TEXTS = (
     "the same but in red", "add a laptop", "remove the umbrella", "replace the cat with a dog",
@@ -50,7 +50,7 @@ def synthesise_store(root: Path, backbone, n: int, seed: int = 0, chunk: int = 2
             vectors = rng.standard_normal((m, backbone.dim)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             records = [
-                ItemRecord(f"/synthetic/{i:07d}.jpg", "/synthetic", 10_000, 0, hashlib.sha256(str(i).encode()).hexdigest(), 64, 64)
+                ItemRecord(f"/synthetic/{i:07d}.jpg", "/synthetic", 10_000, 0, sha256_bytes(str(i).encode()), 64, 64)
                 for i in range(start, start + m)
             ]
             writer.commit(records, vectors)

@@ -50,8 +50,11 @@ def measure(backbone, composer: str | None, renders: int = 3, seed: int = 0, str
 
     t0 = time.time()
     gallery, g_obj, g_style, refs = build(backbone, renders, seed)
-    gal = backbone.encode_images(gallery)
-    ref = backbone.encode_images(refs)
+    from cir.encode import Encoder
+
+    encoder = Encoder(backbone)
+    gal = encoder.encode_images(gallery)
+    ref = encoder.encode_images(refs)
     out: dict = {"gallery": len(gallery), "queries_per_domain": len(refs), "renders": renders, "seed": seed, "k": k, "recall": {}}
     for name in strategies:
         if name == "pic2word-domain":

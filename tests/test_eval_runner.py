@@ -9,7 +9,7 @@ from PIL import Image
 from cir.compose import get_strategy, unit_rows
 from cir.errors import CirError
 from cir.datasets import load_cirr, load_fashioniq, load_text2image
-from cir.eval.embed_cache import EmbeddingCache
+from cir.encode.cache import EmbeddingCache
 from cir.eval.metrics import recall_at_k
 from cir.eval.runner import RunConfig, run_task
 from tests.eval_layouts import write_cirr, write_fashioniq, write_text2image

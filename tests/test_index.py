@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cir.index import INDEX_KINDS, build_index
-from cir.ingest.pipeline import ordered_map
+from cir.encode.pipeline import ordered_map
 
 
 def unit_rows(rng, n, d):

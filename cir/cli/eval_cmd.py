@@ -78,7 +78,7 @@ def common(backbone, strategy, out, save_rankings, compare, device, batch_size, 
 def execute(benchmark: str, tasks: list, labels: list[str] | None, opts: CommonOptions, options: dict):
     """Encode, compose, rank, measure; print the table; write --out and --save-rankings. Returns (report, runs)."""
     from cir.backbones import load_backbone
-    from cir.eval.embed_cache import EmbeddingCache
+    from cir.encode.cache import EmbeddingCache
     from cir.eval.report import build_report, combined_rankings, compare_table, markdown_table, write_json
     from cir.eval.runner import RunConfig, build_strategies, run_task
 

@@ -11,7 +11,6 @@ is a directory with ``config.json`` (:class:`TaggerConfig`) and ``tagger.safeten
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -24,6 +23,7 @@ from torch import nn
 from cir.edits.align import LABELS, encode_words, spans_from_labels, split_words
 from cir.edits.base import Edit, EditParser
 from cir.errors import ConfigError, WeightsUnavailable
+from cir.ingest.hashing import sha256_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "tagger.safetensors"
@@ -58,11 +58,7 @@ def minilm_reference() -> dict:
 
 @lru_cache(maxsize=4)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def load_tokenizer():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cir.backbones.base import Backbone
+from cir.encode import Encoder
 from cir.scenes.captions import canonical_caption
 from cir.scenes.objects import load_objects
 from cir.scenes.render import Scene, SceneRenderer
@@ -43,7 +44,7 @@ def measure_bars(backbone: Backbone, seed: int = 0, n_multi: int = 2000, quiet: 
     out = {}
     for key, scenes in (("single", singles), ("multi", multis)):
         images = [renderer.render(s, size) for s in scenes]
-        gallery = backbone.encode_images(images)
+        gallery = Encoder(backbone).encode_images(images)
         queries = backbone.encode_texts([canonical_caption(s.names(), s.style) for s in scenes])
         out[f"{key}_r1"] = recall_at_1(queries, gallery)
         out[f"n_{key}"] = len(scenes)

@@ -6,27 +6,21 @@ prefixed by the run's label ("dress/recall@10") and the plain names hold the ave
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from cir.backbones.base import Backbone
 from cir.eval.runner import TaskRun
+from cir.ingest.hashing import sha256_bytes, sha256_file
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def annotation_digest(paths: list[Path]) -> dict:
     """sha256 per annotation file and one over all of them (in the given order)."""
-    files = {str(p): file_sha256(p) for p in paths}
-    combined = hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in files.items()).encode()).hexdigest()
+    files = {str(p): sha256_file(p) for p in paths}
+    combined = sha256_bytes("".join(f"{name}\0{digest}\n" for name, digest in files.items()).encode())
     return {"sha256": combined, "files": files}
 
 

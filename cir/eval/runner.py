@@ -18,7 +18,7 @@ import numpy as np
 from cir.backbones.base import Backbone
 from cir.compose import Strategy, get_strategy
 from cir.errors import CirError
-from cir.eval.embed_cache import EmbeddingCache, EncodeStats
+from cir.encode.cache import EmbeddingCache, EncodeStats
 from cir.eval.metrics import compute_metrics, metric_depth, relevance
 from cir.datasets.task import EvalTask
 from cir.query import ArrayGallery, QueryContext, Ranked, compose_queries, first_stage, rerank_stage

@@ -1,2 +1,2 @@
 """Ingest: the first steps of the pipeline. ``sources`` says which files, ``decode`` turns a file into pixels (or a
-reason it cannot), ``pipeline`` decodes in parallel with the model and yields batches in order."""
+typed reason it cannot), ``hashing`` is the one SHA-256 of content. Turning pixels into vectors is :mod:`cir.encode`."""

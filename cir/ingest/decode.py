@@ -6,11 +6,15 @@ any pixel is decoded, loads the whole image (so truncated files fail here, not l
 orientation, takes the first frame of animations, and flattens transparency onto white. JPEGs are decoded at a
 reduced DCT scale when the model input is much smaller (``draft``): the result still has at least the model's
 input size on both sides, and the model's own preprocessing does the final resize.
+
+Every failure is a :class:`DecodeFailure` subclass (empty, unreadable, too many bytes, a side too long, a bomb, not
+an image, corrupt, preprocessing refused), so callers choose what to do by type; the message is the reason shown to
+a person (indexing records it as the skip reason). Turning pixels into a model's tensor and vector is
+:mod:`cir.encode`, which calls this module.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -18,6 +22,9 @@ from typing import Callable
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cir.errors import CirError
+from cir.ingest.hashing import sha256_bytes
 
 ORIENTATIONS_SWAPPING_SIDES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 or 270 degrees
 
@@ -43,8 +50,48 @@ class FileBytes:
     sha256: str  # hex digest of ``data``
 
 
-class DecodeFailure(Exception):
-    """Why a file cannot be used; the message is the reason reported to the user."""
+class DecodeFailure(CirError, ValueError):
+    """Why a file cannot be used; the message is the reason reported to the user. Raise a subclass."""
+
+    def reworded(self, message: str) -> "DecodeFailure":
+        """The same kind of failure (same type) with a new message, e.g. the reason with its context before it."""
+        return type(self)(message)
+
+
+class EmptyFile(DecodeFailure):
+    """The file or the bytes are empty."""
+
+
+class FileUnreadable(DecodeFailure):
+    """The file is missing or cannot be read (permissions, I/O error)."""
+
+
+class FileTooLarge(DecodeFailure):
+    """The file has more bytes than ``DecodeLimits.max_bytes``."""
+
+
+class ImageTooLarge(DecodeFailure):
+    """A side of the image is longer than ``DecodeLimits.max_side``."""
+
+
+class DecompressionBomb(DecodeFailure):
+    """The image declares more pixels than the limit (refused before any pixel is decoded)."""
+
+
+class NotAnImage(DecodeFailure):
+    """No decoder recognises the content."""
+
+
+class CorruptImage(DecodeFailure):
+    """The header or the pixel data cannot be decoded (truncated, corrupt, nonsense size)."""
+
+
+class PreprocessFailed(DecodeFailure):
+    """The image decoded, but the model's preprocessing refused it (e.g. a 1-pixel image)."""
+
+
+DECODE_FAILURES = (EmptyFile, FileUnreadable, FileTooLarge, ImageTooLarge, DecompressionBomb, NotAnImage,
+                   CorruptImage, PreprocessFailed)  # every kind of failure, for callers that map them one by one
 
 
 def read_file(path: str, limits: DecodeLimits) -> FileBytes:
@@ -53,32 +100,32 @@ def read_file(path: str, limits: DecodeLimits) -> FileBytes:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
             if st.st_size == 0:
-                raise DecodeFailure("empty file (0 bytes)")
+                raise EmptyFile("empty file (0 bytes)")
             if st.st_size > limits.max_bytes:
-                raise DecodeFailure(f"file too large: {st.st_size} bytes exceeds the limit of {limits.max_bytes}")
+                raise FileTooLarge(f"file too large: {st.st_size} bytes exceeds the limit of {limits.max_bytes}")
             data = fh.read()
     except FileNotFoundError as exc:
-        raise DecodeFailure("file not found (deleted while indexing?)") from exc
+        raise FileUnreadable("file not found (deleted while indexing?)") from exc
     except OSError as exc:
-        raise DecodeFailure(f"cannot read the file: {exc.strerror or exc}") from exc
-    return FileBytes(data, len(data), st.st_mtime_ns, hashlib.sha256(data).hexdigest())
+        raise FileUnreadable(f"cannot read the file: {exc.strerror or exc}") from exc
+    return FileBytes(data, len(data), st.st_mtime_ns, sha256_bytes(data))
 
 
 def decode_image(data: bytes, limits: DecodeLimits, min_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """Bytes -> (RGB image, (width, height) of the full image as displayed). ``min_side``: the model input side,
     used for the reduced-scale JPEG decode. Raises :class:`DecodeFailure` with the reason."""
     if not data:
-        raise DecodeFailure("empty file (0 bytes)")
+        raise EmptyFile("empty file (0 bytes)")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        raise DecodeFailure("not an image (no decoder recognises its content)") from exc
+        raise NotAnImage("not an image (no decoder recognises its content)") from exc
     except Image.DecompressionBombError as exc:
-        raise DecodeFailure(f"decompression bomb: {exc}") from exc
+        raise DecompressionBomb(f"decompression bomb: {exc}") from exc
     except Image.DecompressionBombWarning as exc:  # raised when the caller turned the warning into an error
-        raise DecodeFailure(f"decompression bomb: {exc}") from exc
+        raise DecompressionBomb(f"decompression bomb: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - third-party decoders raise anything on hostile headers
-        raise DecodeFailure(f"unreadable image header ({type(exc).__name__}: {exc})") from exc
+        raise CorruptImage(f"unreadable image header ({type(exc).__name__}: {exc})") from exc
     width, height = image.size
     _check_dimensions(width, height, limits)
     orientation = _orientation(image)
@@ -87,18 +134,16 @@ def decode_image(data: bytes, limits: DecodeLimits, min_side: int | None = None)
         if limits.draft and min_side and image.format == "JPEG":
             image.draft("RGB", (min_side, min_side))
         image.load()
-        if orientation not in (None, 1):
-            image = ImageOps.exif_transpose(image)
-        image = to_rgb(image)
+        image = _oriented_rgb(image, orientation)
     except DecodeFailure:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as OSError, SyntaxError, ValueError, ...
-        raise DecodeFailure(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from exc
+        raise CorruptImage(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from exc
     return image, shown
 
 
 def load_image(path: str, limits: DecodeLimits | None = None, min_side: int | None = None) -> tuple[Image.Image, FileBytes, tuple[int, int]]:
-    """Read, hash and decode a file (the query side uses this too, so queries see pixels as the index did)."""
+    """Read, hash and decode a file (thumbnails use it; vectors come from :class:`cir.encode.Encoder`)."""
     limits = limits or DecodeLimits()
     raw = read_file(path, limits)
     image, shown = decode_image(raw.data, limits, min_side)
@@ -109,17 +154,17 @@ def pixels_for_model(image: Image.Image, preprocess: Callable[[Image.Image], tor
     try:
         return preprocess(image)
     except Exception as exc:  # noqa: BLE001 - a model's transform may reject odd sizes (e.g. 1-pixel images)
-        raise DecodeFailure(f"the model's preprocessing failed ({type(exc).__name__}: {exc})") from exc
+        raise PreprocessFailed(f"the model's preprocessing failed ({type(exc).__name__}: {exc})") from exc
 
 
 def _check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:
     if width <= 0 or height <= 0:
-        raise DecodeFailure(f"invalid image size {width} x {height}")
+        raise CorruptImage(f"invalid image size {width} x {height}")
     if max(width, height) > limits.max_side:
-        raise DecodeFailure(f"image too large: {width} x {height}, a side exceeds the limit of {limits.max_side} pixels")
+        raise ImageTooLarge(f"image too large: {width} x {height}, a side exceeds the limit of {limits.max_side} pixels")
     pixels, limit = width * height, limits.pixel_limit()
     if pixels > limit:
-        raise DecodeFailure(f"decompression bomb: {width} x {height} = {pixels} pixels exceeds the limit of {limit}")
+        raise DecompressionBomb(f"decompression bomb: {width} x {height} = {pixels} pixels exceeds the limit of {limit}")
 
 
 def _orientation(image: Image.Image) -> int | None:
@@ -129,7 +174,20 @@ def _orientation(image: Image.Image) -> int | None:
         return None
 
 
+def oriented_rgb(image: Image.Image) -> Image.Image:
+    """The image as displayed: its EXIF orientation applied, then :func:`to_rgb`. A decoded file and a PIL image
+    handed to the encoder both end here."""
+    return _oriented_rgb(image, _orientation(image))
+
+
+def _oriented_rgb(image: Image.Image, orientation: int | None) -> Image.Image:
+    if orientation not in (None, 1):
+        image = ImageOps.exif_transpose(image)
+    return to_rgb(image)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB pixels: transparency flattened onto white, 16-bit greyscale scaled to 8 bits, other modes converted."""
     if image.mode == "RGB":
         return image
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)

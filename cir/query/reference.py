@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from cir.encode.encoder import Encoder
 from cir.errors import QueryError
-from cir.ingest.decode import DecodeFailure, DecodeLimits, decode_image, load_image, pixels_for_model, to_rgb
 from cir.query.gallery import Gallery
 from cir.query.request import Query
 
@@ -34,51 +32,6 @@ def resolve_reference(gallery: Gallery, backbone, query: Query) -> Reference:
         return Reference(vector, int(item_id), [int(item_id)], int(item_id))
     if query.image is None:
         return Reference(None, None, [])
-    image, sha, described = _decode_reference(query.image, backbone.image_size)
-    pixels = _pixels_or_error(image, backbone.preprocess)
-    vector = backbone.encode_pixels(pixels[None])[0]
-    same = gallery.ids_with_sha(sha) if sha else []
-    return Reference(vector, described, same)
-
-
-def _decode_reference(image, image_size: int):
-    from PIL import Image
-
-    limits = DecodeLimits()
-    if isinstance(image, (str, os.PathLike)):
-        path = os.path.abspath(os.path.expanduser(os.fspath(image)))
-        if not os.path.isfile(path):
-            raise QueryError(f"reference image not found: {image}")
-        try:
-            decoded, raw, _ = load_image(path, limits, min_side=image_size)
-        except DecodeFailure as exc:
-            raise QueryError(f"cannot use {image} as the reference image: {exc}") from exc
-        return decoded, raw.sha256, path
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        data = bytes(image)
-        try:
-            decoded, _ = decode_image(data, limits, min_side=image_size)
-        except DecodeFailure as exc:
-            raise QueryError(f"cannot use the given bytes as the reference image: {exc}") from exc
-        sha = hashlib.sha256(data).hexdigest()
-        return decoded, sha, f"<bytes sha256={sha}>"
-    if isinstance(image, Image.Image):
-        filename = getattr(image, "filename", "") or ""
-        sha = _file_sha256(filename) if filename and os.path.isfile(filename) else None
-        return to_rgb(image), sha, filename or f"<image {image.width}x{image.height}>"
-    raise QueryError(f"image must be a path, bytes or a PIL image, got {type(image).__name__}")
-
-
-def _pixels_or_error(image, preprocess):
-    try:
-        return pixels_for_model(image, preprocess)
-    except DecodeFailure as exc:
-        raise QueryError(f"cannot use the reference image: {exc}") from exc
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    encoded = Encoder(backbone).encode_reference(query.image)  # the indexer's decode, limits and preprocessing
+    same = gallery.ids_with_sha(encoded.sha256) if encoded.sha256 else []
+    return Reference(encoded.vector, encoded.described, same)

@@ -19,6 +19,7 @@ from cir.server.metrics import Metrics, MetricsMiddleware
 from cir.server.routes import build_router
 from cir.server.security import BodyLimitMiddleware
 from cir.server.service import SearchService
+from cir.store import Store
 
 log = logging.getLogger("cir.server")
 
@@ -35,7 +36,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     """A new application serving ``config.store`` (or the given opened ``store``, which the caller keeps owning)."""
     owned = store is None
     if owned:
-        store = cir.open_store(config.store)
+        store = Store.open(config.store)
     metrics = Metrics()
     service = SearchService(store, config, observe=lambda strategy, seconds: metrics.searches.labels(strategy).observe(seconds))
 

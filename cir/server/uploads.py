@@ -1,6 +1,7 @@
 """Checks on an uploaded reference image before it reaches the decoder: declared type, size, and the header's
 dimensions (a decompression bomb is refused before a single pixel is decoded). The full, safe decode is the
-store's own (:func:`cir.ingest.decode.decode_image`), which also refuses truncated and corrupt files."""
+store's encoder (:class:`cir.encode.Encoder`, decoding with :func:`cir.ingest.decode.decode_image`), which also refuses
+truncated and corrupt files and encodes the pixels exactly as indexing did."""
 
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from cir.encode.encoder import Encoder
+from cir.encode.pipeline import FileJob, FileResult, examine_file, ordered_map
 from cir.ingest.decode import DecodeLimits
-from cir.ingest.pipeline import FileJob, FileResult, examine_file, ordered_map
 from cir.ingest.sources import Source, classify, discover
 from cir.errors import SourceError
 from cir.store.writer import ItemRecord, KnownItem, MetadataTouch, StoreWriter
@@ -101,6 +102,7 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
 class _IndexRun:
     def __init__(self, writer: StoreWriter, backbone: "Backbone", cfg: IndexConfig, sources: list[Source]) -> None:
         self.writer, self.backbone, self.cfg, self.sources = writer, backbone, cfg, sources
+        self.encoder = Encoder(backbone, cfg.limits)
         self.summary = IndexSummary()
         self.known: dict[str, KnownItem] = {}
         self.keep_staged: set[str] = set()  # staged vectors that are current (applied by the final compaction)
@@ -147,8 +149,7 @@ class _IndexRun:
     def _embed(self, jobs: list[FileJob]) -> None:
         from tqdm import tqdm
 
-        examine = partial(examine_file, preprocess=self.backbone.preprocess, image_size=self.backbone.image_size,
-                          limits=self.cfg.limits)
+        examine = partial(examine_file, encoder=self.encoder)
         batch: list[tuple[FileJob, FileResult]] = []
         touches: list[MetadataTouch] = []
         results = ordered_map(examine, jobs, self.cfg.resolved_workers(), self.cfg.resolved_prefetch())
@@ -177,7 +178,7 @@ class _IndexRun:
             return
         dim = self.writer.dim
         if batch:
-            vectors = self.backbone.encode_pixels(torch.stack([r.pixels for _, r in batch]))
+            vectors = self.encoder.encode_pixels(torch.stack([r.pixels for _, r in batch]))
         else:
             vectors = np.zeros((0, dim), np.float32)
         new_items, new_rows, staged = [], [], []

@@ -8,7 +8,6 @@ multi-label loss that names the objects present (dense supervision that speeds u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from cir.backbones.dual import DualEncoder, DualEncoderConfig, Preprocess, normalise
 from cir.backbones.image_tower import ImageTowerConfig
 from cir.errors import ConfigError
+from cir.ingest.hashing import sha256_bytes
 from cir.paths import cache_dir
 from cir.scenes.captions import canonical_caption, varied_caption
 from cir.scenes.objects import load_objects
@@ -84,7 +84,7 @@ def embed_pool(model: DualEncoder, captions: list[list[str]], cfg: BackboneTrain
     """Frozen sentence embeddings of every caption, cached on disk by (text tower, captions)."""
     flat = [c for caps in captions for c in caps]
     owner = np.repeat(np.arange(len(captions)), [len(c) for c in captions])
-    key = hashlib.sha256(json.dumps([cfg.text, flat]).encode()).hexdigest()[:16]
+    key = sha256_bytes(json.dumps([cfg.text, flat]).encode())[:16]
     path = cache_dir() / "caption-embeddings" / f"{key}.npy"
     if path.exists():
         return torch.from_numpy(np.load(path)), owner

@@ -162,23 +162,23 @@ def load_image_data(spec: str, seed: int = 0, scene_groups: int = 1000, limit: i
 
 
 # --- turning image references into model inputs -------------------------------------------------------------------
+# Files go through the one encoder (cir.encode): the pixels and vectors training sees are the ones search serves.
 def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool = True, desc: str = "images",
                 renderer=None) -> torch.Tensor:
-    """(N, C, H, W) float16 preprocessed inputs; scenes are rendered at the backbone's input size. Pass one
-    ``renderer`` to successive calls: it caches the rasterised objects, which cost far more than a layout."""
+    """(N, C, H, W) preprocessed inputs stored as float16 (half the memory of a large training set; the rounding is
+    below a tenth of one 8-bit pixel step); files are decoded by the :class:`~cir.encode.Encoder`, scenes rendered
+    at the backbone's input size and given to it as PIL images. Pass one ``renderer`` to successive calls: it
+    caches the rasterised objects, which cost far more than a layout."""
     from tqdm import tqdm
 
-    from cir.ingest.decode import DecodeLimits, load_image
+    from cir.encode.encoder import Encoder
     from cir.scenes.render import SceneRenderer
 
+    encoder = Encoder(backbone)
     renderer = renderer or SceneRenderer()
     out = None
     for i, ref in enumerate(tqdm(images, desc=desc, unit="img", disable=not progress, leave=False)):
-        if isinstance(ref, Scene):
-            image = renderer.render(ref, backbone.image_size)
-        else:
-            image = load_image(str(ref), DecodeLimits(), min_side=1)[0]
-        x = backbone.preprocess(image)
+        x = _pixels(encoder, ref, renderer)
         if out is None:
             out = torch.empty((len(images), *x.shape), dtype=torch.float16)
         out[i] = x.to(torch.float16)
@@ -187,24 +187,31 @@ def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool =
     return out
 
 
-def embed_table(backbone: Backbone, images: Sequence[ImageRef], batch_size: int = 128, progress: bool = True) -> torch.Tensor:
-    """(N, dim) unit embeddings of the images with the (frozen) backbone; files go through the evaluation
-    embedding cache, so a later evaluation of the same files reuses them."""
-    from cir.eval.embed_cache import EmbeddingCache
+def _pixels(encoder, ref: ImageRef, renderer) -> torch.Tensor:
+    if isinstance(ref, Scene):
+        return encoder.pixels_from_image(renderer.render(ref, encoder.backbone.image_size))
+    return encoder.pixels_from_file(ref)[0]
 
+
+def embed_table(backbone: Backbone, images: Sequence[ImageRef], batch_size: int = 128, progress: bool = True) -> torch.Tensor:
+    """(N, dim) unit embeddings of the images with the (frozen) backbone; files go through the embedding cache
+    (a later evaluation of the same files reuses them), scenes through the same encoder in float32, as search
+    would encode them."""
+    from tqdm import tqdm
+
+    from cir.encode.cache import EmbeddingCache
+    from cir.scenes.render import SceneRenderer
+
+    cache = EmbeddingCache(backbone)
     out = torch.empty((len(images), backbone.dim))
     files = [i for i, ref in enumerate(images) if not isinstance(ref, Scene)]
     scenes = [i for i, ref in enumerate(images) if isinstance(ref, Scene)]
     if files:
-        vecs, _ = EmbeddingCache(backbone).embed_files([images[i] for i in files], batch_size=batch_size, progress=progress)
+        vecs, _ = cache.embed_files([images[i] for i in files], batch_size=batch_size, progress=progress)
         out[files] = torch.from_numpy(vecs)
-    from tqdm import tqdm
-
-    from cir.scenes.render import SceneRenderer
-
     renderer = SceneRenderer()
     for start in tqdm(range(0, len(scenes), batch_size), desc="embedding scenes", unit="batch", disable=not progress, leave=False):
         chunk = scenes[start : start + batch_size]
-        pixels = pixel_table(backbone, [images[i] for i in chunk], progress=False, renderer=renderer)
-        out[chunk] = torch.from_numpy(backbone.encode_pixels(pixels.float()))
+        pixels = torch.stack([_pixels(cache.encoder, images[i], renderer) for i in chunk])
+        out[chunk] = torch.from_numpy(cache.encoder.encode_pixels(pixels))
     return out

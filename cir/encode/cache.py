@@ -1,20 +1,22 @@
-"""Image embeddings cached on disk per (backbone, image content).
+"""Image embeddings cached on disk per (backbone, decode version, image content), made by the :class:`Encoder`.
 
 Key: a backbone fingerprint (the spec, ``describe()`` and a sample of the weights, so a retrained checkpoint
-under the same spec does not reuse stale vectors) and the sha256 of each image file's bytes. Comparing strategies,
-re-running an evaluation or evaluating two benchmarks that share images encodes each image once.
+under the same spec does not reuse stale vectors), the encoder's :data:`DECODE_VERSION` (so vectors of pixels an
+older decode produced are never reused) and the sha256 of each image file's bytes. Files are decoded by the same
+:class:`Encoder` the indexer uses, so a cached vector is the vector search serves. Comparing strategies, re-running
+an evaluation, training a composer and evaluating it, or evaluating two benchmarks that share images encodes each
+image once.
 
-Layout: ``<cache_dir>/embeddings/<fingerprint>/backbone.json`` (what the fingerprint stands for) and chunk files
-``*.npz`` (``keys``: sha256 hex, ``vectors``: float32 rows), written atomically, never rewritten in place.
-``<cache_dir>/embeddings/file_digests.jsonl`` remembers each file's sha256 by (absolute path, size, mtime), so a
-re-run over an unchanged gallery does not re-read it (a file rewritten with the same size inside one mtime tick
-would be missed, the trade-off make and git accept).
+Layout: ``<cache_dir>/embeddings/<fingerprint>.decode<DECODE_VERSION>/backbone.json`` (what the key stands for) and
+chunk files ``*.npz`` (``keys``: sha256 hex, ``vectors``: float32 rows), written atomically, never rewritten in
+place. ``<cache_dir>/embeddings/file_digests.jsonl`` remembers each file's sha256 by (absolute path, size, mtime),
+so a re-run over an unchanged gallery does not re-read it (a file rewritten with the same size inside one mtime
+tick would be missed, the trade-off make and git accept); digests do not depend on decoding, so it is shared.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import threading
@@ -25,17 +27,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from cir.backbones.base import Backbone
-from cir.errors import CirError
+from cir.encode.encoder import DECODE_VERSION, Encoder
+from cir.ingest.decode import DecodeFailure, DecodeLimits, FileBytes, FileUnreadable
 
 MAX_CHUNKS = 64  # more chunk files than this are merged into one on load
 FLUSH_EVERY = 2048  # new vectors buffered before a chunk is written (an interrupted run keeps its work)
-
-
-class ImageDecodeError(CirError):
-    """An image file exists but cannot be decoded."""
 
 
 def backbone_fingerprint(backbone: Backbone) -> str:
@@ -50,10 +48,6 @@ def backbone_fingerprint(backbone: Backbone) -> str:
             h.update(str(tuple(tensor.shape)).encode())
             h.update(sample.to("cpu", torch.float32).numpy().tobytes())
     return h.hexdigest()[:24]
-
-
-def file_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -125,20 +119,21 @@ def stat_key(path: Path) -> StatKey:
     try:
         st = path.stat()
     except OSError as exc:
-        raise CirError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+        raise FileUnreadable(f"{path}: cannot read image ({exc.strerror or exc})") from None
     return str(path.resolve()), st.st_size, st.st_mtime_ns
 
 
 class EmbeddingCache:
-    """Encodes image files through ``backbone``, reusing vectors already on disk."""
+    """Encodes image files through an :class:`Encoder` for ``backbone``, reusing vectors already on disk."""
 
-    def __init__(self, backbone: Backbone, root: Path | None = None) -> None:
+    def __init__(self, backbone: Backbone, root: Path | None = None, limits: DecodeLimits | None = None) -> None:
         from cir.paths import cache_dir
 
         self.backbone = backbone
-        self.fingerprint = backbone_fingerprint(backbone)
+        self.encoder = Encoder(backbone, limits)
+        self.fingerprint = backbone_fingerprint(backbone)  # the backbone's identity (reports record it)
         base = Path(root or cache_dir()) / "embeddings"
-        self.directory = base / self.fingerprint
+        self.directory = base / f"{self.fingerprint}.decode{DECODE_VERSION}"
         self.digests = FileDigests(base / "file_digests.jsonl")
         self._table: dict[str, np.ndarray] | None = None
         self._pending: dict[str, np.ndarray] = {}
@@ -164,7 +159,8 @@ class EmbeddingCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         meta = self.directory / "backbone.json"
         if not meta.exists():
-            meta.write_text(json.dumps({"spec": self.backbone.spec, "describe": self.backbone.describe()}, indent=2, default=str))
+            meta.write_text(json.dumps({"spec": self.backbone.spec, "describe": self.backbone.describe(),
+                                        "decode_version": DECODE_VERSION}, indent=2, default=str))
         name = uuid.uuid4().hex
         tmp = self.directory / f".{name}.tmp.npz"
         keys = np.asarray(list(entries), dtype="U64")
@@ -192,7 +188,8 @@ class EmbeddingCache:
         """(len(paths), dim) unit rows, row i for ``paths[i]``; each distinct content is encoded at most once.
 
         ``workers`` threads read, hash, decode and preprocess files while the backbone encodes (PIL and hashlib
-        release the GIL); the vectors do not depend on it.
+        release the GIL); the vectors do not depend on it. A file that cannot be used raises its
+        :class:`~cir.ingest.decode.DecodeFailure` subclass, the message naming the file.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -203,12 +200,11 @@ class EmbeddingCache:
         stats = EncodeStats(files=len(unique))
         key_of: dict[Path, str] = {}
         bar = tqdm(total=len(unique), desc=desc, unit="img", disable=None if progress else True, leave=False)  # None: only on a terminal
-        prepare = lambda item: self.backbone.preprocess(_decode(item[0], item[1] if item[1] is not None else _read(item[0])))  # noqa: E731
         try:
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
                 for start in range(0, len(unique), batch_size):
                     batch = unique[start : start + batch_size]
-                    todo: dict[str, tuple[Path, bytes | None]] = {}
+                    todo: dict[str, tuple[Path, FileBytes | None]] = {}
                     for path, (data, key, skey, known) in zip(batch, pool.map(self._identify, batch)):
                         key_of[path] = key
                         if not known:
@@ -218,8 +214,8 @@ class EmbeddingCache:
                         else:
                             todo[key] = (path, data)
                     if todo:
-                        pixels = torch.stack(list(pool.map(prepare, todo.values())))
-                        for key, vec in zip(todo, self.backbone.encode_pixels(pixels)):
+                        pixels = torch.stack(list(pool.map(self._pixels, todo.values())))
+                        for key, vec in zip(todo, self.encoder.encode_pixels(pixels)):
                             table[key] = vec
                             self._pending[key] = vec
                         stats.encoded += len(todo)
@@ -235,27 +231,26 @@ class EmbeddingCache:
             out[i] = table[key_of[Path(p)]]
         return out, stats
 
-    def _identify(self, path: Path) -> tuple[bytes | None, str, StatKey, bool]:
-        """(bytes if they had to be read, sha256, stat key, whether the digest was remembered)."""
+    def _identify(self, path: Path) -> tuple[FileBytes | None, str, StatKey, bool]:
+        """(the file read if it had to be, sha256, stat key, whether the digest was remembered)."""
         skey = stat_key(path)
         known = self.digests.get(skey)
         if known is not None:
             return None, known, skey, True
-        data = _read(path)
-        return data, file_digest(data), skey, False
+        raw = _read(self.encoder, path)
+        return raw, raw.sha256, skey, False
+
+    def _pixels(self, item: tuple[Path, FileBytes | None]) -> torch.Tensor:
+        path, raw = item
+        raw = raw if raw is not None else _read(self.encoder, path)
+        try:
+            return self.encoder.pixels_from_read(raw)[0]
+        except DecodeFailure as exc:
+            raise exc.reworded(f"{path}: cannot decode image ({exc})") from None
 
 
-def _read(path: Path) -> bytes:
+def _read(encoder: Encoder, path: Path) -> FileBytes:
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CirError(f"{path}: cannot read image ({exc.strerror or exc})") from None
-
-
-def _decode(path: Path, data: bytes) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        return image.convert("RGB")
-    except Exception as exc:  # PIL raises several unrelated types for broken files
-        raise ImageDecodeError(f"{path}: cannot decode image ({exc})") from None
+        return encoder.read(path)
+    except DecodeFailure as exc:
+        raise exc.reworded(f"{path}: cannot read image ({exc})") from None

@@ -1,4 +1,5 @@
-"""Decode files in a thread pool while the caller runs the model, yielding results in input order.
+"""The indexer's decode pipeline: files read, hashed, decoded and preprocessed by the :class:`Encoder` in a thread
+pool while the caller runs the model, yielding results in input order.
 
 Pillow and hashlib release the GIL while they decode and hash, so threads overlap decoding with the model's
 forward pass without pickling the backbone's preprocessing into other processes. At most ``prefetch`` files are in
@@ -10,11 +11,14 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 import torch
 
-from cir.ingest.decode import DecodeFailure, DecodeLimits, decode_image, pixels_for_model, read_file
+from cir.ingest.decode import DecodeFailure
+
+if TYPE_CHECKING:
+    from cir.encode.encoder import Encoder
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,16 +47,16 @@ class FileResult:
     reason: str | None = None  # why the file was skipped
 
 
-def examine_file(job: FileJob, preprocess: Callable, image_size: int, limits: DecodeLimits) -> FileResult:
+def examine_file(job: FileJob, encoder: "Encoder") -> FileResult:
     """Read, hash and (unless its content is already known) decode and preprocess one file."""
     try:
-        raw = read_file(job.path, limits)
+        raw = encoder.read(job.path)
         out = FileResult(size=raw.size, mtime_ns=raw.mtime_ns, sha256=raw.sha256)
         if job.known_sha is not None and raw.sha256 == job.known_sha:
             out.same_content = True
             return out
-        image, (out.width, out.height) = decode_image(raw.data, limits, min_side=image_size)
-        out.pixels = pixels_for_model(image, preprocess)
+        out.pixels, info = encoder.pixels_from_read(raw)
+        out.width, out.height = info.width, info.height
         return out
     except DecodeFailure as exc:
         return FileResult(reason=str(exc))

@@ -1,4 +1,5 @@
-"""The embedding cache: keyed by backbone and file content, each content encoded once, stale weights never reused."""
+"""The embedding cache: keyed by backbone, decode version and file content, each content encoded once, stale weights
+and stale decodes never reused."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cir.eval import embed_cache
-from cir.eval.embed_cache import EmbeddingCache, ImageDecodeError
+from cir.encode import cache as embed_cache
+from cir.encode.cache import EmbeddingCache
+from cir.ingest.decode import NotAnImage
 from tests.eval_layouts import colour, image
 
 
@@ -49,7 +51,8 @@ def test_encodes_each_content_once_and_matches_the_backbone(tiny_backbone, files
 def test_unchanged_files_are_not_reread(tiny_backbone, files, tmp_path, monkeypatch):
     EmbeddingCache(tiny_backbone, root=tmp_path).embed_files(files, progress=False)
     reads = []
-    monkeypatch.setattr(embed_cache, "_read", lambda path: reads.append(path) or path.read_bytes())
+    original = embed_cache._read
+    monkeypatch.setattr(embed_cache, "_read", lambda encoder, path: reads.append(path) or original(encoder, path))
     vectors, stats = EmbeddingCache(tiny_backbone, root=tmp_path).embed_files(files, progress=False)
     assert reads == [] and stats.cached == 4
     digests = (tmp_path / "embeddings" / "file_digests.jsonl").read_text().splitlines()
@@ -78,7 +81,7 @@ def test_chunks_are_merged_when_many(tiny_backbone, files, tmp_path, monkeypatch
 def test_broken_image_names_the_file(tiny_backbone, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(ImageDecodeError, match="broken.png: cannot decode image"):
+    with pytest.raises(NotAnImage, match="broken.png: cannot decode image"):
         EmbeddingCache(tiny_backbone, root=tmp_path).embed_files([bad], progress=False)
 
 
