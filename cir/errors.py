@@ -38,3 +38,7 @@ class UnknownItem(StoreError, KeyError):
 
 class ConfigError(CirError, ValueError):
     """A configuration value is not one of the valid choices."""
+
+
+class StrategyUnavailable(QueryError):
+    """A strategy that exists but cannot run here (e.g. it needs trained weights this backbone does not have)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from cir.compose import STRATEGY_NAMES, get_strategy
-from cir.errors import QueryError
+from cir.errors import QueryError, StrategyUnavailable
 from cir.server.config import ServeConfig
 
 
@@ -109,7 +109,7 @@ class SearchService:
         if args.strategy not in STRATEGY_NAMES:
             raise QueryError(f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
         if args.strategy not in self.strategies:
-            raise QueryError(f"strategy {args.strategy!r} cannot run on this store ({self._unavailable[args.strategy]}); "
+            raise StrategyUnavailable(f"strategy {args.strategy!r} cannot run on this store ({self._unavailable[args.strategy]}); "
                              f"this store runs {', '.join(self.strategies)}")
         store = self.fresh_store()
         if args.item_id is not None:
