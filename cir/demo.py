@@ -25,7 +25,7 @@ class DemoConfig:
     groups: int = 150  # similarity groups in the gallery (6 scenes each)
     image_size: int = 160  # side of the rendered gallery images
     seed: int = 0  # world seed
-    strategies: tuple[str, ...] = ("image", "text", "sum", "arithmetic", "pic2word", "combiner")  # learned ones need trained weights
+    strategies: tuple[str, ...] | None = None  # None: every registered strategy (learned ones need trained weights)
     ks: tuple[int, ...] = (1, 5, 10)
     examples: int = 3  # composed queries printed with their top results
     top: int = 3  # results shown per example
@@ -78,7 +78,7 @@ def ensure_demo_backbone(spec: str, log: Callable[[str], None]) -> None:
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool = True) -> DemoReport:
     from cir import open_store
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy, strategy_names
     from cir.errors import WeightsUnavailable
 
     ensure_demo_backbone(cfg.backbone, log)
@@ -114,8 +114,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
     targets = np.array([id_of[t.target.id] for t in triplets])
     texts = [t.text for t in triplets]
     settings = []
-    for name in cfg.strategies:
-        strategy = get_strategy(name)
+    for name in cfg.strategies if cfg.strategies is not None else strategy_names():
+        strategy = build_strategy(name)
         try:
             strategy.prepare(backbone)
         except WeightsUnavailable as exc:  # said, not hidden: the row is missing because its weights are

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cir.compose.base import Strategy
     from cir.compose.composer_file import ComposerWeights
 
+DEFAULT_STRATEGY = "sum"  # what a query without a strategy uses (Store.search, the CLI, the server)
 PARAM_TYPES = {float: "float", int: "int", bool: "bool", str: "str"}  # the types a parameter may have, as named in JSON
 # names the query surfaces already use (Store.search arguments, CLI options, form fields): no parameter may take them
 RESERVED_NAMES = frozenset({"image", "text", "item_id", "strategy", "k", "exclude_reference", "include_reference",
@@ -266,6 +267,16 @@ def all_params() -> dict[str, list[tuple[StrategySpec, ParamSpec]]]:
         for p in spec.params:
             out.setdefault(p.name, []).append((spec, p))
     return out
+
+
+def merge_params(params: Mapping[str, Any] | None, keywords: Mapping[str, Any]) -> dict:
+    """``params=`` and parameter keywords as one dict (``search(params={...}, image_weight=0.5)``)."""
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidParameter(f"params must be a mapping of parameter names to values, got {type(params).__name__}")
+    both = sorted(set(params or {}) & set(keywords))
+    if both:
+        raise InvalidParameter(f"{', '.join(both)} given both in params= and as a keyword; give each once")
+    return {**(params or {}), **keywords}
 
 
 def build_strategy(name: str, params: Mapping[str, Any] | None = None, *, composer=None, parser=None) -> "Strategy":

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cir.backbones.base import Backbone
-from cir.compose import Strategy, get_strategy, unit_rows
+from cir.compose import Strategy, build_strategy, unit_rows
 from cir.errors import CirError
 from cir.eval.embed_cache import EmbeddingCache, EncodeStats
 from cir.eval.metrics import compute_metrics, metric_depth, rank_topk, rank_within, relevance
@@ -54,10 +54,7 @@ def build_strategies(names: Sequence[str], task: EvalTask | None = None, compose
         raise CirError("no strategy given; pass e.g. --strategy sum or --strategy image,text,sum,arithmetic")
     out = {}
     for name in names:
-        try:
-            strategy = get_strategy(name, composer=composer)
-        except ValueError as exc:
-            raise CirError(str(exc)) from None
+        strategy = build_strategy(name, composer=composer)  # an unknown name: UnknownStrategy, naming the valid ones
         if task is not None and strategy.needs_image and any(q.reference_path is None for q in task.queries):
             raise CirError(
                 f"strategy {name!r} needs a reference image, but the {task.name} queries have none; "

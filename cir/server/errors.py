@@ -3,6 +3,7 @@ for a bug). :class:`ApiError` carries the status; library errors map here by typ
 
 from __future__ import annotations
 
+from cir.compose.registry import InvalidParameter, UnknownStrategy
 from cir.errors import CirError, ConfigError, QueryError, UnknownItem
 
 
@@ -19,6 +20,8 @@ def from_library(exc: CirError) -> ApiError:
     """The HTTP form of a library error."""
     if isinstance(exc, UnknownItem):
         return ApiError(404, "unknown_item", str(exc))
+    if isinstance(exc, (UnknownStrategy, InvalidParameter)):  # a field's value, as the schema's own checks say
+        return ApiError(422, "invalid_request", str(exc))
     if isinstance(exc, (QueryError, ConfigError)):
         message = str(exc)
         if "decompression bomb" in message or "image too large" in message:

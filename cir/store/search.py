@@ -47,10 +47,7 @@ class Query:
     item_id: int | None = None  # a stored item as the reference
     strategy: object = "sum"  # a strategy name or a Strategy
     k: int = 10  # results wanted
-    image_weight: float = 1.0  # sum: weight of the reference image
-    text_weight: float = 1.0  # sum: weight of the text
-    add_weight: float = 1.0  # arithmetic: weight of each added object
-    remove_weight: float = 1.0  # arithmetic: weight of each removed object
+    params: dict = field(default_factory=dict)  # the strategy's parameters by name (cir.compose.registry validates them)
     exclude_reference: bool = True  # leave the reference out of the results
     composer: str | None = None  # pic2word/combiner: trained weights (None: the backbone's own)
 
@@ -63,18 +60,18 @@ class Reference:
 
 
 def resolve_strategy(query: Query):
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy
     from cir.compose.base import Strategy
+    from cir.compose.registry import InvalidParameter
 
     if isinstance(query.strategy, Strategy):
+        if query.params:
+            raise InvalidParameter(f"parameters ({', '.join(map(str, query.params))}) go with a strategy given by name; "
+                                   f"the ready {query.strategy.name!r} strategy carries its own")
         return query.strategy
     if not isinstance(query.strategy, str):
         raise QueryError(f"strategy must be a name or a Strategy, got {type(query.strategy).__name__}")
-    try:
-        return get_strategy(query.strategy, image_weight=query.image_weight, text_weight=query.text_weight,
-                            add_weight=query.add_weight, remove_weight=query.remove_weight, composer=query.composer)
-    except ValueError as exc:
-        raise QueryError(str(exc)) from exc
+    return build_strategy(query.strategy, query.params, composer=query.composer)
 
 
 def run_search(store: "Store", snap: "Snapshot", query: Query) -> SearchResult:

@@ -142,17 +142,18 @@ class Store:
         item_id: int | None = None,
         strategy: "str | Strategy" = "sum",
         k: int = 10,
-        image_weight: float = 1.0,
-        text_weight: float = 1.0,
-        add_weight: float = 1.0,
-        remove_weight: float = 1.0,
         exclude_reference: bool = True,
         composer: "str | os.PathLike | None" = None,
+        params: "dict | None" = None,
+        **param_kwargs,
     ) -> "SearchResult":
         """Rank the store's items for a reference (``image`` or ``item_id``) modified by ``text``.
 
-        ``strategy`` names a composition (image, text, sum, arithmetic) built with the weights, or is a ready
-        :class:`~cir.compose.base.Strategy` (the weights are then ignored). The learned strategies (pic2word,
+        ``strategy`` names a registered composition (``cir.compose.strategy_names()``: image, text, sum,
+        arithmetic, pic2word, combiner), built with its parameters: ``params`` and/or keywords, e.g.
+        ``image_weight=0.8`` for sum (``cir.compose.describe_strategies()`` lists each strategy's; an unknown one,
+        a wrong type or a value out of bounds is an ``InvalidParameter``). Or ``strategy`` is a ready
+        :class:`~cir.compose.base.Strategy` (it then takes no parameters here). The learned strategies (pic2word,
         combiner) read their trained weights from ``composer`` (a file or directory), else from the backbone's own
         (``cir:demo`` ships them). The reference is left out of the
         results when it is in the store (by id, or by content hash for a path, bytes or a PIL image opened from
@@ -160,9 +161,11 @@ class Store:
         """
         from cir.store.search import Query, run_search
 
-        query = Query(image=image, text=text, item_id=item_id, strategy=strategy, k=k, image_weight=image_weight,
-                      text_weight=text_weight, add_weight=add_weight, remove_weight=remove_weight,
-                      exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None)
+        from cir.compose.registry import merge_params
+
+        query = Query(image=image, text=text, item_id=item_id, strategy=strategy, k=k,
+                      params=merge_params(params, param_kwargs), exclude_reference=exclude_reference,
+                      composer=os.fspath(composer) if composer is not None else None)
         return run_search(self, self._snapshot, query)
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
