@@ -39,7 +39,9 @@ def test_demo_learned_strategies_are_served(tmp_path):
     with Store.open(tmp_path / "store", backbone="cir:demo", create=True) as store:
         store.index([folder], progress=False)
     client = TestClient(create_app(ServeConfig(store=tmp_path / "store")))
-    assert client.get("/info").json()["strategies"] == ["image", "text", "sum", "arithmetic", "pic2word", "combiner"]
+    info = client.get("/info").json()
+    assert [s["name"] for s in info["strategies"]] == ["image", "text", "sum", "arithmetic", "pic2word", "combiner"]
+    assert [s["learned"] for s in info["strategies"]] == [False] * 4 + [True] * 2
     for name in ("pic2word", "combiner"):
         response = client.post("/search", data={"item_id": "0", "text": "add a laptop", "strategy": name, "k": "3"})
         assert response.status_code == 200, response.text
