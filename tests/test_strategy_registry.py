@@ -235,3 +235,12 @@ def test_serving_imports_no_training_code():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_docs_table_is_the_registry():
+    doc = (ROOT / "docs" / "serving.md").read_text()
+    for d in describe_strategies():
+        params = ", ".join(f"`{p['name']}` ({p['type']}, {p['default']:g}, [{p['min']:g}, {p['max']:g}]: {p['help']})"
+                           for p in d["params"]) or "none"
+        row = f"| `{d['name']}` | {d['description']} | {params}"
+        assert row in doc, row
