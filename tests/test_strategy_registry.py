@@ -88,7 +88,7 @@ def test_validation_errors_are_typed_and_name_the_choices():
         build_strategy("sum", {"add_weight": 1.0})
     with pytest.raises(InvalidParameter, match=r"'image_weight' of strategy 'sum' must lie in \[-100, 100\], got 101"):
         build_strategy("sum", {"image_weight": 101})
-    with pytest.raises(InvalidParameter, match="must be a float in"):
+    with pytest.raises(InvalidParameter, match=r"must be a number in \[-100, 100\], got str"):
         build_strategy("sum", {"image_weight": "0.5"})
     with pytest.raises(InvalidParameter, match="finite"):
         build_strategy("arithmetic", {"add_weight": float("inf")}, parser=object())
@@ -244,3 +244,57 @@ def test_the_docs_table_is_the_registry():
                            for p in d["params"]) or "none"
         row = f"| `{d['name']}` | {d['description']} | {params}"
         assert row in doc, row
+
+
+@dataclass(frozen=True)
+class TypedParams:
+    count: int = param(2, min=1, help="an integer with a lower bound only")
+    flag: bool = param(False, help="a switch")
+    label: str = param("plain", help="a word")
+
+
+class Typed(Strategy):
+    """The reference image, with its parameters in the explanation: every parameter type on every surface."""
+
+    def __init__(self, params: TypedParams) -> None:
+        self.typed = params
+
+    def compose(self, backbone, images, texts=None) -> Composed:
+        n = self._check(images, texts)
+        return Composed(unit_rows(images), [{"strategy": self.name, "count": self.typed.count, "flag": self.typed.flag,
+                                             "label": self.typed.label}] * n)
+
+
+def test_every_parameter_type_on_every_surface(scene_store, capsys):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from cir.cli import main
+    from cir.server import ServeConfig, create_app
+
+    register_strategy("typed", "the reference image, parameters shown", params=TypedParams, needs_text=False)(Typed)
+    try:
+        with pytest.raises(InvalidParameter, match=r"must be an integer in \[1, inf\], got bool"):
+            build_strategy("typed", {"count": True})
+        with pytest.raises(InvalidParameter, match=r"must lie in \[1, inf\], got 0"):
+            build_strategy("typed", {"count": 0})
+        with pytest.raises(InvalidParameter, match="must be true or false, got int"):
+            build_strategy("typed", {"flag": 1})
+        want = {"strategy": "typed", "count": 3, "flag": True, "label": "hi"}
+        assert scene_store.search(item_id=1, strategy="typed", count=3, flag=True, label="hi").explanation == want
+
+        assert main(["search", "--store", str(scene_store.root), "--item-id", "1", "--strategy", "typed", "--count", "3",
+                     "--flag", "--label", "hi", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["query"]["composition"] == want
+
+        client = TestClient(create_app(ServeConfig(store=scene_store.root), store=scene_store))
+        form = client.post("/search", data={"item_id": "1", "strategy": "typed", "count": "3", "flag": "true", "label": "hi"})
+        assert form.status_code == 200, form.text
+        assert {k: form.json()["explanation"][k] for k in want} == want
+        js = client.post("/search/json", json={"item_id": 1, "strategy": "typed", "params": {"count": 3, "flag": True, "label": "hi"}})
+        assert js.status_code == 200 and {k: js.json()["explanation"][k] for k in want} == want
+        assert client.post("/search", data={"item_id": "1", "strategy": "typed", "count": "0"}).status_code == 422
+        info = {s["name"]: s for s in client.get("/info").json()["strategies"]}
+        assert [(p["name"], p["type"], p["min"], p["max"]) for p in info["typed"]["params"]] == [
+            ("count", "int", 1, None), ("flag", "bool", None, None), ("label", "str", None, None)]
+    finally:
+        unregister_strategy("typed")

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STRATEGY = "sum"  # what a query without a strategy uses (Store.search, the CLI, the server)
 PARAM_TYPES = {float: "float", int: "int", bool: "bool", str: "str"}  # the types a parameter may have, as named in JSON
+TYPE_WORDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}  # the same, in messages
 # names the query surfaces already use (Store.search arguments, CLI options, form fields): no parameter may take them
 RESERVED_NAMES = frozenset({"image", "text", "item_id", "strategy", "k", "exclude_reference", "include_reference",
                             "composer", "parser", "name", "params", "image_base64", "store", "json", "json_out", "self"})
@@ -89,7 +90,7 @@ class ParamSpec:
         else:
             ok = isinstance(value, self.type)
         if not ok:
-            raise InvalidParameter(f"{where} must be a {self.type_name}{' in ' + self.bounds_text() if self.bounds_text() else ''}, "
+            raise InvalidParameter(f"{where} must be {TYPE_WORDS[self.type]}{' in ' + self.bounds_text() if self.bounds_text() else ''}, "
                                    f"got {type(value).__name__} {value!r}")
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
             raise InvalidParameter(f"{where} must lie in {self.bounds_text()}, got {value:g}")
