@@ -15,19 +15,16 @@ from typing import Optional
 import typer
 
 from cir.cli.common import strategy_help
-from cir.errors import CirError
 
 
 def param_options() -> list[inspect.Parameter]:
     """One keyword-only typer option per declared parameter name (shared by the strategies that declare it)."""
-    from cir.compose.registry import all_params
+    from cir.compose.registry import all_params, loosest_bounds
 
     out = []
     for name, owners in all_params().items():
         specs = [p for _, p in owners]
-        lows, highs = [p.min for p in specs], [p.max for p in specs]
-        low = None if any(v is None for v in lows) else min(lows)
-        high = None if any(v is None for v in highs) else max(highs)
+        low, high = loosest_bounds(owners)
         help_text = "; ".join(
             f"{s.name}: {p.help} (default {p.default:g}{', in ' + p.bounds_text() if p.bounds_text() else ''})"
             if p.type in (int, float) else f"{s.name}: {p.help} (default {p.default})" for s, p in owners
@@ -42,13 +39,13 @@ def param_options() -> list[inspect.Parameter]:
 
 def check_params(strategy: str, given: dict) -> dict:
     """The options given for ``strategy``'s parameters; an option it does not take is an error naming its own."""
-    from cir.compose.registry import strategy_spec
+    from cir.compose.registry import InvalidParameter, strategy_spec
 
     spec = strategy_spec(strategy)
     wrong = [name for name in given if name not in {p.name for p in spec.params}]
     if wrong:
         takes = ", ".join("--" + p.name.replace("_", "-") for p in spec.params) or "no parameter options"
-        raise CirError(f"strategy {strategy!r} takes {takes}; "
+        raise InvalidParameter(f"strategy {strategy!r} takes {takes}; "
                        f"{', '.join('--' + n.replace('_', '-') for n in wrong)} {'is' if len(wrong) == 1 else 'are'} "
                        f"for {' / '.join(_owners(wrong))}")
     return given

@@ -270,6 +270,13 @@ def all_params() -> dict[str, list[tuple[StrategySpec, ParamSpec]]]:
     return out
 
 
+def loosest_bounds(owners: list[tuple[StrategySpec, ParamSpec]]) -> tuple[float | None, float | None]:
+    """(min, max) that admits every declaration of one parameter name (a form field or CLI option shared by several
+    strategies; each strategy then checks its own bounds). None: unbounded on that side."""
+    lows, highs = [p.min for _, p in owners], [p.max for _, p in owners]
+    return (None if None in lows else min(lows)), (None if None in highs else max(highs))
+
+
 def merge_params(params: Mapping[str, Any] | None, keywords: Mapping[str, Any]) -> dict:
     """``params=`` and parameter keywords as one dict (``search(params={...}, image_weight=0.5)``)."""
     if params is not None and not isinstance(params, Mapping):

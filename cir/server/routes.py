@@ -12,10 +12,10 @@ from typing import Annotated, Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, Security, UploadFile
 from fastapi.responses import FileResponse
 
+from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategies, loosest_bounds, strategy_names
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
-from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategies, strategy_names
 from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, search_request_model
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
@@ -155,8 +155,8 @@ def _with_param_fields(endpoint) -> inspect.Signature:
         kind = owners[0][1].type
         constraints = {}
         if kind in (int, float):
-            lows, highs = [p.min for _, p in owners], [p.max for _, p in owners]
-            constraints = {"ge": None if None in lows else min(lows), "le": None if None in highs else max(highs)}
+            low, high = loosest_bounds(owners)
+            constraints = {"ge": low, "le": high}
             if kind is float:
                 constraints["allow_inf_nan"] = False
         description = "; ".join(f"{s.name}: {p.help} (default {p.default})" for s, p in owners)
