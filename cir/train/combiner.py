@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cir.backbones.base import Backbone
 from cir.compose.networks.combiner import Combiner, CombinerConfig

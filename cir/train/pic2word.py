@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from cir.backbones.base import PLACEHOLDER, Backbone
 from cir.compose.networks.pic2word import Mapper, MapperConfig
