@@ -75,7 +75,7 @@ def run(args) -> dict:
     import torch
 
     from cir.backbones import load_backbone
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy
 
     backbone = load_backbone(args.backbone)
     rng = np.random.default_rng(1)
@@ -84,7 +84,7 @@ def run(args) -> dict:
         vectors = np.ascontiguousarray(store.vectors())  # the same rows, in RAM, for numpy
         refs = rng.integers(0, len(store), size=args.queries)
         texts = [TEXTS[i % len(TEXTS)] + f" #{i}" for i in range(args.queries)]  # distinct texts: no cache helps
-        strategy = get_strategy("sum")
+        strategy = build_strategy("sum")
         for i in range(args.warmup):
             store.search(item_id=int(refs[i]), text=texts[i], k=args.k)
             numpy_top_k(vectors, vectors[i], args.k)

@@ -45,7 +45,7 @@ def build(backbone, renders: int, seed: int):
 
 
 def measure(backbone, composer: str | None, renders: int = 3, seed: int = 0, strategies=STRATEGIES, k: int = 10) -> dict:
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy
     from cir.compose.pic2word import DOMAIN_TEMPLATE, Pic2Word
 
     t0 = time.time()
@@ -60,7 +60,7 @@ def measure(backbone, composer: str | None, renders: int = 3, seed: int = 0, str
         if name == "pic2word-domain":
             strategy = Pic2Word(composer, template=DOMAIN_TEMPLATE)
         else:
-            strategy = get_strategy(name, composer=composer)
+            strategy = build_strategy(name, composer=composer)
         strategy.prepare(backbone)
         row = {}
         for domain in MOD_TEXT:

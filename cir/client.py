@@ -59,17 +59,21 @@ class Client:
         item_id: int | None = None,
         strategy: str = "sum",
         k: int = 10,
-        image_weight: float = 1.0,
-        text_weight: float = 1.0,
-        add_weight: float = 1.0,
-        remove_weight: float = 1.0,
         exclude_reference: bool = True,
+        params: dict | None = None,
+        **param_kwargs,
     ) -> SearchResult:
         """Same arguments and result as :meth:`cir.store.Store.search`; ``image`` is uploaded (a path is read here,
-        never sent as a path). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
-        form = {"strategy": strategy, "k": str(k), "image_weight": repr(float(image_weight)),
-                "text_weight": repr(float(text_weight)), "add_weight": repr(float(add_weight)),
-                "remove_weight": repr(float(remove_weight)), "exclude_reference": "true" if exclude_reference else "false"}
+        never sent as a path). The strategy's parameters (``params`` and/or keywords, e.g. ``image_weight=0.8``)
+        are sent as the form fields of the same names, and the server checks them against its own strategies
+        (``info()["strategies"]`` lists them). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
+        from cir.compose.registry import merge_params
+
+        form = {"strategy": strategy, "k": str(k), "exclude_reference": "true" if exclude_reference else "false"}
+        for name, value in merge_params(params, param_kwargs).items():
+            if name in form or name in ("image", "text", "item_id"):
+                raise QueryError(f"{name!r} is a search argument, not a strategy parameter")
+            form[name] = _form_value(value)
         if text is not None:
             form["text"] = text
         if item_id is not None:
@@ -137,6 +141,21 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
+
+
+def _form_value(value) -> str:
+    """A parameter as its form field: numbers exactly (repr), booleans as true/false, strings as they are."""
+    import numbers
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    raise QueryError(f"a strategy parameter is a number, a bool or a string, got {type(value).__name__} {value!r}")
 
 
 def _image_upload(image) -> tuple[str, bytes, str]:

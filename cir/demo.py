@@ -26,7 +26,7 @@ class DemoConfig:
     groups: int = 150  # similarity groups in the gallery (6 scenes each)
     image_size: int = 160  # side of the rendered gallery images
     seed: int = 0  # world seed
-    strategies: tuple[str, ...] = ("image", "text", "sum", "arithmetic", "pic2word", "combiner")  # learned ones need trained weights
+    strategies: tuple[str, ...] | None = None  # None: every registered strategy (learned ones need trained weights)
     ks: tuple[int, ...] = (1, 5, 10)
     examples: int = 3  # composed queries printed with their top results
     top: int = 3  # results shown per example
@@ -79,7 +79,7 @@ def ensure_demo_backbone(spec: str, log: Callable[[str], None]) -> None:
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool = True) -> DemoReport:
     from cir.store import Store
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy, strategy_names
     from cir.errors import WeightsUnavailable
     from cir.eval.metrics import recall_at_k, relevance
     from cir.query import compose_queries, first_stage
@@ -119,8 +119,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
     texts = [(t.text,) for t in triplets]
     reference_vectors = snapshot.searcher.vectors(np.array(refs))
     settings = []
-    for name in cfg.strategies:
-        strategy = get_strategy(name)
+    for name in cfg.strategies if cfg.strategies is not None else strategy_names():
+        strategy = build_strategy(name)
         try:
             strategy.prepare(backbone)
         except WeightsUnavailable as exc:  # said, not hidden: the row is missing because its weights are

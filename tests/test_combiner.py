@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cir.compose import get_strategy
+from cir.compose import build_strategy
 from cir.compose.composer_file import ComposerWeights, save_composer
 from cir.train.combiner import Combiner, CombinerConfig
 from cir.train.losses import info_nce
@@ -51,7 +51,7 @@ def _save(backbone, path):
 def test_strategy_uses_the_saved_combiner(tiny_backbone, tmp_path):
     net = _save(tiny_backbone, tmp_path / "combiner.safetensors").eval()
     images = tiny_backbone.encode_texts(["a", "b"])
-    out = get_strategy("combiner", composer=str(tmp_path)).compose(tiny_backbone, images, ["add a cat", "no dog"])
+    out = build_strategy("combiner", composer=str(tmp_path)).compose(tiny_backbone, images, ["add a cat", "no dog"])
     with torch.no_grad():
         expected = net(torch.from_numpy(images), torch.from_numpy(tiny_backbone.encode_texts(["add a cat", "no dog"])))
     np.testing.assert_allclose(out.vectors, expected.numpy(), atol=1e-5)
@@ -63,7 +63,7 @@ def test_a_pic2word_file_is_not_a_combiner(tiny_backbone, tmp_path):
     net = Combiner(CombinerConfig(dim=tiny_backbone.dim))
     save_composer(tmp_path / "x.safetensors", ComposerWeights("pic2word", net.cfg.__dict__, net.state_dict(), "s", {}), tiny_backbone)
     with pytest.raises(WeightsUnavailable, match="holds pic2word weights, not combiner"):
-        get_strategy("combiner", composer=str(tmp_path / "x.safetensors")).prepare(tiny_backbone)
+        build_strategy("combiner", composer=str(tmp_path / "x.safetensors")).prepare(tiny_backbone)
 
 
 def test_eval_cli_learned_strategies_and_missing_weights(tiny_cir_checkpoint, scene_exports, tmp_path, capsys):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cir.compose import get_strategy, unit_rows
+from cir.compose import InvalidParameter, UnknownStrategy, build_strategy, get_strategy, unit_rows
 from cir.edits.rules import RuleParser
 
 
@@ -28,34 +28,38 @@ TABLE = {
 
 def test_image_and_text():
     bb = TableBackbone(TABLE)
-    np.testing.assert_allclose(get_strategy("image").compose(bb, IMG * 2, None).vectors, IMG)
-    np.testing.assert_allclose(get_strategy("text").compose(bb, None, ["add a dog"]).vectors, [[0, 0.6, 0.8]], atol=1e-6)
+    np.testing.assert_allclose(build_strategy("image").compose(bb, IMG * 2, None).vectors, IMG)
+    np.testing.assert_allclose(build_strategy("text").compose(bb, None, ["add a dog"]).vectors, [[0, 0.6, 0.8]], atol=1e-6)
 
 
 def test_weighted_sum_by_hand():
     bb = TableBackbone(TABLE)
-    out = get_strategy("sum", image_weight=1.0, text_weight=2.0).compose(bb, IMG, ["add a dog"]).vectors
+    out = build_strategy("sum", {"image_weight": 1.0, "text_weight": 2.0}).compose(bb, IMG, ["add a dog"]).vectors
     expected = np.array([1.0, 1.2, 1.6]) / np.linalg.norm([1.0, 1.2, 1.6])
     np.testing.assert_allclose(out[0], expected, atol=1e-6)
+    # get_strategy: the same with the parameters as keywords
+    np.testing.assert_array_equal(get_strategy("sum", image_weight=1.0, text_weight=2.0).compose(bb, IMG, ["add a dog"]).vectors, out)
 
 
 def test_arithmetic_by_hand():
     bb = TableBackbone(TABLE)
-    strategy = get_strategy("arithmetic", add_weight=0.5, remove_weight=2.0, parser=RuleParser(["dog", "cat"]))
+    strategy = build_strategy("arithmetic", {"add_weight": 0.5, "remove_weight": 2.0}, parser=RuleParser(["dog", "cat"]))
     composed = strategy.compose(bb, IMG, ["replace the cat with a dog"])
     expected = np.array([1.0, 0.5, -2.0]) / np.linalg.norm([1.0, 0.5, -2.0])
     np.testing.assert_allclose(composed.vectors[0], expected, atol=1e-6)
     assert composed.explanations[0]["add"] == ["dog"] and composed.explanations[0]["remove"] == ["cat"]
 
 
-def test_unknown_strategy_names_choices():
-    with pytest.raises(ValueError, match="unknown strategy 'sun'; choose one of image, text, sum, arithmetic"):
-        get_strategy("sun")
+def test_unknown_strategy_and_parameters_name_the_choices():
+    with pytest.raises(UnknownStrategy, match="unknown strategy 'sun'; choose one of image, text, sum, arithmetic"):
+        build_strategy("sun")
+    with pytest.raises(InvalidParameter, match="strategy 'arithmetic' takes add_weight .*remove_weight .*got 'image_weight'"):
+        build_strategy("arithmetic", {"image_weight": 1.0}, parser=RuleParser(["dog"]))
 
 
 def test_missing_inputs_are_errors():
     with pytest.raises(ValueError, match="needs a reference image"):
-        get_strategy("sum").compose(TableBackbone(TABLE), None, ["add a dog"])
+        build_strategy("sum").compose(TableBackbone(TABLE), None, ["add a dog"])
 
 
 def test_zero_vector_stays_zero():

@@ -10,13 +10,13 @@ from cir.backbones import shipped_demo_dir
 @pytest.mark.parametrize("name", ["pic2word", "combiner"])
 def test_demo_learned_strategies_need_no_flag(name):
     from cir.backbones import load_backbone
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy
     from cir.scenes import Scene, SceneRenderer
 
     assert (shipped_demo_dir() / f"composer-{name}.safetensors").is_file()
     backbone = load_backbone("cir:demo")
     image = backbone.encode_images([SceneRenderer().render(Scene("s", (0, 1), "color", 3), 64)])
-    strategy = get_strategy(name)
+    strategy = build_strategy(name)
     out = strategy.compose(backbone, image, ["add a laptop"])
     assert out.vectors.shape == (1, backbone.dim) and np.isfinite(out.vectors).all()
     assert strategy.weights.backbone == "cir:demo" and strategy.weights.provenance["best_epoch"] >= 1
@@ -39,7 +39,9 @@ def test_demo_learned_strategies_are_served(tmp_path):
     with Store.open(tmp_path / "store", backbone="cir:demo", create=True) as store:
         store.index([folder], progress=False)
     client = TestClient(create_app(ServeConfig(store=tmp_path / "store")))
-    assert client.get("/info").json()["strategies"] == ["image", "text", "sum", "arithmetic", "pic2word", "combiner"]
+    info = client.get("/info").json()
+    assert [s["name"] for s in info["strategies"]] == ["image", "text", "sum", "arithmetic", "pic2word", "combiner"]
+    assert [s["learned"] for s in info["strategies"]] == [False] * 4 + [True] * 2
     for name in ("pic2word", "combiner"):
         response = client.post("/search", data={"item_id": "0", "text": "add a laptop", "strategy": name, "k": "3"})
         assert response.status_code == 200, response.text

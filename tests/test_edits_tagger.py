@@ -152,13 +152,13 @@ def test_checkpoint_errors_are_loud(tiny_tagger, tmp_path):
 
 def test_arithmetic_uses_the_tagger_when_its_checkpoint_is_found(tiny_tagger, monkeypatch, tmp_path):
     import cir.edits.tagger
-    from cir.compose import default_edit_parser, get_strategy
+    from cir.compose import default_edit_parser, build_strategy
     from cir.errors import WeightsUnavailable
 
     assert default_edit_parser().name == "rules"  # no checkpoint: the rules
     monkeypatch.setattr(cir.edits.tagger, "shipped_checkpoint", lambda: tiny_tagger[0])
     assert default_edit_parser().name == "tagger"
-    assert get_strategy("arithmetic").params()["parser"] == "tagger"
+    assert build_strategy("arithmetic").params()["parser"] == "tagger"
     (tmp_path / "config.json").write_text("{}")  # exists but cannot load: an error, never the rules
     monkeypatch.setattr(cir.edits.tagger, "shipped_checkpoint", lambda: tmp_path)
     with pytest.raises(WeightsUnavailable):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cir.compose import get_strategy, unit_rows
+from cir.compose import build_strategy, unit_rows
 from cir.errors import CirError
 from cir.datasets import load_cirr, load_fashioniq, load_text2image
 from cir.encode.cache import EmbeddingCache
@@ -49,7 +49,7 @@ def test_both_caption_orders_are_averaged(tiny_backbone, tmp_path):
     both = load_fashioniq(root, "toptee", caption_join="both")
     run = run_task(both, tiny_backbone, RunConfig(strategies=("text",), progress=False))
     q = both.queries[0]
-    strategy = get_strategy("text")
+    strategy = build_strategy("text")
     expected = unit_rows(strategy.compose(tiny_backbone, None, [q.texts[0]]).vectors + strategy.compose(tiny_backbone, None, [q.texts[1]]).vectors)
     gallery = tiny_backbone.encode_images([Image.open(p).convert("RGB") for p in both.gallery_paths])
     order = [both.gallery_ids[j] for j in np.argsort(-(expected @ gallery.T)[0], kind="stable")]

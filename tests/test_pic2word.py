@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from cir.compose import get_strategy
+from cir.compose import build_strategy
 from cir.compose.composer_file import ComposerWeights, save_composer
 from cir.errors import WeightsUnavailable
 from cir.train.pic2word import TRAIN_PROMPT, Mapper, MapperConfig, pic2word_loss
@@ -96,7 +96,7 @@ def _saved_mapper(backbone, path):
 
 def test_strategy_composes_with_the_mapped_token(tiny_backbone, tmp_path):
     mapper = _saved_mapper(tiny_backbone, tmp_path / "pic2word.safetensors")
-    strategy = get_strategy("pic2word", composer=str(tmp_path))  # a directory holding pic2word.safetensors
+    strategy = build_strategy("pic2word", composer=str(tmp_path))  # a directory holding pic2word.safetensors
     images = tiny_backbone.encode_texts(["one", "two"])
     out = strategy.compose(tiny_backbone, images, ["add a cat", "remove the dog"])
     with torch.no_grad():
@@ -108,18 +108,18 @@ def test_strategy_composes_with_the_mapped_token(tiny_backbone, tmp_path):
 
 def test_weights_refuse_another_backbone(tiny_backbone, tiny_openclip, tmp_path):
     _saved_mapper(tiny_backbone, tmp_path / "p.safetensors")
-    strategy = get_strategy("pic2word", composer=str(tmp_path / "p.safetensors"))
+    strategy = build_strategy("pic2word", composer=str(tmp_path / "p.safetensors"))
     with pytest.raises(WeightsUnavailable, match="was trained for backbone cir:.*cir train pic2word --backbone openclip:"):
         strategy.prepare(tiny_openclip)
 
 
 def test_missing_weights_name_the_training_command(tiny_openclip, tiny_backbone, tmp_path):
     with pytest.raises(WeightsUnavailable, match=r"cir train pic2word --backbone openclip:"):
-        get_strategy("pic2word").prepare(tiny_openclip)
+        build_strategy("pic2word").prepare(tiny_openclip)
     with pytest.raises(WeightsUnavailable, match=r"composer-pic2word.safetensors.*cir train pic2word"):
-        get_strategy("pic2word").prepare(tiny_backbone)  # a cir: checkpoint without its own weights
+        build_strategy("pic2word").prepare(tiny_backbone)  # a cir: checkpoint without its own weights
     with pytest.raises(WeightsUnavailable, match="do not exist"):
-        get_strategy("pic2word", composer=str(tmp_path / "nothing.safetensors")).prepare(tiny_backbone)
+        build_strategy("pic2word", composer=str(tmp_path / "nothing.safetensors")).prepare(tiny_backbone)
 
 
 def test_template_needs_placeholder_and_text():
@@ -137,7 +137,7 @@ def test_train_command_writes_weights_that_search_uses(tiny_cir_checkpoint, tmp_
     spec = f"cir:{tiny_cir_checkpoint}"
     assert main(["train", "pic2word", "--backbone", spec, "--preset", "smoke", "--out", str(tmp_path / "p")]) == 0
     backbone = load_backbone(spec)
-    strategy = get_strategy("pic2word", composer=str(tmp_path / "p" / "pic2word.safetensors"))
+    strategy = build_strategy("pic2word", composer=str(tmp_path / "p" / "pic2word.safetensors"))
     vec = strategy.compose(backbone, backbone.encode_texts(["x"]), ["add a cat"]).vectors
     assert vec.shape == (1, backbone.dim) and np.isfinite(vec).all()
     assert main(["train", "pic2word", "--backbone", spec, "--preset", "smoke", "--out", str(tmp_path / "p")]) == 2  # needs --resume

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cir.compose import STRATEGY_NAMES
+from cir.compose import strategy_names
 from cir.server import ServeConfig, create_app
 from tests.server_helpers import scene_store, scene_store_dir  # noqa: F401 - fixtures
 from tests.store_helpers import encoded_png_header, jpeg_bytes
@@ -99,8 +99,11 @@ def test_json_variant_with_base64_image_equals_the_form(client, scene_store):  #
     js = client.post("/search/json", json={"image_base64": base64.b64encode(data).decode(), "text": "add a laptop", "k": 4})
     assert js.status_code == 200, js.text
     assert js.json()["results"] == form["results"]
-    by_item = client.post("/search/json", json={"item_id": 1, "strategy": "image", "k": 3, "weights": {"image": 1}})
+    by_item = client.post("/search/json", json={"item_id": 1, "strategy": "image", "k": 3, "params": {}})
     assert by_item.status_code == 200 and by_item.json()["explanation"]["add"] == []
+    weighted = client.post("/search/json", json={"item_id": 1, "text": "add a cat", "strategy": "sum", "k": 3,
+                                                 "params": {"image_weight": 0.5}})
+    assert weighted.status_code == 200 and weighted.json()["explanation"]["weights"] == {"image": 0.5, "text": 1.0}
 
 
 def test_text_only_and_image_only(client):
@@ -129,7 +132,14 @@ def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
                                             "api_key_required": False}
     info = client.get("/info").json()
     # the tiny backbone has no trained Pic2Word / Combiner weights: the learned strategies are not offered
-    assert info["strategies"] == ["image", "text", "sum", "arithmetic"] and info["limits"]["max_upload_bytes"] == 256 * 1024
+    assert [s["name"] for s in info["strategies"]] == ["image", "text", "sum", "arithmetic"]
+    assert info["limits"]["max_upload_bytes"] == 256 * 1024
+    by_name = {s["name"]: s for s in info["strategies"]}
+    assert by_name["sum"]["params"] == [
+        {"name": "image_weight", "type": "float", "default": 1.0, "min": -100.0, "max": 100.0, "help": "weight of the reference image"},
+        {"name": "text_weight", "type": "float", "default": 1.0, "min": -100.0, "max": 100.0, "help": "weight of the text"}]
+    assert by_name["image"]["params"] == [] and by_name["image"]["needs_text"] is False and by_name["text"]["needs_image"] is False
+    assert all(s["description"] and s["learned"] is False for s in info["strategies"])
     unavailable = client.post("/search", data={"item_id": "0", "text": "add a cat", "strategy": "pic2word"})
     assert unavailable.status_code in (404, 409, 422) and "cir train pic2word" in unavailable.json()["message"]
     page = client.get("/")
@@ -142,8 +152,19 @@ def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
     schema = client.get("/openapi.json").json()
     assert {"/search", "/search/json", "/parse", "/items/{item_id}", "/items/{item_id}/image",
             "/items/{item_id}/thumbnail", "/health", "/metrics"} <= set(schema["paths"])
-    form = schema["components"]["schemas"]
-    assert any("strategy" in s.get("properties", {}) for s in form.values())
+    models = schema["components"]["schemas"]
+    form = next(s for s in models.values() if "strategy" in s.get("properties", {}) and "image" in s["properties"])
+    assert form["properties"]["image_weight"]["anyOf"][0] == {"type": "number", "maximum": 100.0, "minimum": -100.0}
+    assert "sum: weight of the reference image" in form["properties"]["image_weight"]["description"]
+    # the JSON body: one variant per strategy, told apart by strategy, each with its own params
+    body = schema["paths"]["/search/json"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = models[body["$ref"].split("/")[-1]] if "$ref" in body else body
+    assert body["discriminator"]["propertyName"] == "strategy"
+    assert set(body["discriminator"]["mapping"]) == set(strategy_names())
+    sum_params = models["SumParams"]
+    assert set(sum_params["properties"]) == {"image_weight", "text_weight"} and sum_params["additionalProperties"] is False
+    assert sum_params["properties"]["text_weight"]["maximum"] == 100.0
+    assert set(models["ArithmeticParams"]["properties"]) == {"add_weight", "remove_weight"}
     assert client.get("/docs").status_code == 404  # Swagger UI would load a CDN
 
 
@@ -207,12 +228,17 @@ def test_oversize_body_streamed_without_content_length_is_refused(client):
 
 def test_field_errors_name_the_valid_choices(client):
     body = assert_error(client.post("/search", data={"item_id": "0", "text": "x", "strategy": "sun"}), 422, "invalid_request")
-    assert all(name in body["message"] for name in STRATEGY_NAMES)
+    assert all(name in body["message"] for name in strategy_names())
     for k in ("0", "-3", "1001", "1e9", "ten", "2.5"):  # (an empty field counts as not given: k=10)
         assert_error(client.post("/search", data={"item_id": "0", "text": "x", "k": k}), 422, "invalid_request", "k")
     for w in ("heavy", "nan", "inf", "-inf", "1e308", "101"):
         assert_error(client.post("/search", data={"item_id": "0", "text": "x", "image_weight": w}), 422, "invalid_request", "image_weight")
     assert_error(client.post("/search", data={"item_id": "0", "text": "x" * 1001}), 422, "invalid_request", "text")
+    # a parameter of another strategy: refused, naming the parameters the chosen one takes
+    assert_error(client.post("/search", data={"item_id": "0", "text": "x", "strategy": "arithmetic", "image_weight": "2"}),
+                 422, "invalid_request", "takes add_weight")
+    assert_error(client.post("/search", data={"item_id": "0", "text": "x", "strategy": "image", "text_weight": "2"}),
+                 422, "invalid_request", "takes no parameters")
     assert_error(client.get("/parse"), 422, "invalid_request", "text")
     assert_error(client.get("/parse", params={"text": "y" * 5000}), 422, "invalid_request")
 
@@ -222,8 +248,13 @@ def test_json_body_errors(client):
     assert_error(client.post("/search/json", json=[1, 2]), 422, "invalid_request")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "strategy": "sun"}), 422, "invalid_request", "arithmetic")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "k": 0}), 422, "invalid_request", "k")
-    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "weights": {"image": "heavy"}}), 422)
-    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "weights": {"image": 1e9}}), 422, "invalid_request", "weights.image")
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "params": {"image_weight": "heavy"}}), 422)
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "params": {"image_weight": 1e9}}), 422,
+                 "invalid_request", "params.image_weight")
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "strategy": "arithmetic",
+                                                   "params": {"image_weight": 2}}), 422, "invalid_request", "image_weight")
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "weights": {"image": 1}}), 422, "invalid_request", "weights")
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x" * 1001}), 422, "invalid_request", "text")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "path": "/etc/passwd"}), 422, "invalid_request", "path")
     assert_error(client.post("/search/json", json={"image_base64": "***", "text": "x"}), 422, "invalid_request", "base64")
     assert_error(client.post("/search/json", json={"image_base64": base64.b64encode(b"GIF89a....").decode(), "text": "x"}), 415)

@@ -126,10 +126,16 @@ def test_upload_search_refine_undo(browser, page_url, scene_store):  # noqa: F81
     page.click("#undo")
     assert page.locator("#trail-list li").count() == 1 and page.is_disabled("#undo")
 
-    # strategy controls show the weights that strategy uses
+    # strategy controls, built from /info, show the parameters that strategy declares, with bounds and help
+    assert page.is_visible("#param-sum-image_weight") and not page.is_visible("#param-arithmetic-add_weight")
+    assert "late fusion" in page.inner_text("#strategy-help")
     page.select_option("#strategy", "arithmetic")
-    assert page.is_visible("#add-weight") and not page.is_visible("#image-weight")
-    page.fill("#add-weight", "1.5")
+    assert page.is_visible("#param-arithmetic-add_weight") and not page.is_visible("#param-sum-image_weight")
+    add = page.locator("#param-arithmetic-add_weight")
+    assert (add.get_attribute("min"), add.get_attribute("max"), add.input_value()) == ("-100", "100", "1")
+    assert "weight of each added object" in page.locator("label.param", has=add).get_attribute("title")
+    assert "objects added" in page.inner_text("#strategy-help")
+    page.fill("#param-arithmetic-add_weight", "1.5")
     page.press("#text", "Enter")
     expect(page.locator("#explanation")).to_contain_text("strategy arithmetic")
     assert "add 1.5" in page.inner_text("#explanation")

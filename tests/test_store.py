@@ -480,15 +480,23 @@ def test_search_scores_match_brute_force(searchable):
 
 
 def test_text_only_and_arithmetic_and_strategy_objects(searchable):
-    from cir.compose import get_strategy
+    from cir.compose import InvalidParameter, build_strategy
 
     store, _ = searchable
     assert len(store.search(text="a dog", strategy="text", k=4).results) == 4
     arithmetic = store.search(item_id=1, text="add a laptop and remove the umbrella", strategy="arithmetic", k=3)
     assert arithmetic.explanation["add"] == ["laptop"] and arithmetic.explanation["remove"] == ["umbrella"]
-    ready = store.search(item_id=1, text="x", strategy=get_strategy("sum", text_weight=0.0), k=3)
+    ready = store.search(item_id=1, text="x", strategy=build_strategy("sum", {"text_weight": 0.0}), k=3)
     by_image = store.search(item_id=1, strategy="image", k=3)
     assert [h.id for h in ready.results] == [h.id for h in by_image.results]
+    by_params = store.search(item_id=1, text="x", strategy="sum", params={"text_weight": 0.0}, k=3)
+    assert [h.id for h in by_params.results] == [h.id for h in by_image.results]
+    with pytest.raises(InvalidParameter, match="carries its own"):  # a ready strategy takes no parameters here
+        store.search(item_id=1, text="x", strategy=build_strategy("sum"), image_weight=2.0)
+    with pytest.raises(InvalidParameter, match="text_weight given both in params= and as a keyword"):
+        store.search(item_id=1, text="x", params={"text_weight": 0.0}, text_weight=1.0)
+    with pytest.raises(InvalidParameter, match="takes add_weight .*got 'image_weight'"):
+        store.search(item_id=1, text="x", strategy="arithmetic", image_weight=2.0)
 
 
 @pytest.mark.parametrize(

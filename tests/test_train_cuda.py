@@ -9,7 +9,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def test_trainers_run_on_cuda_and_their_results_load_on_cpu(tiny_cir_checkpoint, tmp_path):
     from cir.backbones import load_backbone
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy
     from cir.train.combiner import preset_config as combiner_config, train_combiner
     from cir.train.finetune import preset_config as finetune_config, train_finetune
     from cir.train.pic2word import preset_config as pic2word_config, train_pic2word
@@ -30,7 +30,7 @@ def test_trainers_run_on_cuda_and_their_results_load_on_cpu(tiny_cir_checkpoint,
         backbone = load_backbone(spec, device=device)
         images = backbone.encode_texts(["a", "b"])
         for name in ("pic2word", "combiner"):
-            vec = get_strategy(name, composer=str(tmp_path / name[0])).compose(backbone, images, ["add a cat", "no dog"]).vectors
+            vec = build_strategy(name, composer=str(tmp_path / name[0])).compose(backbone, images, ["add a cat", "no dog"]).vectors
             assert vec.shape == (2, backbone.dim) and np.isfinite(vec).all()
     assert np.isfinite(load_backbone(f"cir:{tmp_path / 'f'}").encode_texts(["x"])).all()
 

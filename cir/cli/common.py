@@ -17,3 +17,10 @@ def demo_backbone_notice(spec: str) -> None:
             f"for real photos pass e.g. --backbone {REAL_PHOTOS_EXAMPLE}",
             err=True,
         )
+
+
+def strategy_help(prefix: str) -> str:
+    """``prefix`` and the registered strategies with their one-line descriptions (for --strategy)."""
+    from cir.compose.registry import strategy_specs
+
+    return prefix + "; ".join(f"{s.name}: {s.description}" for s in strategy_specs())

@@ -10,14 +10,10 @@ from typing import List, Optional
 import typer
 
 from cir.backbones.spec import DEFAULT_BACKBONE
-from cir.cli.common import BACKBONE_HELP
+from cir.cli.common import BACKBONE_HELP, strategy_help
 
 # options every evaluator takes (typer needs them in each signature; the objects are shared)
 BACKBONE = typer.Option(DEFAULT_BACKBONE, "--backbone", help=BACKBONE_HELP)
-STRATEGY = typer.Option(
-    None, "--strategy", help="composition strategy, or several comma-separated (image,text,sum,arithmetic,pic2word,combiner); default sum "
-    "(text for text2image), every training-free strategy with --compare",
-)
 OUT = typer.Option(None, "--out", help="write the result JSON here (metrics per strategy, options, hashes, time)")
 SAVE_RANKINGS = typer.Option(None, "--save-rankings", help="write {strategy: {query id: [top-50 gallery ids]}} here")
 COMPARE = typer.Option(False, "--compare", help="print strategies side by side (and evaluate all of them unless --strategy)")
@@ -27,6 +23,13 @@ WORKERS = typer.Option(4, "--workers", help="threads that read, decode and prepr
 QUIET = typer.Option(False, "--quiet", help="no progress bars or progress lines (the table is still printed)")
 COMPOSER = typer.Option(None, "--composer", help="pic2word/combiner: trained weights (a .safetensors file or a directory "
                         "holding pic2word.safetensors / combiner.safetensors); default: the backbone's own (cir:demo ships them)")
+
+
+def strategy_option():
+    """--strategy, its help listing the registered strategies (built when the commands are registered)."""
+    return typer.Option(None, "--strategy", help=strategy_help(
+        "composition strategy, or several comma-separated; default sum (text for text2image), every training-free "
+        "strategy with --compare. "))
 
 
 @dataclass
@@ -56,7 +59,7 @@ def _s(path: Path | None) -> str | None:
 
 def parse_strategies(values: list[str] | None, compare: bool, text_only: bool) -> tuple[str, ...]:
     """``--strategy a,b --strategy c`` -> (a, b, c); the default depends on the task and on --compare."""
-    from cir.compose import LEARNED_STRATEGIES, STRATEGY_NAMES
+    from cir.compose import strategy_names
 
     names = [n.strip() for v in (values or []) for n in v.split(",") if n.strip()]
     if names:
@@ -64,7 +67,7 @@ def parse_strategies(values: list[str] | None, compare: bool, text_only: bool) -
     if text_only:
         return ("text",)
     # --compare alone: the training-free strategies (learned ones need weights: ask for them with --strategy)
-    return tuple(n for n in STRATEGY_NAMES if n not in LEARNED_STRATEGIES) if compare else ("sum",)
+    return strategy_names(learned=False) if compare else ("sum",)
 
 
 def common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=False,
@@ -108,6 +111,7 @@ def execute(benchmark: str, tasks: list, labels: list[str] | None, opts: CommonO
 
 def register(app: typer.Typer) -> None:
     ev = typer.Typer(help="Evaluate retrieval: CIRR, FashionIQ, CIRCO, triplet CSVs and text->image CSVs.", no_args_is_help=True)
+    STRATEGY = strategy_option()  # noqa: N806 - shared by every evaluator's signature, like the module's options
     app.add_typer(ev, name="eval")
 
     @ev.command("cirr")

@@ -1,55 +1,32 @@
 """Composition strategies: how a reference image and a modification text become one query vector.
 
-    get_strategy("sum", image_weight=1.0, text_weight=0.8)
-    get_strategy("arithmetic", add_weight=1.0, remove_weight=1.0)
-    get_strategy("pic2word", composer="runs/pic2word")     learned: weights from `cir train pic2word|combiner`
+    build_strategy("sum", {"image_weight": 1.0, "text_weight": 0.8})
+    build_strategy("arithmetic", {"add_weight": 1.0, "remove_weight": 1.0})
+    build_strategy("pic2word", composer="runs/pic2word")     learned: weights from `cir train pic2word|combiner`
+    describe_strategies()                                   names, descriptions, parameters (what /info serves)
+
+Every strategy is declared once in :mod:`cir.compose.registry`; importing this package registers the built-in ones
+(a new strategy module is one more import below).
 """
 
 from __future__ import annotations
 
 from cir.compose.base import Composed, Strategy, unit_rows
-from cir.compose.strategies import Arithmetic, ArithmeticWeights, ImageOnly, SumWeights, TextOnly, WeightedSum
+from cir.compose.registry import (
+    InvalidParameter, ParamSpec, StrategySpec, UnknownStrategy, build_strategy, default_edit_parser,
+    describe_strategies, param, register_strategy, strategy_names, strategy_spec, unregister_strategy,
+)
+from cir.compose import strategies as _strategies  # noqa: F401 - registers image, text, sum, arithmetic
+from cir.compose import pic2word as _pic2word  # noqa: F401 - registers pic2word
+from cir.compose import combiner as _combiner  # noqa: F401 - registers combiner
 
-STRATEGY_NAMES = ("image", "text", "sum", "arithmetic", "pic2word", "combiner")
-LEARNED_STRATEGIES = ("pic2word", "combiner")  # need trained weights: --composer PATH or the backbone's own
-
-__all__ = ["STRATEGY_NAMES", "Composed", "Strategy", "get_strategy", "unit_rows", "default_edit_parser"]
-
-
-def default_edit_parser():
-    """The parser ``arithmetic`` uses unless told otherwise: the learned tagger when its checkpoint is shipped or
-    in the cache (a checkpoint that exists but fails to load is an error), else the rule-based parser over the
-    scene vocabulary. The parser's name is in every arithmetic explanation."""
-    from cir.edits.parsers import get_parser
-
-    return get_parser("auto")
+__all__ = [
+    "Composed", "InvalidParameter", "ParamSpec", "Strategy", "StrategySpec", "UnknownStrategy", "build_strategy",
+    "default_edit_parser", "describe_strategies", "get_strategy", "param", "register_strategy", "strategy_names",
+    "strategy_spec", "unit_rows", "unregister_strategy",
+]
 
 
-def get_strategy(
-    name: str,
-    *,
-    image_weight: float = 1.0,
-    text_weight: float = 1.0,
-    add_weight: float = 1.0,
-    remove_weight: float = 1.0,
-    parser=None,
-    composer=None,
-) -> Strategy:
-    """Build a strategy by name; an unknown name is an error that lists the valid ones."""
-    if name == "image":
-        return ImageOnly()
-    if name == "text":
-        return TextOnly()
-    if name == "sum":
-        return WeightedSum(SumWeights(image_weight, text_weight))
-    if name == "arithmetic":
-        return Arithmetic(parser or default_edit_parser(), ArithmeticWeights(add_weight, remove_weight))
-    if name == "pic2word":
-        from cir.compose.pic2word import Pic2Word
-
-        return Pic2Word(composer)
-    if name == "combiner":
-        from cir.compose.combiner import CombinerStrategy
-
-        return CombinerStrategy(composer)
-    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+def get_strategy(name: str, *, composer=None, parser=None, **params) -> Strategy:
+    """``build_strategy(name, params, composer=..., parser=...)`` with the parameters as keywords."""
+    return build_strategy(name, params, composer=composer, parser=parser)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from cir.backbones.base import Backbone
+
+if TYPE_CHECKING:
+    from cir.compose.registry import StrategySpec
 
 
 @dataclass
@@ -20,9 +23,18 @@ class Composed:
 
 
 class Strategy(ABC):
-    name: str
+    """Register a subclass with :func:`cir.compose.registry.register_strategy`, which sets these four."""
+
+    name: str  # the registered name
     needs_image: bool = True  # whether a reference image is required
     needs_text: bool = True  # whether a modification text is required
+    spec: "StrategySpec"  # its declaration: description, parameters, trained weights
+
+    @classmethod
+    def from_params(cls, params, *, composer=None, parser=None) -> "Strategy":
+        """Build from the validated parameter dataclass (None when the strategy declares none). ``composer`` and
+        ``parser`` are what :func:`~cir.compose.registry.build_strategy` was given; most strategies use neither."""
+        return cls(params) if params is not None else cls()
 
     @abstractmethod
     def compose(self, backbone: Backbone, images: np.ndarray | None, texts: Sequence[str] | None) -> Composed:

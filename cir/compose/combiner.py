@@ -10,10 +10,12 @@ import torch
 from cir.backbones.base import Backbone
 from cir.compose.base import Composed
 from cir.compose.learned import LearnedStrategy
+from cir.compose.networks.combiner import Combiner, CombinerConfig
+from cir.compose.registry import register_strategy
 
 
+@register_strategy("combiner", "a trained network (CLIP4Cir's Combiner) fuses the image and text embeddings", weights="combiner")
 class CombinerStrategy(LearnedStrategy):
-    name = kind = "combiner"
 
     def compose(self, backbone: Backbone, images, texts: Sequence[str]) -> Composed:
         n = self._check(images, texts)
@@ -25,6 +27,4 @@ class CombinerStrategy(LearnedStrategy):
         return Composed(out.float().cpu().numpy(), [{"strategy": self.name, **self.params()}] * n)
 
     def build(self, config: dict) -> torch.nn.Module:
-        from cir.train.combiner import Combiner, CombinerConfig
-
         return Combiner(CombinerConfig(**config))

@@ -25,12 +25,11 @@ from cir.errors import WeightsUnavailable
 
 PROBE_TEXT = "a photo of a red umbrella next to a laptop"
 PROBE_MIN_COSINE = 0.99
-COMPOSER_KINDS = ("pic2word", "combiner")
 
 
 @dataclass
 class ComposerWeights:
-    kind: str  # one of COMPOSER_KINDS
+    kind: str  # a learned strategy's weights kind (its registry declaration: weights=...)
     config: dict  # the network's config (dataclass as a dict)
     state: dict[str, torch.Tensor]  # the network's state dict
     backbone: str  # spec of the backbone it was trained for

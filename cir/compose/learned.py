@@ -1,5 +1,5 @@
-"""What the learned strategies share: their trained weights are found, loaded and checked against the backbone
-once per backbone (see :mod:`cir.compose.composer_file` for where they come from)."""
+"""What the learned strategies share: their trained weights are found through the registry's declaration
+(:class:`~cir.compose.registry.TrainedWeights`), loaded and checked against the backbone once per backbone."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import torch
 
 from cir.backbones.base import Backbone
 from cir.compose.base import Strategy
-from cir.compose.composer_file import ComposerWeights, default_composer_path, load_composer
+from cir.compose.composer_file import ComposerWeights
 
 
 class LearnedStrategy(Strategy):
     """A strategy with a trained network; ``composer`` is a weights file or directory (None: the backbone's own)."""
-
-    kind: str  # composer kind, also the strategy name
 
     def __init__(self, composer: str | Path | None = None) -> None:
         self.composer = composer
@@ -23,11 +21,14 @@ class LearnedStrategy(Strategy):
         self._for: int | None = None  # id of the backbone the net was checked against
         self.weights: ComposerWeights | None = None
 
+    @classmethod
+    def from_params(cls, params, *, composer=None, parser=None) -> "LearnedStrategy":
+        return cls(composer)
+
     def prepare(self, backbone: Backbone) -> None:
         if self._net is not None and self._for == id(backbone):
             return
-        path = self.composer if self.composer is not None else default_composer_path(backbone, self.kind)
-        weights = load_composer(path, self.kind, backbone)
+        weights = self.spec.weights.load(backbone, self.composer)
         net = self.build(weights.config)
         net.load_state_dict(weights.state)
         self._net, self._for, self.weights = net.to(backbone.device).eval(), id(backbone), weights

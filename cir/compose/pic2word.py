@@ -14,13 +14,16 @@ import torch
 from cir.backbones.base import PLACEHOLDER, Backbone
 from cir.compose.base import Composed
 from cir.compose.learned import LearnedStrategy
+from cir.compose.networks.pic2word import Mapper, MapperConfig
+from cir.compose.registry import register_strategy
 
 DEFAULT_TEMPLATE = f"a photo of {PLACEHOLDER} , {{text}}"
 DOMAIN_TEMPLATE = f"a {{text}} of {PLACEHOLDER}"  # domain conversion: the text is the domain ("sketch")
 
 
+@register_strategy("pic2word", "the text tower reads a prompt in which a trained mapper turned the image into a pseudo word",
+                   weights="pic2word")
 class Pic2Word(LearnedStrategy):
-    name = kind = "pic2word"
 
     def __init__(self, composer: str | Path | None = None, template: str = DEFAULT_TEMPLATE) -> None:
         super().__init__(composer)
@@ -42,6 +45,4 @@ class Pic2Word(LearnedStrategy):
         return Composed(vectors, [{"strategy": self.name, "prompt": p, **self.params()} for p in prompts][:n])
 
     def build(self, config: dict) -> torch.nn.Module:
-        from cir.train.pic2word import Mapper, MapperConfig
-
         return Mapper(MapperConfig(**config))

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cir.backbones.base import Backbone
-from cir.compose import Strategy, get_strategy
+from cir.compose import Strategy, build_strategy
 from cir.errors import CirError
 from cir.encode.cache import EmbeddingCache, EncodeStats
 from cir.eval.metrics import compute_metrics, metric_depth, relevance
@@ -60,10 +60,7 @@ def build_strategies(names: Sequence[str], task: EvalTask | None = None, compose
         raise CirError("no strategy given; pass e.g. --strategy sum or --strategy image,text,sum,arithmetic")
     out = {}
     for name in names:
-        try:
-            strategy = get_strategy(name, composer=composer)
-        except ValueError as exc:
-            raise CirError(str(exc)) from None
+        strategy = build_strategy(name, composer=composer)  # an unknown name: UnknownStrategy, naming the valid ones
         if task is not None and strategy.needs_image and any(q.reference_path is None for q in task.queries):
             raise CirError(
                 f"strategy {name!r} needs a reference image, but the {task.name} queries have none; "

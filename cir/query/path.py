@@ -19,21 +19,18 @@ from cir.query.stages import compose_queries, first_stage, rerank_stage
 
 
 def resolve_strategy(query: Query):
-    from cir.compose import get_strategy
+    from cir.compose import build_strategy
     from cir.compose.base import Strategy
+    from cir.compose.registry import InvalidParameter
 
     if isinstance(query.strategy, Strategy):
+        if query.params:
+            raise InvalidParameter(f"parameters ({', '.join(map(str, query.params))}) go with a strategy given by name; "
+                                   f"the ready {query.strategy.name!r} strategy carries its own")
         return query.strategy
     if not isinstance(query.strategy, str):
         raise QueryError(f"strategy must be a name or a Strategy, got {type(query.strategy).__name__}")
-    try:
-        return get_strategy(query.strategy, composer=query.composer, **(query.params or {}))
-    except TypeError as exc:
-        raise QueryError(f"strategy {query.strategy!r}: {exc}") from exc
-    except QueryError:
-        raise
-    except ValueError as exc:
-        raise QueryError(str(exc)) from exc
+    return build_strategy(query.strategy, query.params, composer=query.composer)
 
 
 def resolve_reranker(query: Query) -> Reranker:

@@ -11,7 +11,7 @@ class Query:
     text: str | None = None  # the modification text
     item_id: int | None = None  # or a stored item as the reference
     strategy: object = "sum"  # a strategy name or a ready Strategy
-    params: dict = field(default_factory=dict)  # the strategy's parameters (ignored for a ready Strategy)
+    params: dict = field(default_factory=dict)  # the strategy's parameters (a ready Strategy carries its own: then none)
     k: int = 10  # results wanted
     exclude_reference: bool = True  # leave the reference (by id, or by content hash) out of the results
     composer: str | None = None  # learned strategies: trained weights (None: the backbone's own)

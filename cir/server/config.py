@@ -20,7 +20,6 @@ class ServeConfig:
     max_image_side: int = 16_384  # longest side of an uploaded image, pixels
     max_k: int = 1000  # most results one search may ask for
     max_text_chars: int = 1000  # longest modification text
-    max_weight: float = 100.0  # weights must lie in [-max_weight, max_weight] (and be finite)
     thumbnail_size: int = 256  # default longest side of /items/{id}/thumbnail
     max_thumbnail_size: int = 1024  # largest ?size= for thumbnails
     thumbnail_cache: int = 1024  # thumbnails kept in memory (LRU)

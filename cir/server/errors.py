@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cir.compose.registry import InvalidParameter, UnknownStrategy
 from cir.errors import CirError, ConfigError, QueryError, StoreError, StrategyUnavailable, UnknownItem, WeightsUnavailable
 from cir.ingest.decode import (
     CorruptImage, DecompressionBomb, EmptyFile, FileTooLarge, FileUnreadable, ImageTooLarge, NotAnImage, PreprocessFailed,
@@ -35,9 +36,11 @@ LIBRARY_ERRORS: tuple[tuple[type[CirError], ErrorKind], ...] = (
     (CorruptImage, ErrorKind(422, "invalid_image", "a truncated or corrupt image")),
     (PreprocessFailed, ErrorKind(422, "invalid_image", "an image the model's preprocessing refuses (e.g. 1 pixel wide)")),
     (FileUnreadable, ErrorKind(422, "invalid_image", "a reference file that cannot be read")),
+    (UnknownStrategy, ErrorKind(422, "invalid_request", "a strategy name that is not registered (the message lists the valid ones)")),
+    (InvalidParameter, ErrorKind(422, "invalid_request", "a strategy parameter that the strategy does not take, of the wrong type or out of its declared bounds (the message names the valid ones)")),
     (StrategyUnavailable, ErrorKind(422, "strategy_unavailable", "a strategy this store cannot run (it needs trained weights for the backbone; the message names the training command)")),
     (WeightsUnavailable, ErrorKind(422, "strategy_unavailable", "trained weights that are missing or were made for another backbone")),
-    (QueryError, ErrorKind(422, "invalid_query", "an incomplete or inconsistent query: no reference for a strategy that needs one, no text for one that needs it, both `image` and `item_id`, an unknown strategy or re-ranker, a parameter out of its bounds")),
+    (QueryError, ErrorKind(422, "invalid_query", "an incomplete or inconsistent query: no reference for a strategy that needs one, no text for one that needs it, both `image` and `item_id`, an unknown re-ranker")),
     (ConfigError, ErrorKind(422, "invalid_query", "a value that is not one of the valid choices")),
     (StoreError, ErrorKind(503, "store_unavailable", "the store could not be read (e.g. it kept changing); retry")),
     (CirError, ErrorKind(500, "internal_error", "any other library error (a bug: see the server log)")),

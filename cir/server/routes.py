@@ -6,17 +6,17 @@
 
 import base64
 import binascii
-from typing import Annotated, Optional
+import inspect
+from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, Security, UploadFile
 from fastapi.responses import FileResponse
 
+from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategies, loosest_bounds, strategy_names
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
-from cir.server.schemas import (
-    ERROR_RESPONSES, Edits, Health, Info, Item, SearchRequest, SearchResponse, StrategyName,
-)
+from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, search_request_model
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
 from cir.server.thumbnails import ThumbnailCache
@@ -32,7 +32,9 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     public = APIRouter()
     api = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
     thumbnails = ThumbnailCache(config.thumbnail_cache)
-    weight = dict(ge=-config.max_weight, le=config.max_weight, allow_inf_nan=False)
+    names = strategy_names()  # the registered strategies; /info says which of them this store's backbone can run
+    StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
+    SearchRequest = search_request_model(names, config.max_k, config.max_text_chars)  # noqa: N806
 
     @public.get("/health", response_model=Health, tags=["service"])
     def health() -> dict:
@@ -47,11 +49,11 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         store = service.fresh_store()
         return {
             "backbone": store.spec, "dim": store.dim, "items": len(store), "store_version": service.version,
-            "strategies": list(service.strategies), "default_strategy": "sum", "parser": service.parser.name,
+            "strategies": describe_strategies(service.strategies), "default_strategy": DEFAULT_STRATEGY,
+            "parser": service.parser.name,
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_image_pixels": config.max_image_pixels,
                        "max_image_side": config.max_image_side, "max_k": config.max_k,
-                       "max_text_chars": config.max_text_chars, "max_weight": config.max_weight,
-                       "max_thumbnail_size": config.max_thumbnail_size},
+                       "max_text_chars": config.max_text_chars, "max_thumbnail_size": config.max_thumbnail_size},
         }
 
     @api.get("/parse", response_model=Edits, tags=["search"])
@@ -59,47 +61,42 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         """The objects a modification text adds and removes, as the edit parser reads them (the page's chips)."""
         return service.parse(text)
 
-    @api.post("/search", response_model=SearchResponse, tags=["search"])
     def search(
         request: Request,
         image: Annotated[Optional[UploadFile], File(description="the reference image (or give item_id)")] = None,
         item_id: Annotated[Optional[int], Form(description="a stored item as the reference (or upload image)")] = None,
         text: Annotated[Optional[str], Form(max_length=config.max_text_chars, description="the modification text")] = None,
-        strategy: Annotated[StrategyName, Form(description="how image and text combine")] = "sum",
+        strategy: Annotated[StrategyName, Form(description="how image and text combine")] = DEFAULT_STRATEGY,
         k: Annotated[int, Form(ge=1, le=config.max_k, description="results wanted")] = 10,
-        image_weight: Annotated[float, Form(**weight, description="sum: weight of the reference image")] = 1.0,
-        text_weight: Annotated[float, Form(**weight, description="sum: weight of the text")] = 1.0,
-        add_weight: Annotated[float, Form(**weight, description="arithmetic: weight of each added object")] = 1.0,
-        remove_weight: Annotated[float, Form(**weight, description="arithmetic: weight of each removed object")] = 1.0,
         exclude_reference: Annotated[bool, Form(description="leave the reference out of the results")] = True,
+        **params,
     ) -> dict:
         """Rank the store's images for a reference (an uploaded image or a stored item) modified by a text.
-        A multipart form; see POST /search/json for the JSON variant."""
+        A multipart form; the strategy's parameters are fields of their own (each names the strategies that take
+        it; see GET /info). See POST /search/json for the JSON variant."""
         data = None
         if image is not None:
             check_declared_type(image.content_type)
             data = image.file.read(config.max_upload_bytes + 1)
-        args = SearchArgs(data, item_id, text, strategy, k, image_weight, text_weight, add_weight, remove_weight,
-                          exclude_reference)
-        return run_search(request, args)
+        given = {name: value for name, value in params.items() if value is not None}
+        return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference))
+
+    search.__signature__ = _with_param_fields(search)  # one form field per declared parameter
+    api.post("/search", response_model=SearchResponse, tags=["search"])(search)
 
     @api.post("/search/json", response_model=SearchResponse, tags=["search"])
     def search_json(request: Request, body: SearchRequest) -> dict:
-        """The JSON variant of POST /search: the reference is ``item_id`` or ``image_base64``."""
-        _check_range("k", body.k, 1, config.max_k)
-        if body.text is not None and len(body.text) > config.max_text_chars:
-            raise ApiError(422, "invalid_request", f"text: at most {config.max_text_chars} characters")
-        w = body.weights
-        for name in ("image", "text", "add", "remove"):
-            _check_range(f"weights.{name}", getattr(w, name), -config.max_weight, config.max_weight)
+        """The JSON variant of POST /search: the reference is ``item_id`` or ``image_base64``; ``strategy`` picks
+        the request's variant, and so the ``params`` it takes (see GET /info)."""
+        query = body.root
         data = None
-        if body.image_base64 is not None:
+        if query.image_base64 is not None:
             try:
-                data = base64.b64decode(body.image_base64, validate=True)
+                data = base64.b64decode(query.image_base64, validate=True)
             except (binascii.Error, ValueError):
                 raise ApiError(422, "invalid_request", "image_base64 is not valid base64") from None
-        args = SearchArgs(data, body.item_id, body.text, body.strategy, body.k, w.image, w.text, w.add, w.remove,
-                          body.exclude_reference)
+        args = SearchArgs(data, query.item_id, query.text, query.strategy, query.k,
+                          query.params.model_dump(exclude_unset=True), query.exclude_reference)
         return run_search(request, args)
 
     def run_search(request: Request, args: SearchArgs) -> dict:
@@ -149,9 +146,23 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     return router
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise ApiError(422, "invalid_request", f"{name} must lie in [{low:g}, {high:g}], got {value:g}")
+def _with_param_fields(endpoint) -> inspect.Signature:
+    """``endpoint``'s signature with ``**params`` replaced by one optional form field per declared parameter name:
+    the loosest bounds of the strategies that declare it (each strategy checks its own), their help."""
+    fixed = [p for p in inspect.signature(endpoint).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    fields = []
+    for name, owners in all_params().items():
+        kind = owners[0][1].type
+        constraints = {}
+        if kind in (int, float):
+            low, high = loosest_bounds(owners)
+            constraints = {"ge": low, "le": high}
+            if kind is float:
+                constraints["allow_inf_nan"] = False
+        description = "; ".join(f"{s.name}: {p.help} (default {p.default})" for s, p in owners)
+        annotation = Annotated[Optional[kind], Form(description=description, **constraints)]
+        fields.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+    return inspect.Signature(fixed + fields)
 
 
 def _image_type(path: str) -> str:

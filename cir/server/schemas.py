@@ -1,14 +1,17 @@
-"""Request and response models of the HTTP API (they are the published OpenAPI schema)."""
+"""Request and response models of the HTTP API (they are the published OpenAPI schema).
+
+The strategy parts are generated from the strategy registry (:mod:`cir.compose.registry`) when an application is
+built: the JSON request is a union of one model per strategy, told apart by ``strategy``, each with the ``params``
+that strategy declares (bounds and help included); ``/info`` lists the same declarations.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model, model_validator
 
-from cir.compose import STRATEGY_NAMES
-
-StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]  # "image", "text", "sum", "arithmetic"
+from cir.compose.registry import DEFAULT_STRATEGY, ParamSpec, StrategySpec, strategy_specs
 
 
 class Hit(BaseModel):
@@ -35,27 +38,88 @@ class SearchResponse(BaseModel):
     store_version: int = Field(description="the store commit the search ran on")
 
 
-class Weights(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def param_field(p: ParamSpec, *, optional: bool) -> tuple[Any, Any]:
+    """A pydantic field for a declared parameter: its type, bounds and help (``optional``: None when not given)."""
+    constraints = {"ge": p.min, "le": p.max} if p.type in (int, float) else {}
+    if p.type is float:
+        constraints["allow_inf_nan"] = False
+    kind = Optional[p.type] if optional else p.type
+    return kind, Field(None if optional else p.default, description=p.help, **constraints)
 
-    image: float = Field(1.0, allow_inf_nan=False, description="sum: weight of the reference image")
-    text: float = Field(1.0, allow_inf_nan=False, description="sum: weight of the text")
-    add: float = Field(1.0, allow_inf_nan=False, description="arithmetic: weight of each added object")
-    remove: float = Field(1.0, allow_inf_nan=False, description="arithmetic: weight of each removed object")
+
+def params_model(spec: StrategySpec) -> type[BaseModel]:
+    """``{name: value}`` of one strategy's parameters; unknown keys are refused."""
+    fields = {p.name: param_field(p, optional=False) for p in spec.params}
+
+    def known_keys(cls, data):  # an unknown key's message names the ones this strategy takes
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"strategy {spec.name!r} {spec.takes()}; got {', '.join(map(repr, unknown))}")
+        return data
+
+    return create_model(f"{_camel(spec.name)}Params", __config__=ConfigDict(extra="forbid"),
+                        __doc__=f"The parameters of strategy {spec.name!r}" + ("" if spec.params else " (it takes none)"),
+                        __validators__={"known_keys": model_validator(mode="before")(classmethod(known_keys))},
+                        **fields)
 
 
-class SearchRequest(BaseModel):
-    """The JSON variant of POST /search (a stored item as the reference, or an image in base64)."""
+def search_request_model(names, max_k: int, max_text_chars: int) -> type[BaseModel]:
+    """The JSON variant of POST /search for the strategies ``names``: one variant per strategy, chosen by
+    ``strategy`` (default ``sum``), each with that strategy's ``params``."""
+    variants = []
+    for spec in strategy_specs(names):
+        params = params_model(spec)
+        default = spec.name if spec.name == DEFAULT_STRATEGY else ...
+        variants.append(create_model(
+            f"Search{_camel(spec.name)}Request", __config__=ConfigDict(extra="forbid"),
+            __doc__=f"strategy {spec.name}: {spec.description}",
+            item_id=(Optional[int], Field(None, description="a stored item as the reference")),
+            image_base64=(Optional[str], Field(None, description="the reference image file, base64-encoded")),
+            text=(Optional[str], Field(None, max_length=max_text_chars, description="the modification text")),
+            strategy=(Literal[spec.name], Field(default, description=spec.description)),
+            k=(int, Field(10, ge=1, le=max_k, description="results wanted")),
+            params=(params, Field(default_factory=params, description=f"the parameters of {spec.name}")),
+            exclude_reference=(bool, Field(True, description="leave the reference out of the results")),
+        ))
+    union = Annotated[Union[tuple(variants)], Field(discriminator="strategy")]
 
-    model_config = ConfigDict(extra="forbid")
+    class SearchRequest(RootModel[union]):  # type: ignore[valid-type]
+        """The JSON variant of POST /search (a stored item as the reference, or an image in base64); ``strategy``
+        picks the variant and so the ``params`` it takes (default ``sum``)."""
 
-    item_id: Optional[int] = Field(None, description="a stored item as the reference")
-    image_base64: Optional[str] = Field(None, description="the reference image file, base64-encoded")
-    text: Optional[str] = Field(None, description="the modification text")
-    strategy: StrategyName = Field("sum", description="how image and text combine")
-    k: int = Field(10, description="results wanted")
-    weights: Weights = Field(default_factory=Weights)
-    exclude_reference: bool = Field(True, description="leave the reference out of the results")
+        @model_validator(mode="before")
+        @classmethod
+        def _default_strategy(cls, data):
+            if isinstance(data, dict) and "strategy" not in data:
+                return {**data, "strategy": DEFAULT_STRATEGY}
+            return data
+
+    return SearchRequest
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
+
+
+class ParamInfo(BaseModel):
+    name: str = Field(description="the form field, the key in the JSON params, the --NAME option")
+    type: Literal["float", "int", "bool", "str"]
+    default: Union[float, int, bool, str]
+    min: Optional[float] = Field(description="inclusive lower bound (null: none)")
+    max: Optional[float] = Field(description="inclusive upper bound (null: none)")
+    help: str
+
+
+class StrategyInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    description: str = Field(description="what the query vector is")
+    needs_image: bool = Field(description="a reference (image or item_id) is required")
+    needs_text: bool = Field(description="a modification text is required")
+    learned: bool = Field(description="runs trained weights (found for this store's backbone)")
+    params: list[ParamInfo]
 
 
 class Edits(BaseModel):
@@ -89,7 +153,7 @@ class Info(BaseModel):
     dim: int
     items: int
     store_version: int
-    strategies: list[str]
+    strategies: list[StrategyInfo] = Field(description="the strategies this store can run, with their parameters")
     default_strategy: str
     parser: str = Field(description="the edit parser behind /parse and the arithmetic strategy")
     limits: dict[str, float]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from cir.compose import STRATEGY_NAMES, get_strategy
+from cir.compose import build_strategy, strategy_names, strategy_spec
 from cir.errors import QueryError, StrategyUnavailable
 from cir.server.config import ServeConfig
 
@@ -24,12 +24,9 @@ class SearchArgs:
     image: bytes | None  # the uploaded reference image file
     item_id: int | None  # or a stored item as the reference
     text: str | None
-    strategy: str  # one of STRATEGY_NAMES
+    strategy: str  # a registered strategy name
     k: int
-    image_weight: float
-    text_weight: float
-    add_weight: float
-    remove_weight: float
+    params: dict  # the strategy's parameters that were given (the registry checks them and fills in the rest)
     exclude_reference: bool
 
 
@@ -69,13 +66,12 @@ class SearchService:
         trained weights are found for the backbone (``cir:demo`` ships them). Checked once, under a search slot."""
         with self._slots:
             if self._strategies is None:
-                from cir.compose import get_strategy
                 from cir.errors import WeightsUnavailable
 
                 usable = []
-                for name in STRATEGY_NAMES:
+                for name in strategy_names():
                     try:
-                        get_strategy(name, parser=self.parser if name == "arithmetic" else None).prepare(self.store.backbone)
+                        build_strategy(name, parser=self.parser).prepare(self.store.backbone)
                     except WeightsUnavailable as exc:
                         self._unavailable[name] = str(exc)
                         continue
@@ -106,19 +102,14 @@ class SearchService:
 
     # --- search ------------------------------------------------------------------------------------------------
     def search(self, args: SearchArgs) -> dict:
-        if args.strategy not in STRATEGY_NAMES:
-            raise QueryError(f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+        strategy_spec(args.strategy)  # UnknownStrategy, naming the valid ones
         if args.strategy not in self.strategies:
             raise StrategyUnavailable(f"strategy {args.strategy!r} cannot run on this store ({self._unavailable[args.strategy]}); "
                              f"this store runs {', '.join(self.strategies)}")
         store = self.fresh_store()
         if args.item_id is not None:
             store.item(args.item_id)  # UnknownItem (404) before any work
-        strategy = get_strategy(
-            args.strategy, image_weight=args.image_weight, text_weight=args.text_weight,
-            add_weight=args.add_weight, remove_weight=args.remove_weight,
-            parser=self.parser if args.strategy == "arithmetic" else None,
-        )
+        strategy = build_strategy(args.strategy, args.params, parser=self.parser)  # InvalidParameter names the valid ones
         with self._slots:
             snapshot = store.snapshot()  # one commit for the whole answer, and the version we report
             start = time.perf_counter()

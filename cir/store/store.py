@@ -154,19 +154,23 @@ class Store:
     ) -> "SearchResult":
         """Rank the store's items for a reference (``image`` or ``item_id``) modified by ``text``.
 
-        ``strategy`` names a composition (image, text, sum, arithmetic, pic2word, combiner) built with its parameters
-        (``params`` and/or keywords such as ``image_weight=0.8``), or is a ready
-        :class:`~cir.compose.base.Strategy` (the parameters are then ignored). The learned strategies read their
-        trained weights from ``composer`` (a file or directory), else from the backbone's own (``cir:demo`` ships
-        them). ``rerank`` names a re-rank stage over the first ``rerank_k`` candidates (default: none). The reference
-        is left out of the results when it is in the store (by id, or by content hash for a path, bytes or a PIL
-        image opened from a file). ``snapshot``: answer from this commit (default: the one loaded now). See
-        docs/search-json.md for the result's JSON form.
+        ``strategy`` names a registered composition (``cir.compose.strategy_names()``: image, text, sum,
+        arithmetic, pic2word, combiner), built with its parameters: ``params`` and/or keywords, e.g.
+        ``image_weight=0.8`` for sum (``cir.compose.describe_strategies()`` lists each strategy's; an unknown one,
+        a wrong type or a value out of bounds is an ``InvalidParameter``). Or ``strategy`` is a ready
+        :class:`~cir.compose.base.Strategy` (it then takes no parameters here). The learned strategies (pic2word,
+        combiner) read their trained weights from ``composer`` (a file or directory), else from the backbone's own
+        (``cir:demo`` ships them). ``rerank`` names a re-rank stage over the first ``rerank_k`` candidates
+        (default: none). The reference is left out of the results when it is in the store (by id, or by content
+        hash for a path, bytes or a PIL image opened from a file). ``snapshot``: answer from this commit (default:
+        the one loaded now). See docs/search-json.md for the result's JSON form.
         """
         from cir.query import Query, run_query
 
+        from cir.compose.registry import merge_params
+
         snap = snapshot if snapshot is not None else self._snapshot
-        query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params={**(params or {}), **param_kwargs},
+        query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params=merge_params(params, param_kwargs),
                       k=k, exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None,
                       rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k)
         result = run_query(snap, self.backbone, query)

@@ -18,45 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cir.backbones.base import Backbone
+from cir.compose.networks.combiner import Combiner, CombinerConfig
 from cir.errors import ConfigError
 from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze, jsonable, use_threads
 from cir.train.losses import LOSS_NAMES, contrastive_loss
 from cir.train.validation import composed_recall, validation_gallery
-
-
-@dataclass
-class CombinerConfig:
-    dim: int = 384  # the backbone's joint embedding dimension
-    projection_dim: int = 0  # width of the image and text projections (0 = dim; CLIP4Cir: 4x dim, here small to ship)
-    hidden_dim: int = 0  # width of the combining and gating layers (0 = 2x dim; CLIP4Cir: 8x dim)
-    dropout: float = 0.5  # dropout on the projections and the combining layer (CLIP4Cir: 0.5)
-
-
-class Combiner(nn.Module):
-    def __init__(self, cfg: CombinerConfig) -> None:
-        super().__init__()
-        if not cfg.projection_dim or not cfg.hidden_dim:
-            cfg = CombinerConfig(cfg.dim, cfg.projection_dim or cfg.dim, cfg.hidden_dim or 2 * cfg.dim, cfg.dropout)
-        self.cfg = cfg
-        self.text_projection = nn.Linear(cfg.dim, cfg.projection_dim)
-        self.image_projection = nn.Linear(cfg.dim, cfg.projection_dim)
-        self.combiner = nn.Linear(2 * cfg.projection_dim, cfg.hidden_dim)
-        self.output = nn.Linear(cfg.hidden_dim, cfg.dim)
-        self.gate = nn.Sequential(nn.Linear(2 * cfg.projection_dim, cfg.hidden_dim), nn.ReLU(), nn.Dropout(cfg.dropout),
-                                  nn.Linear(cfg.hidden_dim, 1), nn.Sigmoid())
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Unit image and text features (N, dim) -> unit query vectors (N, dim)."""
-        t = self.dropout(F.relu(self.text_projection(text)))
-        i = self.dropout(F.relu(self.image_projection(image)))
-        h = torch.cat([t, i], dim=-1)
-        g = self.gate(h)
-        out = self.output(self.dropout(F.relu(self.combiner(h)))) + g * text + (1 - g) * image
-        return F.normalize(out, dim=-1)
 
 
 @dataclass

@@ -13,40 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from cir.backbones.base import PLACEHOLDER, Backbone
+from cir.compose.networks.pic2word import Mapper, MapperConfig
 from cir.errors import ConfigError
 from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze, jsonable, use_threads
 from cir.train.losses import info_nce
 
 TRAIN_PROMPT = f"a photo of {PLACEHOLDER}"
-
-
-@dataclass
-class MapperConfig:
-    in_dim: int = 384  # the backbone's joint embedding dimension
-    token_dim: int = 384  # the text tower's input token dimension
-    hidden: int = 512  # width of the hidden layers (Pic2Word: 512)
-    layers: int = 2  # hidden layers, each Linear -> Dropout -> ReLU (Pic2Word: 2)
-    dropout: float = 0.1  # dropout after each hidden linear layer
-
-
-class Mapper(nn.Module):
-    """Pic2Word's IM2TEXT: unit image embedding -> one pseudo-word token embedding."""
-
-    def __init__(self, cfg: MapperConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        blocks, dim = [], cfg.in_dim
-        for _ in range(cfg.layers):
-            blocks += [nn.Linear(dim, cfg.hidden), nn.Dropout(cfg.dropout), nn.ReLU()]
-            dim = cfg.hidden
-        self.layers = nn.Sequential(*blocks)
-        self.out = nn.Linear(dim, cfg.token_dim)
-
-    def forward(self, image_embedding: torch.Tensor) -> torch.Tensor:
-        return self.out(self.layers(image_embedding))
 
 
 @dataclass

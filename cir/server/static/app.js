@@ -7,6 +7,7 @@ const state = {
   key: sessionStorage.getItem("cir-api-key"),
   keyRequired: false,
   trail: [],        // steps, oldest first: {ref: {kind: "upload", file, url} | {kind: "item", id, path, url}, text}
+  strategies: {},   // name -> its declaration from /info: description, needs_image, needs_text, params
   results: [],
   parseTimer: null,
   parseSeq: 0,
@@ -158,9 +159,59 @@ async function previewEdits() {
 }
 
 // --- search -------------------------------------------------------------------------------------------------------
+// The parameter controls come from /info: one input per declared parameter (its bounds, default and help), shown
+// while its strategy is selected. Nothing here knows a strategy or a parameter by name.
+function humanize(name) {
+  const words = name.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function buildControls(strategies) {
+  const box = $("params");
+  box.replaceChildren();
+  for (const strategy of strategies) {
+    for (const p of strategy.params) {
+      const label = document.createElement("label");
+      label.className = "param";
+      label.dataset.strategy = strategy.name;
+      const input = document.createElement("input");
+      input.id = `param-${strategy.name}-${p.name}`;
+      input.dataset.param = p.name;
+      input.dataset.type = p.type;
+      if (p.type === "bool") {
+        input.type = "checkbox";
+        input.checked = Boolean(p.default);
+      } else if (p.type === "str") {
+        input.type = "text";
+        input.value = p.default;
+      } else {
+        input.type = "number";
+        input.step = p.type === "int" ? "1" : "any";
+        input.value = String(p.default);
+        if (p.min !== null) input.min = String(p.min);
+        if (p.max !== null) input.max = String(p.max);
+      }
+      const range = p.min !== null || p.max !== null ? ` (${p.min ?? "−∞"} to ${p.max ?? "∞"}, default ${p.default})` : ` (default ${p.default})`;
+      label.title = `${strategy.name}: ${p.help}${range}`;
+      input.setAttribute("aria-label", `${humanize(p.name)}: ${p.help}`);
+      label.append(`${humanize(p.name)} `, input);
+      box.append(label);
+    }
+  }
+}
+
 function strategyControls() {
   const strategy = $("strategy").value;
-  for (const label of document.querySelectorAll("label.weight")) label.hidden = label.dataset.strategy !== strategy;
+  for (const label of document.querySelectorAll("#params label.param")) label.hidden = label.dataset.strategy !== strategy;
+  const declared = state.strategies[strategy];
+  $("strategy-help").textContent = declared ? `${strategy}: ${declared.description}` : "";
+}
+
+function appendParams(form, strategy) {
+  for (const input of document.querySelectorAll(`#params label.param[data-strategy="${strategy}"] input`)) {
+    if (input.dataset.type === "bool") form.append(input.dataset.param, input.checked ? "true" : "false");
+    else if (input.value !== "") form.append(input.dataset.param, input.value); // empty: the strategy's default
+  }
 }
 
 async function search(event) {
@@ -175,10 +226,7 @@ async function search(event) {
   if (text) form.append("text", text);
   form.append("strategy", strategy);
   form.append("k", $("k").value || "12");
-  for (const [field, id] of [["image_weight", "image-weight"], ["text_weight", "text-weight"],
-                             ["add_weight", "add-weight"], ["remove_weight", "remove-weight"]]) {
-    form.append(field, $(id).value || "1");
-  }
+  appendParams(form, strategy);
   $("status").textContent = "searching…";
   $("search-btn").disabled = true;
   try {
@@ -253,8 +301,14 @@ async function loadInfo() {
   state.keyRequired = health.api_key_required;
   if (state.keyRequired && !state.key) { askForKey(); return; }
   const info = await (await api("/info")).json();
+  state.strategies = Object.fromEntries(info.strategies.map((s) => [s.name, s]));
   const select = $("strategy");
-  select.replaceChildren(...info.strategies.map((name) => new Option(name, name, name === info.default_strategy, name === info.default_strategy)));
+  select.replaceChildren(...info.strategies.map((s) => {
+    const option = new Option(s.name, s.name, s.name === info.default_strategy, s.name === info.default_strategy);
+    option.title = s.description;
+    return option;
+  }));
+  buildControls(info.strategies);
   $("k").max = String(Math.min(200, info.limits.max_k));
   strategyControls();
   $("store-info").textContent = `${info.items} images · ${info.backbone}`;

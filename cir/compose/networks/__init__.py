@@ -1,0 +1,1 @@
+"""The networks the learned strategies run (trained by :mod:`cir.train`, which imports them from here)."""
