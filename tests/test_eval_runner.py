@@ -70,3 +70,13 @@ def test_unknown_strategy_lists_the_choices(tiny_backbone, tmp_path):
     task = load_cirr(write_cirr(tmp_path), "val")
     with pytest.raises(CirError, match="unknown strategy 'sun'; choose one of image, text, sum"):
         run_task(task, tiny_backbone, RunConfig(strategies=("sun",), progress=False))
+
+
+def test_the_cache_given_is_the_cache_used_even_when_empty(tiny_backbone, tmp_path):
+    # an empty EmbeddingCache is falsy (len 0): `cache or default` silently swapped in the user cache dir
+    task = load_cirr(write_cirr(tmp_path), "val")
+    cache = EmbeddingCache(tiny_backbone, tmp_path / "mine")
+    assert len(cache) == 0
+    run = run_task(task, tiny_backbone, RunConfig(strategies=("image",), progress=False), cache)
+    assert run.encode_stats.encoded == len(task.gallery_ids) and len(cache) == len(task.gallery_ids)
+    assert list(cache.directory.glob("*.npz"))

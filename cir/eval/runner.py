@@ -80,7 +80,7 @@ def run_task(
     strategies = build_strategies(config.strategies, task, config.composer)
     for strategy in strategies.values():
         strategy.prepare(backbone)  # trained weights found and checked before the gallery is encoded
-    cache = cache or EmbeddingCache(backbone)
+    cache = cache if cache is not None else EmbeddingCache(backbone)  # an empty cache is falsy (__len__ 0)
     say = log or (lambda msg: None)
 
     t0 = time.perf_counter()
