@@ -203,7 +203,7 @@ def test_weight_average_moves_towards_the_weights_and_swaps_back():
     from torch import nn
 
     from cir.errors import ConfigError
-    from cir.train.edits import WeightAverage
+    from cir.train.average import WeightAverage
 
     with pytest.raises(ConfigError, match="between 0 and 1"):
         WeightAverage(nn.Linear(2, 2), 1.0)
