@@ -13,7 +13,7 @@ from tests.tiny_models import TINY_BERT
 @pytest.mark.slow
 def test_training_smoke_writes_a_loadable_checkpoint(tmp_path):
     cfg = BackboneTrainConfig(
-        out=str(tmp_path / "ckpt"), steps=4, batch_size=12, multi_sets=40, eval_every=0, eval_multi=8, workers=0,
+        out=str(tmp_path / "ckpt"), steps=4, batch_size=12, multi_sets=40, eval_every=0, eval_multi=8, eval_single=8, workers=0,
         warmup=1, image=ImageTowerConfig(image_size=32, widths=(8, 16), depths=(1, 1), embed_dim=32, concept_head=True),
         text={"kind": "tiny-bert", "config": TINY_BERT},
     )

@@ -51,7 +51,8 @@ class BackboneTrainConfig:
     threads: int = 2  # torch intra-op threads
     device: str = "cpu"  # cpu or cuda
     eval_every: int = 200  # steps between quick held-out checks (0 = only at the last step); the best check is kept
-    eval_multi: int = 400  # multi-object scenes in a quick check (all single objects are always in it)
+    eval_multi: int = 400  # multi-object scenes in a quick check
+    eval_single: int = 0  # single-object scenes in a quick check (0 = one per object, all 319)
     text: dict = field(default_factory=lambda: {"kind": "minilm"})  # text tower reference
     max_minutes: float = 0.0  # stop at the first step past this many minutes, checking and keeping the best so far
     # (0 = no limit; the schedule is the steps')
@@ -217,7 +218,7 @@ def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0)
         return nce + cfg.aux_weight * aux
 
     def validate() -> dict[str, float]:
-        bars = quick_bars(model, cfg.seed, cfg.eval_multi)
+        bars = quick_bars(model, cfg.seed, cfg.eval_multi, cfg.eval_single)
         return {"score": (bars["single_r1"] + bars["multi_r1"]) / 2, "single_r1": bars["single_r1"], "multi_r1": bars["multi_r1"]}
 
     def export(summary: dict) -> None:
@@ -236,10 +237,11 @@ def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0)
     return result
 
 
-def quick_bars(model: DualEncoder, seed: int, n_multi: int = 400) -> dict[str, float]:
+def quick_bars(model: DualEncoder, seed: int, n_multi: int = 400, n_single: int = 0) -> dict[str, float]:
     """The held-out bars on a small gallery (scenes of their own seed, never training scenes)."""
     from cir.backbones.dual import CirBackbone
     from cir.eval.backbone_bars import measure_bars
 
-    return measure_bars(CirBackbone(model, "training"), seed=seed + 1000, n_multi=n_multi, quiet=True)
+    return measure_bars(CirBackbone(model, "training"), seed=seed + 1000, n_multi=n_multi, quiet=True,
+                        n_single=n_single)
 

@@ -35,7 +35,8 @@ TRAINERS: dict[str, TrainerPresets] = {
     "backbone": TrainerPresets("cir.train.backbone:BackboneTrainConfig", {
         "default": Preset({}, "the shipped cir:demo; fits 30 minutes on 2 CPU cores"),
         "long": Preset({"steps": 2600}, "2,600 steps, about an hour on 2 CPU cores"),
-        "smoke": Preset({"steps": 3, "batch_size": 16, "multi_sets": 64, "eval_every": 0, "eval_multi": 16, "workers": 0,
+        "smoke": Preset({"steps": 3, "batch_size": 16, "multi_sets": 64, "eval_every": 0, "eval_multi": 16, "eval_single": 16,
+                         "workers": 0,
                          "image": {"image_size": 32, "widths": (8, 16), "depths": (1, 1), "concept_head": True}}, "seconds"),
     }),
     "edits": TrainerPresets("cir.train.edits:EditsTrainConfig", {
@@ -73,7 +74,8 @@ def preset_names(trainer: str) -> list[str]:
 
 def preset_help(trainer: str) -> str:
     """The ``--preset`` help of a trainer's command: every choice with its line."""
-    return "; ".join(f"{name}: {p.help}" for name, p in trainer_presets(trainer).presets.items())
+    parts = [f"{name} ({p.help})" for name, p in trainer_presets(trainer).presets.items()]
+    return "one of: " + ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
 
 
 def preset_config(trainer: str, preset: str, **overrides):
