@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from cir.errors import ConfigError
+
 from cir.backbones import load_backbone
 from cir.backbones.image_tower import ImageTowerConfig
 from cir.train.backbone import BackboneTrainConfig, train_backbone
@@ -54,3 +56,71 @@ def test_loss_goes_down_on_a_fixed_batch():
         value.backward()
         opt.step()
     assert loss().item() < first * 0.7
+
+
+def _tiny(tmp_path, name, **kw):
+    values = dict(out=str(tmp_path / name), steps=6, batch_size=8, multi_sets=24, eval_every=2, eval_multi=8,
+                  eval_single=8, workers=0, threads=1, warmup=2, text={"kind": "tiny-bert", "config": TINY_BERT},
+                  image=ImageTowerConfig(image_size=32, widths=(8, 16), depths=(1, 1), embed_dim=32, concept_head=True))
+    return BackboneTrainConfig(**{**values, **kw})
+
+
+def _checkpoint(out):
+    from cir.train.loop import checkpoints
+
+    return torch.load(checkpoints(out / "checkpoints")[-1], weights_only=False)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
+    """Stopped after 3 steps (the check at step 2 left a checkpoint), resumed with a rendering worker process:
+    the same batches, the same final state bit for bit, the same checks."""
+    from cir.train.backbone import fit_backbone
+
+    quiet = lambda *_: None  # noqa: E731
+    straight = fit_backbone(_tiny(tmp_path, "a"), log=quiet)
+    assert [h["step"] for h in straight.history] == [2, 4, 6] and straight.steps == 6
+    with pytest.raises(KeyboardInterrupt):
+        fit_backbone(_tiny(tmp_path, "b"), log=quiet, stop_after_steps=3)
+    saved = _checkpoint(tmp_path / "b")
+    assert (saved["step"], saved["epoch"], saved["offset"]) == (2, 0, 2)
+    said = []
+    resumed = fit_backbone(_tiny(tmp_path, "b", resume=True, workers=1), log=said.append)
+    assert any("resuming from" in s and "step 2" in s for s in said)
+    assert resumed.steps == 6 and [h["step"] for h in resumed.history] == [2, 4, 6]
+    assert [h["validation"] for h in resumed.history] == [h["validation"] for h in straight.history]
+    a, b = _checkpoint(tmp_path / "a")["module"], _checkpoint(tmp_path / "b")["module"]
+    assert a.keys() == b.keys() and not any(k.startswith("text.") for k in a)  # the frozen text tower stays out
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    with pytest.raises(ConfigError, match="pass --resume"):  # a finished run is never overwritten silently
+        fit_backbone(_tiny(tmp_path, "b"), log=quiet)
+
+
+@pytest.mark.slow
+def test_the_state_kept_is_the_best_quick_check_and_the_time_cap_stops_early(tmp_path, monkeypatch):
+    """Scripted check scores (the training is real): the exported checkpoint is the state of the best check, not
+    the last; with a cap already spent the run stops after its first step, checked and written."""
+    import cir.train.backbone
+    from safetensors.torch import load_file
+
+    scores = iter([0.2, 0.9, 0.4])
+    monkeypatch.setattr(cir.train.backbone, "quick_bars",
+                        lambda *a, **k: (lambda s: {"single_r1": s, "multi_r1": s})(next(scores)))
+    result = cir.train.backbone.fit_backbone(_tiny(tmp_path, "s"), log=lambda *_: None)
+    assert result.best_step == 4 and result.best["score"] == 0.9 and result.steps == 6
+    out = tmp_path / "s"
+    config = json.loads((out / "cir_config.json").read_text())
+    assert config["provenance"]["steps_done"] == 4 and config["provenance"]["quick_check"]["score"] == 0.9
+    from cir.train.loop import checkpoints
+
+    at_4 = torch.load([p for p in checkpoints(out / "checkpoints") if "step-0000004" in p.name][0], weights_only=False)
+    written = load_file(str(out / "model.safetensors"))
+    for k, v in at_4["module"].items():
+        torch.testing.assert_close(written[k], v, rtol=0, atol=0, msg=k)
+
+    monkeypatch.undo()
+    capped = cir.train.backbone.fit_backbone(_tiny(tmp_path, "c", max_minutes=1e-9), log=lambda *_: None)
+    assert capped.steps == 1 and capped.best_step == 1
+    assert json.loads((tmp_path / "c" / "cir_config.json").read_text())["provenance"]["steps_done"] == 1
+    assert load_backbone(f"cir:{tmp_path / 'c'}").dim == 32
