@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,41 @@ def test_the_state_kept_is_the_best_quick_check_and_the_time_cap_stops_early(tmp
     assert capped.steps == 1 and capped.best_step == 1
     assert json.loads((tmp_path / "c" / "cir_config.json").read_text())["provenance"]["steps_done"] == 1
     assert load_backbone(f"cir:{tmp_path / 'c'}").dim == 32
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    """A real ``kill -9`` of a training process (and its rendering worker) as soon as it has written a checkpoint;
+    ``resume=True`` in a new process ends with the state of a run that was never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cir.train.backbone import fit_backbone
+    from cir.train.loop import checkpoints
+
+    steps = 30
+    straight = fit_backbone(_tiny(tmp_path, "a", steps=steps, eval_every=3), log=lambda *_: None)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+              "from tests.test_train_backbone import _tiny; from cir.train.backbone import fit_backbone; "
+              f"fit_backbone(_tiny(Path(sys.argv[2]), 'b', steps={steps}, eval_every=3, workers=1), log=lambda *_: None)")
+    root = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen([sys.executable, "-c", script, root, str(tmp_path)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": root})
+    deadline = time.time() + 300
+    while not checkpoints(tmp_path / "b" / "checkpoints") and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the training process ended before it could be killed"
+    newest = torch.load(checkpoints(tmp_path / "b" / "checkpoints")[-1], weights_only=False)
+    assert 3 <= newest["step"] < steps  # killed mid-run, after a checkpoint
+    resumed = fit_backbone(_tiny(tmp_path, "b", steps=steps, eval_every=3, resume=True), log=lambda *_: None)
+    assert resumed.steps == steps and [h["step"] for h in resumed.history] == [h["step"] for h in straight.history]
+    assert (resumed.best_step, resumed.best) == (straight.best_step, straight.best)
+    a = torch.load(checkpoints(tmp_path / "a" / "checkpoints")[-1], weights_only=False)["module"]
+    b = torch.load(checkpoints(tmp_path / "b" / "checkpoints")[-1], weights_only=False)["module"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
