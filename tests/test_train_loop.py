@@ -171,3 +171,10 @@ def test_the_schedule_can_also_count_a_time_budget_down():
     assert warmup_cosine(50, 100, 10, 1.0, progress_floor=0.5) == pytest.approx(0.5)  # half the minutes spent
     assert warmup_cosine(50, 100, 10, 1.0, progress_floor=1.0) == pytest.approx(0.0)  # the budget is spent
     assert warmup_cosine(5, 100, 10, 1.0, progress_floor=1.0) == pytest.approx(0.6)  # the warm-up is by steps only
+
+
+def test_resuming_with_or_without_a_weight_average_unlike_the_run_is_refused(tmp_path):
+    _, job = _job(tmp_path, [])
+    fit(LoopConfig(epochs=1, batch_size=8, ema=0.9), job, tmp_path / "s", log=lambda *_: None)
+    with pytest.raises(ConfigError, match="weight average"):
+        fit(LoopConfig(epochs=2, batch_size=8), job, tmp_path / "s", resume=True, log=lambda *_: None)

@@ -126,6 +126,8 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
         try:
             job.module.load_state_dict(ckpt["module"])
             opt.load_state_dict(ckpt["optimizer"])
+            if (average is None) != (ckpt.get("average") is None):
+                raise ValueError("one of the two runs keeps a weight average (ema) and the other does not")
             if average is not None:
                 average.load_state_dict(ckpt["average"])
         except (RuntimeError, ValueError, KeyError) as exc:
