@@ -203,7 +203,7 @@ def test_weight_average_moves_towards_the_weights_and_swaps_back():
     from torch import nn
 
     from cir.errors import ConfigError
-    from cir.train.edits import WeightAverage
+    from cir.train.average import WeightAverage
 
     with pytest.raises(ConfigError, match="between 0 and 1"):
         WeightAverage(nn.Linear(2, 2), 1.0)
@@ -263,3 +263,79 @@ def test_a_tagger_trained_into_the_cache_wins_over_the_shipped_one(tiny_tagger, 
         assert find_checkpoint() == cached_checkpoint()
     finally:
         shutil.rmtree(cached_checkpoint())
+
+
+def _tiny_tagger_config(tmp_path, name, **kw):
+    from cir.train.edits import preset_config
+
+    return preset_config("smoke", **{"out": str(tmp_path / name), "steps": 6, "eval_every": 2, "ema": 0.9,
+                                     "threads": 1, **kw})
+
+
+def _last_checkpoint(out):
+    from cir.train.loop import checkpoints
+
+    return torch.load(checkpoints(out / "checkpoints")[-1], weights_only=False)
+
+
+def test_a_killed_tagger_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
+    """Stopped after 3 steps (the pass at step 2 left a checkpoint) and resumed: the same final weights and weight
+    average bit for bit, the same validation passes, the same shipped tensors."""
+    from safetensors.torch import load_file
+
+    from cir.errors import ConfigError
+    from cir.train.edits import fit_edits
+
+    quiet = lambda *_: None  # noqa: E731
+    _, straight = fit_edits(_tiny_tagger_config(tmp_path, "a"), log=quiet)
+    assert [h["step"] for h in straight.history] == [2, 4, 6]
+    with pytest.raises(KeyboardInterrupt):
+        fit_edits(_tiny_tagger_config(tmp_path, "b"), log=quiet, stop_after_steps=3)
+    saved = _last_checkpoint(tmp_path / "b")
+    assert (saved["step"], saved["offset"]) == (2, 2) and saved["average"] is not None
+    with pytest.raises(ConfigError, match="pass --resume"):
+        fit_edits(_tiny_tagger_config(tmp_path, "b"), log=quiet)
+    _, resumed = fit_edits(_tiny_tagger_config(tmp_path, "b", resume=True), log=quiet)
+    assert resumed.steps == 6 and [h["step"] for h in resumed.history] == [2, 4, 6]
+    assert [h["validation"] for h in resumed.history] == [h["validation"] for h in straight.history]
+    a, b = _last_checkpoint(tmp_path / "a"), _last_checkpoint(tmp_path / "b")
+    assert not any(k.startswith("bert.embeddings") for k in a["module"])  # the frozen base stays out
+    for k in a["module"]:
+        torch.testing.assert_close(a["module"][k], b["module"][k], rtol=0, atol=0, msg=k)
+    for x, y in zip(a["average"], b["average"]):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    shipped_a, shipped_b = load_file(str(tmp_path / "a" / "tagger.safetensors")), load_file(str(tmp_path / "b" / "tagger.safetensors"))
+    assert shipped_a.keys() == shipped_b.keys()
+    for k in shipped_a:
+        torch.testing.assert_close(shipped_a[k], shipped_b[k], rtol=0, atol=0, msg=k)
+
+
+def test_the_tagger_keeps_the_best_validated_average_and_stops_at_the_time_cap(tmp_path):
+    from safetensors.torch import load_file
+
+    from cir.edits.tagger import build_model
+    from cir.train.edits import _model_config, fit_edits
+    from cir.train.loop import checkpoints
+
+    cfg = _tiny_tagger_config(tmp_path, "t", steps=4)  # passes at steps 2 and 4: both checkpoints are kept
+    out, result = fit_edits(cfg, log=lambda *_: None)
+    scores = [h["validation"]["score"] for h in result.history]
+    assert result.best_step == result.history[scores.index(max(scores))]["step"]  # the first best pass, on validation
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["metrics"]["step"] == result.best_step and meta["provenance"]["steps_done"] == 4
+    assert meta["metrics"]["unseen"]["all"]["f1"] == pytest.approx(max(scores))  # rescored from the shipped file
+    at_best = [p for p in checkpoints(out / "checkpoints")
+               if torch.load(p, weights_only=False)["step"] == result.best_step][0]
+    average, raw = (torch.load(at_best, weights_only=False)[k] for k in ("average", "module"))
+    model = build_model(_model_config(cfg))
+    model.freeze_base()
+    names = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")] + ["head.weight", "head.bias"]
+    shipped = load_file(str(out / "tagger.safetensors"))
+    assert len(names) == len(average)
+    for name, avg in zip(names, average):  # what ships is that pass's weight average, not the raw weights
+        torch.testing.assert_close(shipped[name], avg, rtol=0, atol=0, msg=name)
+    assert not torch.equal(shipped["head.weight"], raw["head.weight"])
+
+    capped, stopped = fit_edits(_tiny_tagger_config(tmp_path, "c", max_minutes=1e-9), log=lambda *_: None)
+    assert stopped.steps == 1 and stopped.best_step == 1 and [h["step"] for h in stopped.history] == [1]
+    assert load_tagger(capped).parse("add a cat") is not None

@@ -6,24 +6,31 @@ from pathlib import Path
 
 import typer
 
+from cir.cli import train_options as opt
+
 
 def register(train: typer.Typer) -> None:
     @train.command("backbone")
     def backbone(
-        out: Path = typer.Option(Path("runs/backbone"), help="checkpoint directory to write"),
-        preset: str = typer.Option("default", help="default (the shipped cir:demo; fits 30 min on 2 CPU cores), long (2600 steps, about an hour) or smoke (seconds)"),
+        out: Path = typer.Option(Path("runs/backbone"), help="checkpoint directory to write (the best quick check), with checkpoints/ inside"),
+        preset: str = opt.preset_option("backbone"),
         steps: int = typer.Option(0, help="optimiser steps (0 = the preset's)"),
         seed: int = typer.Option(0, help="random seed (captions, scenes, initialisation)"),
         batch_size: int = typer.Option(0, help="scenes per step (0 = the preset's)"),
         device: str = typer.Option("cpu", help="cpu or cuda"),
+        resume: bool = opt.RESUME,
+        max_minutes: float = typer.Option(0.0, "--max-minutes", help="stop at the first step past this many minutes, "
+                                          "checking and keeping the best so far (0 = the preset's: no limit)"),
     ) -> None:
         """Train the image tower against the frozen MiniLM text tower; writes a cir: checkpoint."""
         from cir.train.backbone import preset_config, train_backbone
 
-        cfg = preset_config(preset, out=str(out), seed=seed, device=device)
+        cfg = preset_config(preset, out=str(out), seed=seed, device=device, resume=resume)
         if steps:
             cfg.steps = steps
         if batch_size:
             cfg.batch_size = batch_size
+        if max_minutes:
+            cfg.max_minutes = max_minutes
         path = train_backbone(cfg, log=typer.echo)
         typer.echo(f"saved checkpoint to {path}; use it with --backbone cir:{path}")

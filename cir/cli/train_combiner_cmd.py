@@ -19,7 +19,7 @@ def register(train: typer.Typer) -> None:
         images: Optional[Path] = opt.IMAGES,
         loss: str = typer.Option("infonce", "--loss", help="infonce or hn-nce (CoVR's hard-negative NCE)"),
         sampler: str = typer.Option("unique-target", "--sampler", help="random, unique-target, group-exclusive or group-inclusive"),
-        preset: str = opt.PRESET, epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
+        preset: str = opt.preset_option("combiner"), epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
         threads: int = opt.THREADS,
     ) -> None:

@@ -7,21 +7,24 @@ from typing import Optional
 
 import typer
 
+from cir.cli import train_options as opt
+
 
 def register(train: typer.Typer) -> None:
     @train.command("edits")
     def edits(
-        out: Optional[Path] = typer.Option(None, help="checkpoint directory (default: the cache, where arithmetic finds it)"),
-        preset: str = typer.Option("default", help="default (MiniLM, 20 minutes on 2 CPU cores) or smoke (a tiny random BERT, seconds)"),
+        out: Optional[Path] = typer.Option(None, help="checkpoint directory (default: the cache, where arithmetic finds it), with checkpoints/ inside"),
+        preset: str = opt.preset_option("edits"),
         steps: int = typer.Option(0, help="optimiser steps (0 = the preset's)"),
         seed: int = typer.Option(0, help="random seed (template/object split, batches, initialisation)"),
         max_minutes: Optional[float] = typer.Option(None, help="stop after this many minutes, keeping the best weights (default: the preset's)"),
         threads: int = typer.Option(2, help="torch intra-op threads"),
+        resume: bool = opt.RESUME,
     ) -> None:
         """Train the ADD/REMOVE tagger; the weights that score best on the validation split are saved."""
         from cir.train.edits import preset_config, train_edits
 
-        cfg = preset_config(preset, out=str(out) if out else "", seed=seed, threads=threads)
+        cfg = preset_config(preset, out=str(out) if out else "", seed=seed, threads=threads, resume=resume)
         if steps:
             cfg.steps = steps
         if max_minutes is not None:

@@ -25,7 +25,7 @@ def register(train: typer.Typer) -> None:
         loss: str = typer.Option("infonce", "--loss", help="infonce or hn-nce (CoVR's hard-negative NCE)"),
         sampler: str = typer.Option("unique-target", "--sampler", help="random, unique-target, group-exclusive (seed 002's "
                                     "contrastive) or group-inclusive (its similar)"),
-        preset: str = opt.PRESET, epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
+        preset: str = opt.preset_option("finetune"), epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
         threads: int = opt.THREADS,
     ) -> None:

@@ -16,7 +16,7 @@ def register(train: typer.Typer) -> None:
         backbone: str = opt.BACKBONE,
         images: str = typer.Option("scenes", "--images", help="unlabeled images: scenes (the offline world's train split) or a folder"),
         limit: int = typer.Option(0, "--limit", help="use at most this many images (0 = all)"),
-        preset: str = opt.PRESET, epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
+        preset: str = opt.preset_option("pic2word"), epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
         threads: int = opt.THREADS,
     ) -> None:

@@ -36,10 +36,13 @@ def held_out_scenes(seed: int, n_multi: int) -> tuple[list[Scene], list[Scene]]:
     return singles, multis
 
 
-def measure_bars(backbone: Backbone, seed: int = 0, n_multi: int = 2000, quiet: bool = False) -> dict[str, float]:
-    """Both bars for ``backbone``; keys single_r1, multi_r1, n_single, n_multi."""
+def measure_bars(backbone: Backbone, seed: int = 0, n_multi: int = 2000, quiet: bool = False,
+                 n_single: int = 0) -> dict[str, float]:
+    """Both bars for ``backbone``; keys single_r1, multi_r1, n_single, n_multi. ``n_single`` > 0 keeps the first
+    that many objects for the single bar (a quicker check than all of them)."""
     renderer = SceneRenderer()
     singles, multis = held_out_scenes(seed, n_multi)
+    singles = singles[:n_single] if n_single else singles
     size = max(backbone.image_size, 64)
     out = {}
     for key, scenes in (("single", singles), ("multi", multis)):

@@ -4,6 +4,11 @@ The text tower (MiniLM) is frozen, so every training caption is embedded once, u
 renders fresh scenes for a batch of captioned object sets (new layout and background every time: the image
 side never repeats), and optimises symmetric InfoNCE between image and caption embeddings plus an auxiliary
 multi-label loss that names the objects present (dense supervision that speeds up learning to recognise them).
+
+It runs on the shared loop (:func:`cir.train.loop.fit`): the run is one epoch of ``steps`` batches, each rendered
+from its own seed (so a resumed run renders exactly the batches it would have), a quick held-out check every
+``eval_every`` steps (and at the last) picks the state written to ``out``, with a checkpoint at each check in
+``out/checkpoints``.
 """
 
 from __future__ import annotations
@@ -16,27 +21,26 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cir.backbones.dual import DualEncoder, DualEncoderConfig, Preprocess, normalise
 from cir.backbones.image_tower import ImageTowerConfig
-from cir.errors import ConfigError
 from cir.ingest.hashing import sha256_bytes
 from cir.paths import cache_dir
 from cir.scenes.captions import canonical_caption, varied_caption
 from cir.scenes.objects import load_objects
 from cir.scenes.render import STYLES, Scene, SceneRenderer
-from cir.train.loop import jsonable as _jsonable
-from cir.train.schedule import warmup_cosine
+from cir.train.loop import FitResult, Job, LoopConfig, fit, jsonable
 
 
 @dataclass
 class BackboneTrainConfig:
-    out: str = "runs/backbone"  # checkpoint directory written at the end (and every ``save_every`` steps)
+    out: str = "runs/backbone"  # checkpoint directory: the best checked state, with checkpoints/ for --resume
     seed: int = 0  # drives the caption pool, the scenes and the initialisation
     steps: int = 1100  # optimiser steps (about 26 minutes on 2 CPU cores)
     batch_size: int = 128  # scenes per step
     lr: float = 2e-3  # peak AdamW learning rate
-    weight_decay: float = 0.05
+    weight_decay: float = 0.05  # AdamW weight decay (matrices only)
     warmup: int = 100  # linear warm-up steps before the cosine decay
     aux_weight: float = 0.5  # weight of the object-presence loss
     multi_sets: int = 16000  # object sets of 2-4 objects in the caption pool
@@ -45,12 +49,21 @@ class BackboneTrainConfig:
     image: ImageTowerConfig = field(default_factory=lambda: ImageTowerConfig(image_size=64, concept_head=True))
     workers: int = 1  # processes rendering scenes beside the training loop
     threads: int = 2  # torch intra-op threads
-    device: str = "cpu"
-    save_every: int = 200
-    eval_every: int = 200  # quick held-out check (a few hundred scenes) printed with the progress
+    device: str = "cpu"  # cpu or cuda
+    eval_every: int = 200  # steps between quick held-out checks (0 = only at the last step); the best check is kept
+    eval_multi: int = 400  # multi-object scenes in a quick check
+    eval_single: int = 0  # single-object scenes in a quick check (0 = one per object, all 319)
     text: dict = field(default_factory=lambda: {"kind": "minilm"})  # text tower reference
-    max_minutes: float = 0.0  # stop early after this many minutes (0 = no limit; the schedule still ends)
+    max_minutes: float = 0.0  # stop at the first step past this many minutes, checking and keeping the best so far
+    # (0 = no limit; the schedule is the steps')
+    resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints (after a kill)
     preset: str = "default"  # the preset these values came from (recorded in the checkpoint)
+
+
+def preset_config(preset: str, **overrides) -> BackboneTrainConfig:
+    from cir.train.presets import preset_config as build
+
+    return build("backbone", preset, **overrides)
 
 
 @dataclass(frozen=True)
@@ -101,35 +114,49 @@ def embed_pool(model: DualEncoder, captions: list[list[str]], cfg: BackboneTrain
     return emb, owner
 
 
-class SceneBatches(torch.utils.data.IterableDataset):
-    """Endless batches of freshly rendered scenes: (uint8 images, pool indices, object multi-hot)."""
+class SceneSteps(torch.utils.data.Dataset):
+    """Batch ``i`` of the run, rendered from its own seed: (uint8 images, pool indices, object multi-hot, the
+    caption row drawn for each scene). The same step always renders the same batch, whoever renders it."""
 
-    def __init__(self, entries: list[PoolEntry], cfg: BackboneTrainConfig) -> None:
-        self.entries = entries
-        self.cfg = cfg
+    def __init__(self, entries: list[PoolEntry], variants: list[list[int]], cfg: BackboneTrainConfig,
+                 steps: list[int]) -> None:
+        self.entries, self.variants, self.cfg, self.steps = entries, variants, cfg, list(steps)
         self.singles = np.array([i for i, e in enumerate(entries) if len(e.objects) == 1])
         other = (1 - cfg.color_fraction) / (len(STYLES) - 1)
         weights = np.array([cfg.color_fraction if entries[i].style == "color" else other for i in self.singles])
         self.single_p = weights / weights.sum()
         self.multis = np.array([i for i, e in enumerate(entries) if len(e.objects) > 1])
+        self.renderer = None
 
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        wid = info.id if info else 0
-        rng = np.random.default_rng([self.cfg.seed, 202, wid])
-        renderer = SceneRenderer()
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.cfg.seed, 202, self.steps[i]])
+        self.renderer = self.renderer or SceneRenderer()
         n_obj, size, bs = len(load_objects()), self.cfg.image.image_size, self.cfg.batch_size
-        while True:
-            n_single = int(rng.binomial(bs, self.cfg.single_fraction))
-            idx = np.concatenate([rng.choice(self.singles, n_single, p=self.single_p), rng.choice(self.multis, bs - n_single)])
-            images = np.empty((bs, size, size, 3), dtype=np.uint8)
-            hot = torch.zeros(bs, n_obj)
-            for b, i in enumerate(idx):
-                e = self.entries[int(i)]
-                scene = Scene("train", e.objects, e.style, int(rng.integers(1 << 62)))
-                images[b] = np.asarray(renderer.render(scene, size))
-                hot[b, list(e.objects)] = 1.0
-            yield torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(idx), hot
+        n_single = int(rng.binomial(bs, self.cfg.single_fraction))
+        idx = np.concatenate([rng.choice(self.singles, n_single, p=self.single_p), rng.choice(self.multis, bs - n_single)])
+        images = np.empty((bs, size, size, 3), dtype=np.uint8)
+        hot = torch.zeros(bs, n_obj)
+        for b, k in enumerate(idx):
+            e = self.entries[int(k)]
+            scene = Scene("train", e.objects, e.style, int(rng.integers(1 << 62)))
+            images[b] = np.asarray(self.renderer.render(scene, size))
+            hot[b, list(e.objects)] = 1.0
+        rows = torch.tensor([self.variants[int(k)][int(rng.integers(len(self.variants[int(k)])))] for k in idx])
+        return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(idx), hot, rows
+
+
+class TrainedParts(nn.Module):
+    """What the backbone trainer optimises and checkpoints: the image tower, the text projection and the logit
+    scale (the frozen text tower stays out of the checkpoints)."""
+
+    def __init__(self, model: DualEncoder) -> None:
+        super().__init__()
+        self.image = model.image
+        self.text_proj = model.text_proj
+        self.logit_scale = model.logit_scale
 
 
 def init_concepts(model: DualEncoder, text_emb: torch.Tensor, variants: list[list[int]]) -> None:
@@ -144,14 +171,14 @@ def init_concepts(model: DualEncoder, text_emb: torch.Tensor, variants: list[lis
         model.image.head[-1].bias.zero_()
 
 
-def lr_at(step: int, cfg: BackboneTrainConfig) -> float:
-    return warmup_cosine(step, cfg.steps, cfg.warmup, cfg.lr)
+def train_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0) -> Path:
+    """Run the training; returns the checkpoint directory. ``stop_after_steps`` (tests) stops as a kill would."""
+    fit_backbone(cfg, log, stop_after_steps)
+    return Path(cfg.out)
 
 
-def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
-    """Run the training; returns the checkpoint directory."""
-    from tqdm import tqdm
-
+def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0) -> FitResult:
+    """:func:`train_backbone`, returning the loop's result (best step, its check, the history)."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     image_cfg = ImageTowerConfig(**{**asdict(cfg.image), "num_classes": len(load_objects())})
@@ -168,27 +195,17 @@ def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
     text_emb = text_emb.to(cfg.device)
     if model.image.concept is not None:
         init_concepts(model, text_emb, variants)
-
-    params = [p for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    loader = torch.utils.data.DataLoader(
-        SceneBatches(entries, cfg), batch_size=None, num_workers=cfg.workers, persistent_workers=cfg.workers > 0
-    )
-    rng = np.random.default_rng([cfg.seed, 303])
+    parts = TrainedParts(model)
     out = Path(cfg.out)
     started = time.time()
-    bar = tqdm(total=cfg.steps, desc="train backbone", unit="step")
-    model.image.train()
-    ema = None
-    for step, (images, idx, hot) in enumerate(loader):
-        if step >= cfg.steps:
-            break
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+
+    def load(steps: list[int]):
+        return torch.utils.data.DataLoader(SceneSteps(entries, variants, cfg, steps), batch_size=None,
+                                           num_workers=cfg.workers, generator=torch.Generator())
+
+    def loss(batch) -> torch.Tensor:
+        images, idx, hot, rows = batch
         pixels = normalise(images, model_cfg.preprocess).to(cfg.device)
-        rows = torch.tensor([variants[int(i)][int(rng.integers(len(variants[int(i)])))] for i in idx])
         txt = F.normalize(model.project_text(text_emb[rows.to(cfg.device)]), dim=-1)
         emb, obj_logits = model.image.embed(model.image.features(pixels))
         img = F.normalize(emb, dim=-1)
@@ -198,47 +215,33 @@ def train_backbone(cfg: BackboneTrainConfig, log=print) -> Path:
         target = same / same.sum(1, keepdim=True)
         nce = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean() + torch.sum(-target * F.log_softmax(logits.t(), 1), 1).mean())
         aux = F.binary_cross_entropy_with_logits(obj_logits, hot.to(cfg.device), reduction="sum") / len(idx)
-        loss = nce + cfg.aux_weight * aux
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
-        bar.set_postfix(loss=f"{ema:.3f}", nce=f"{float(nce.detach()):.3f}", img_s=f"{(step + 1) * cfg.batch_size / (time.time() - started):.0f}")
-        bar.update(1)
-        last = step + 1 == cfg.steps or (cfg.max_minutes and time.time() - started > cfg.max_minutes * 60)
-        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
-            model.image.eval()
-            bars = quick_bars(model, cfg.seed)
-            model.image.train()
-            bar.write(f"step {step + 1}: held-out single R@1 {bars['single_r1']:.3f}, multi R@1 {bars['multi_r1']:.3f} (quick check)")
-        if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
-            model.cfg.provenance = {"command": f"cir train backbone --preset {cfg.preset} --seed {cfg.seed}",
-                                    "config": _jsonable(asdict(cfg)), "steps_done": step + 1,
-                                    "minutes": round((time.time() - started) / 60, 1)}
-            model.save(out)
-        if last:
-            break
-    bar.close()
-    return out
+        return nce + cfg.aux_weight * aux
+
+    def validate() -> dict[str, float]:
+        bars = quick_bars(model, cfg.seed, cfg.eval_multi, cfg.eval_single)
+        return {"score": (bars["single_r1"] + bars["multi_r1"]) / 2, "single_r1": bars["single_r1"], "multi_r1": bars["multi_r1"]}
+
+    def export(summary: dict) -> None:
+        model.cfg.provenance = {"command": f"cir train backbone --preset {cfg.preset} --seed {cfg.seed}",
+                                "config": jsonable(asdict(cfg)), "steps_done": summary["best_step"],
+                                "quick_check": summary["validation"],
+                                "minutes": round((time.time() - started) / 60, 1)}
+        model.save(out)
+
+    loop = LoopConfig(epochs=1, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                      warmup_steps=cfg.warmup, grad_clip=5.0, amp=False, device=cfg.device, threads=cfg.threads,
+                      seed=cfg.seed, max_minutes=cfg.max_minutes, validate_every=cfg.eval_every)
+    job = Job(parts, lambda epoch: list(range(cfg.steps)), loss, validate, export, load=load)
+    result = fit(loop, job, out / "checkpoints", cfg.resume, log, "train backbone", stop_after_steps)
+    log(f"backbone: best quick check at step {result.best_step} of {result.steps} ({result.best}); checkpoint in {out}")
+    return result
 
 
-def quick_bars(model: DualEncoder, seed: int) -> dict[str, float]:
+def quick_bars(model: DualEncoder, seed: int, n_multi: int = 400, n_single: int = 0) -> dict[str, float]:
+    """The held-out bars on a small gallery (scenes of their own seed, never training scenes)."""
     from cir.backbones.dual import CirBackbone
     from cir.eval.backbone_bars import measure_bars
 
-    return measure_bars(CirBackbone(model, "training"), seed=seed + 1000, n_multi=400, quiet=True)
+    return measure_bars(CirBackbone(model, "training"), seed=seed + 1000, n_multi=n_multi, quiet=True,
+                        n_single=n_single)
 
-
-PRESETS = {
-    "default": {},  # fits the 30-minute budget on 2 CPU cores; the shipped cir:demo checkpoint
-    "long": {"steps": 2600},  # a longer schedule (about an hour on 2 CPU cores)
-    "smoke": {"steps": 3, "batch_size": 16, "multi_sets": 64, "eval_every": 0, "save_every": 0, "workers": 0,
-              "image": ImageTowerConfig(image_size=32, widths=(8, 16), depths=(1, 1), concept_head=True)},
-}
-
-
-def preset_config(preset: str, **overrides) -> BackboneTrainConfig:
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return BackboneTrainConfig(**{**PRESETS[preset], "preset": preset, **overrides})

@@ -10,7 +10,6 @@ Every feature is computed once up front (the backbone is frozen), so an epoch is
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,16 +44,10 @@ class CombinerTrainConfig:
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 
 
-PRESETS = {
-    "default": {},  # a few minutes on 2 CPU cores with cir:demo (most of it rendering and embedding)
-    "smoke": {"scene_groups": 12, "triplets_per_group": 2, "loop": LoopConfig(epochs=1, batch_size=8, lr=1e-3)},
-}
-
-
 def preset_config(preset: str, **overrides) -> CombinerTrainConfig:
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return CombinerTrainConfig(**{**copy.deepcopy(PRESETS[preset]), "preset": preset, **overrides})
+    from cir.train.presets import preset_config as build
+
+    return build("combiner", preset, **overrides)
 
 
 @dataclass

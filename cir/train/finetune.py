@@ -16,7 +16,6 @@ An ``openclip:`` backbone fine-tunes its image tower the same way (text tower fr
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,16 +55,10 @@ class FinetuneTrainConfig:
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 
 
-PRESETS = {
-    "default": {},  # a few minutes on 2 CPU cores with cir:demo: the last 2 blocks and the head (head only moved little)
-    "smoke": {"scene_groups": 12, "triplets_per_group": 2, "loop": LoopConfig(epochs=1, batch_size=8, lr=1e-3)},
-}
-
-
 def preset_config(preset: str, **overrides) -> FinetuneTrainConfig:
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return FinetuneTrainConfig(**{**copy.deepcopy(PRESETS[preset]), "preset": preset, **overrides})
+    from cir.train.presets import preset_config as build
+
+    return build("finetune", preset, **overrides)
 
 
 class TrainableParts(nn.Module):

@@ -7,7 +7,6 @@ image embeddings are computed once, up front; every step runs the text tower (fo
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,16 +38,10 @@ class Pic2WordTrainConfig:
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 
 
-PRESETS = {
-    "default": {},  # about 5 minutes on 2 free CPU cores with cir:demo; stops after 17 minutes on a busy machine
-    "smoke": {"scene_groups": 8, "loop": LoopConfig(epochs=1, batch_size=8, lr=1e-3)},  # seconds
-}
-
-
 def preset_config(preset: str, **overrides) -> Pic2WordTrainConfig:
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return Pic2WordTrainConfig(**{**copy.deepcopy(PRESETS[preset]), "preset": preset, **overrides})
+    from cir.train.presets import preset_config as build
+
+    return build("pic2word", preset, **overrides)
 
 
 def pic2word_loss(backbone: Backbone, mapper: Mapper, images: torch.Tensor, prompt: str, temperature: float) -> torch.Tensor:
