@@ -90,3 +90,29 @@ def test_serving_a_query_imports_no_training_code():
             "print(sorted(m for m in sys.modules if m.startswith('cir.train') or m.startswith('cir.eval')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out
+
+
+def test_no_import_circles_between_packages():
+    graph: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        mine = layer_of(module_name(path))
+        for target in imports_of(path):
+            theirs = "__init__" if target == "cir" else layer_of(target)
+            if theirs != mine:
+                graph.setdefault(mine, set()).add(theirs)
+    seen, stack = set(), []
+
+    def visit(node):
+        if node in stack:
+            raise AssertionError("import circle: " + " -> ".join(stack[stack.index(node):] + [node]))
+        if node in seen:
+            return
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt)
+        stack.pop()
+        seen.add(node)
+
+    for node in sorted(graph):
+        visit(node)
+    assert graph["query"] and "store" not in graph["query"]  # the query path sees vectors only through a Gallery
