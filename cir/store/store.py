@@ -14,7 +14,6 @@ commits only: ``refresh()`` moves to the latest commit of any process, ``len``, 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from cir.errors import StoreError, UnknownItem
 from cir.store import db
-from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec, vectors_name
+from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec
 from cir.store.snapshot import ItemInfo, Snapshot, load_snapshot
 
 if TYPE_CHECKING:
@@ -35,9 +34,6 @@ if TYPE_CHECKING:
     from cir.query.rerank import Reranker
     from cir.query.results import SearchResult
     from cir.store.indexing import IndexSummary
-
-CREATING_NAME = ".items.sqlite.creating"
-
 
 class Store:
     """Open with :meth:`Store.open` (or ``cir.open_store``)."""
@@ -65,7 +61,9 @@ class Store:
         if not (root / DB_NAME).exists():
             if not create:
                 raise StoreError(f"no cir store at {root}; create one with `cir index PATH... --store {path}`")
-            loaded = _create(root, backbone)
+            from cir.store.create import create_store
+
+            loaded = create_store(root, backbone)
         conn = db.connect(str(root / DB_NAME))
         try:
             meta = db.get_meta(conn)
@@ -202,38 +200,3 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, backbone={self.spec!r}, items={len(self)})"
-
-
-def _create(root: Path, backbone: "str | Backbone | None") -> "Backbone":
-    """Create an empty store; returns the loaded backbone (creating needs its dimension)."""
-    from cir.backbones import DEFAULT_BACKBONE, load_backbone
-
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"{root} exists and is not a directory; choose a new or empty directory for the store")
-    ours = (CREATING_NAME, vectors_name(0))  # what an interrupted creation leaves behind
-    leftovers = sorted(p.name for p in root.iterdir() if not p.name.startswith(ours)) if root.exists() else []
-    if leftovers:
-        raise StoreError(
-            f"{root} is not empty and is not a cir store (it holds {', '.join(leftovers[:3])}{', ...' if len(leftovers) > 3 else ''}); "
-            "choose a new or empty directory for --store"
-        )
-    loaded = backbone if backbone is not None and not isinstance(backbone, str) else load_backbone(backbone or DEFAULT_BACKBONE)
-    spec = canonical_spec(loaded.spec)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / vectors_name(0)).touch()
-    tmp = root / CREATING_NAME
-    tmp.unlink(missing_ok=True)
-    conn = db.connect(str(tmp))
-    try:
-        db.create_schema(conn, {
-            "format_version": FORMAT_VERSION, "backbone": spec, "dim": loaded.dim, "generation": 0, "rows": 0,
-            "version": 0, "layout_version": 0, "backbone_info": json.dumps(_jsonable(loaded.describe()), sort_keys=True),
-        })
-    finally:
-        conn.close()
-    os.replace(tmp, root / DB_NAME)  # the store exists from this instant, whole
-    return loaded
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=str))

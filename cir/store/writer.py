@@ -34,7 +34,8 @@ import numpy as np
 
 from cir.errors import StoreError
 from cir.store import db
-from cir.store.layout import DB_NAME, LOCK_NAME, vector_generations, vectors_name
+from cir.store.layout import DB_NAME, vector_generations, vectors_name
+from cir.store.lock import acquire_writer_lock, release_writer_lock
 from cir.store.vectors import DTYPE, VectorAppender, fsync_dir, map_rows
 
 COMPACTION_CHUNK_ROWS = 65_536  # rows copied per write while compacting
@@ -76,7 +77,7 @@ class StoreWriter:
 
     def __init__(self, root: str | Path, fsync: bool = True) -> None:
         self.root = Path(root)
-        self._lock_fd = _acquire_lock(self.root / LOCK_NAME)
+        self._lock_fd = acquire_writer_lock(self.root)
         try:
             self.conn = db.connect(str(self.root / DB_NAME))
             db.configure_writer(self.conn)
@@ -251,22 +252,5 @@ class StoreWriter:
 
     def _release(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            release_writer_lock(self._lock_fd)
             self._lock_fd = None
-
-
-def _acquire_lock(path: Path) -> int:
-    try:
-        import fcntl
-    except ImportError as exc:
-        raise StoreError("writing a store needs POSIX file locks (fcntl); this platform has none") from exc
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreError(f"another process (pid {holder}) is writing the store {path.parent}; wait for it to finish") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd

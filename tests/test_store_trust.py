@@ -1,0 +1,89 @@
+"""The store under races, damage and unlucky users (issue #12, points 1-6).
+
+Real processes where the defect is about processes (``cir index`` subprocesses started together behind a pipe
+barrier), real SQLite files restored to simulate a power cut, real damage written into the files, and a process
+without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH for permissions (the tests run as root, who ignores file modes; root
+without those two capabilities obeys them like any user, and can still run the interpreter under /root, which
+uid 65534 could not). Nothing asserts on time; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cir
+from cir.cli import main
+from cir.store.layout import DB_NAME, vectors_name
+from tests.store_helpers import assert_same_store, store_state, write_images, write_png
+
+REPO = Path(__file__).resolve().parents[1]
+BOUND_S = 300  # the longest any wait here may take before the test fails instead of hanging
+
+
+@pytest.fixture
+def spec(tiny_cir_checkpoint) -> str:
+    return f"cir:{tiny_cir_checkpoint}"
+
+
+def child_env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+# a child that imports everything, says "ready", and runs the CLI only when its stdin closes (the barrier)
+BARRIER_CHILD = (
+    "import sys, cir.cli, cir.store.indexing, torch, faiss; print('ready', flush=True); sys.stdin.read(); "
+    "sys.exit(cir.cli.main(sys.argv[1:]))"
+)
+
+
+def start_together(argvs: list[list[str]]) -> list[subprocess.Popen]:
+    """Start one CLI process per argv and release them at the same instant, once all have imported cir."""
+    procs = [subprocess.Popen([sys.executable, "-c", BARRIER_CHILD, *argv], env=child_env(), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for argv in argvs]
+    for proc in procs:
+        ready, _, _ = select.select([proc.stdout], [], [], BOUND_S)
+        assert ready and proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
+    for proc in procs:
+        proc.stdin.close()
+        proc.stdin = None  # communicate() must not flush it
+    return procs
+
+
+# --- 1. two runs creating the same new store ---------------------------------------------------------------------
+@pytest.mark.slow
+def test_two_index_runs_creating_the_same_store_at_once(tmp_path, spec):
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    for trial in range(3):
+        store_dir = tmp_path / f"store{trial}"
+        argv = ["index", str(photos), "--store", str(store_dir), "--backbone", spec, "--batch-size", "4",
+                "--workers", "1", "--no-progress", "--json"]
+        procs = start_together([argv, argv])
+        outcomes = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=BOUND_S)
+            outcomes.append((proc.returncode, out, err))
+        for rc, out, err in outcomes:
+            assert rc in (0, 2), err[-2000:]
+            if rc == 2:  # refused: the other run holds the writer lock, and says so in one sentence
+                assert "is writing the store" in err and "Traceback" not in err, err
+        assert any(rc == 0 for rc, _, _ in outcomes)
+        store = cir.open_store(store_dir)
+        assert len(store) == 12
+        paths = [item.path for item in store.items()]
+        assert len(set(paths)) == 12 and sorted(paths) == paths
+        for rc, out, _ in outcomes:
+            if rc == 0:
+                assert json.loads(out.strip().splitlines()[-1])["total"] == 12
+        assert not [p.name for p in store_dir.iterdir() if p.name.startswith(".items.sqlite.creating")]
+        store.close()
