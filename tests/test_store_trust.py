@@ -87,3 +87,45 @@ def test_two_index_runs_creating_the_same_store_at_once(tmp_path, spec):
                 assert json.loads(out.strip().splitlines()[-1])["total"] == 12
         assert not [p.name for p in store_dir.iterdir() if p.name.startswith(".items.sqlite.creating")]
         store.close()
+
+
+# --- 2. file names that are not valid UTF-8 -----------------------------------------------------------------------
+def run_cli(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m cir.cli ARGV`` with a strict UTF-8 stdout (as on a UTF-8 terminal)."""
+    env = {**child_env(), "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8:strict", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cir.cli", *argv], env=env, capture_output=True, text=True,
+                          errors="backslashreplace", timeout=BOUND_S)
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_losslessly_and_printed(tmp_path, spec):
+    photos = tmp_path / "photos"
+    write_png(photos / "a.png", 1)
+    write_png(photos / "z.png", 3)  # sorted after the bad name: it must be indexed too
+    write_png(tmp_path / "bad.png", 2)
+    bad = os.path.join(os.fsencode(photos), b"caf\xe9.png")
+    with open(bad, "wb") as fh:
+        fh.write((tmp_path / "bad.png").read_bytes())
+    store_dir = tmp_path / "store"
+    first = run_cli("index", str(photos), "--store", str(store_dir), "--backbone", spec, "--no-progress")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "added 3" in first.stdout and "holds 3 items" in first.stdout
+
+    store = cir.open_store(store_dir)
+    paths = [item.path for item in store.items()]
+    assert os.fsencode(paths[1]) == bad and all(os.path.isfile(p) for p in paths)
+    assert sorted(paths) == paths and paths[2].endswith("z.png")
+    again = store.index([photos], progress=False)  # the name is found again: unchanged, not a new item
+    assert (again.added, again.unchanged, again.total) == (0, 3, 3)
+
+    found = run_cli("search", "--store", str(store_dir), "--item-id", "0", "--strategy", "image", "--k", "3", "--include-reference")
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert "caf\\xe9.png" in found.stdout  # the undecodable byte, escaped
+    as_json = run_cli("search", "--store", str(store_dir), "--item-id", "0", "--strategy", "image", "--k", "3", "--json")
+    assert as_json.returncode == 0, as_json.stderr[-2000:]
+    results = json.loads(as_json.stdout)["results"]
+    assert bad in {os.fsencode(hit["path"]) for hit in results}  # JSON escapes the surrogate: \udce9
+
+    os.unlink(bad)
+    gone = store.index([photos], progress=False)
+    assert (gone.removed, gone.total) == (1, 2)
+    store.close()

@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         """Embed new and changed images, drop deleted ones; safe to interrupt and re-run."""
         from cir import open_store
         from cir.ingest.sources import classify
+        from cir.store.pathcodec import printable
 
         for path in paths:  # a typo must fail before a store is created
             classify(path)
@@ -43,4 +44,4 @@ def register(app: typer.Typer) -> None:
             f"the store {store} holds {summary.total} items ({spec})"
         )
         for skipped in summary.skipped:
-            typer.echo(f"  skipped {skipped.path}: {skipped.reason}")
+            typer.echo(f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}")

@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the top-k images: rank, score, path (best first)."""
         from cir import open_store
+        from cir.store.pathcodec import printable
 
         with open_store(store) as opened:
             result = opened.search(
@@ -47,4 +48,4 @@ def register(app: typer.Typer) -> None:
             typer.echo("no results: the store is empty", err=True)
         width = len(str(len(result.results)))
         for rank, hit in enumerate(result.results, start=1):
-            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {hit.path}")
+            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {printable(hit.path)}")

@@ -18,6 +18,7 @@ from cir.index import VectorIndex, build_index
 from cir.index.searcher import IndexSearcher
 from cir.store import db
 from cir.store.layout import vectors_name
+from cir.store.pathcodec import from_db
 from cir.store.vectors import map_rows
 
 SNAPSHOT_ATTEMPTS = 20  # a compaction can replace the vectors file between reading meta and opening it: retry
@@ -103,7 +104,7 @@ def load_snapshot(root: Path, conn, dim: int, index_kind: str, previous: Snapsho
 def _build(records, vectors, version, layout, generation, rows, dim, index_kind, base: Snapshot | None) -> Snapshot:
     _, paths, sizes, mtimes, shas, widths, heights = zip(*records) if records else ((),) * 7
     new = dict(
-        paths=tuple(paths),
+        paths=tuple(from_db(p) for p in paths),
         sizes=np.array(sizes, np.int64),
         mtimes_ns=np.array(mtimes, np.int64),
         sha256=np.frombuffer(b"".join(bytes.fromhex(s) for s in shas), np.uint8).reshape(-1, 32),

@@ -36,6 +36,7 @@ from cir.errors import StoreError
 from cir.store import db
 from cir.store.layout import DB_NAME, vector_generations, vectors_name
 from cir.store.lock import acquire_writer_lock, release_writer_lock
+from cir.store.pathcodec import from_db, to_db
 from cir.store.vectors import DTYPE, VectorAppender, fsync_dir, map_rows
 
 COMPACTION_CHUNK_ROWS = 65_536  # rows copied per write while compacting
@@ -100,11 +101,12 @@ class StoreWriter:
 
     def known_items(self) -> dict[str, KnownItem]:
         cursor = self.conn.execute("SELECT path, id, size, mtime_ns, sha256, source FROM items")
-        return {path: KnownItem(i, size, mtime, sha, source) for path, i, size, mtime, sha, source in cursor}
+        return {from_db(path): KnownItem(i, size, mtime, sha, from_db(source)) for path, i, size, mtime, sha, source in cursor}
 
     def staged_items(self) -> dict[str, ItemRecord]:
         cursor = self.conn.execute("SELECT path, source, size, mtime_ns, sha256, width, height FROM staged")
-        return {row[0]: ItemRecord(*row) for row in cursor}
+        records = (ItemRecord(from_db(path), from_db(source), *rest) for path, source, *rest in cursor)
+        return {record.path: record for record in records}
 
     # --- writing ---------------------------------------------------------------------------------------------
     def commit(
@@ -160,7 +162,7 @@ class StoreWriter:
                 self.conn.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in removed])
                 self.conn.executemany(
                     "UPDATE items SET source = ?, size = ?, mtime_ns = ?, sha256 = ?, width = ?, height = ? WHERE id = ?",
-                    [(r.source, r.size, r.mtime_ns, r.sha256, r.width, r.height, i) for i, r in updates.items()],
+                    [(to_db(r.source), r.size, r.mtime_ns, r.sha256, r.width, r.height, i) for i, r in updates.items()],
                 )
                 self._renumber(survivors)
                 self.conn.execute("DELETE FROM staged")
@@ -194,7 +196,7 @@ class StoreWriter:
         try:
             self.conn.executemany(
                 "INSERT INTO items (id, path, source, size, mtime_ns, sha256, width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(start + i, *astuple(item)) for i, item in enumerate(items)],
+                [(start + i, *_db_row(item)) for i, item in enumerate(items)],
             )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"an item being added is already in the store ({exc}); this is a bug in the caller") from exc
@@ -203,11 +205,11 @@ class StoreWriter:
         self.conn.executemany(
             "INSERT OR REPLACE INTO staged (path, source, size, mtime_ns, sha256, width, height, vector) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*astuple(r), np.asarray(v, DTYPE).reshape(self.dim).tobytes()) for r, v in staged],
+            [(*_db_row(r), np.asarray(v, DTYPE).reshape(self.dim).tobytes()) for r, v in staged],
         )
 
     def _staged_vector(self, path: str) -> np.ndarray:
-        (blob,) = self.conn.execute("SELECT vector FROM staged WHERE path = ?", (path,)).fetchone()
+        (blob,) = self.conn.execute("SELECT vector FROM staged WHERE path = ?", (to_db(path),)).fetchone()
         return np.frombuffer(blob, dtype=DTYPE)
 
     def _write_generation(self, path: Path, survivors: np.ndarray, replaced: dict[int, np.ndarray]) -> None:
@@ -254,3 +256,9 @@ class StoreWriter:
         if self._lock_fd is not None:
             release_writer_lock(self._lock_fd)
             self._lock_fd = None
+
+
+def _db_row(record: ItemRecord) -> tuple:
+    """An :class:`ItemRecord` as SQLite parameters (paths losslessly, see :mod:`cir.store.pathcodec`)."""
+    path, source, *rest = astuple(record)
+    return (to_db(path), to_db(source), *rest)
