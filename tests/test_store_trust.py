@@ -129,3 +129,64 @@ def test_a_file_name_that_is_not_utf8_is_indexed_losslessly_and_printed(tmp_path
     gone = store.index([photos], progress=False)
     assert (gone.removed, gone.total) == (1, 2)
     store.close()
+
+
+# --- 3. power loss ------------------------------------------------------------------------------------------------
+def power_cut_copy(store_dir: Path, to: Path) -> Path:
+    """The store as a power cut right now could leave it at worst: items.sqlite and the vectors files as they are,
+    everything still only in the WAL lost (SQLite may lose WAL frames not yet synced under synchronous=NORMAL)."""
+    to.mkdir()
+    for path in store_dir.iterdir():
+        if path.name == DB_NAME or path.name.startswith("vectors."):
+            shutil.copy2(path, to / path.name)
+    return to
+
+
+def indexed_store(tmp_path, spec, n=6):
+    photos = tmp_path / "photos"
+    write_images(photos, n)
+    store_dir = tmp_path / "store"
+    store = cir.open_store(store_dir, backbone=spec, create=True)
+    store.index([photos], progress=False, batch_size=2, workers=0)
+    return photos, store_dir, store
+
+
+def test_power_cut_after_a_compaction_leaves_the_compacted_store(tmp_path, spec):
+    from cir.store.writer import StoreWriter
+
+    photos, store_dir, store = indexed_store(tmp_path, spec)
+    with StoreWriter(store_dir) as writer:
+        assert writer.compact(remove_ids={1, 4})
+        assert not (store_dir / vectors_name(0)).exists()  # the old generation is gone ...
+        cut = power_cut_copy(store_dir, tmp_path / "cut")  # ... so the power cut must not lose the commit
+    store.refresh()
+    expected = store_state(store)
+    assert len(expected) == 4
+    survived = cir.open_store(cut)
+    assert_same_store(survived, store)
+    survived.close()
+    store.close()
+
+
+def test_power_cut_while_a_reader_holds_up_the_checkpoint_keeps_the_old_generation(tmp_path, spec, monkeypatch):
+    from cir.store.writer import StoreWriter
+
+    photos, store_dir, store = indexed_store(tmp_path, spec)
+    before = store_state(store)
+    store.close()  # the last connection checkpoints: the indexed state is in items.sqlite itself
+    held_up = tmp_path / "held-up"
+    with monkeypatch.context() as patch:
+        patch.setattr(StoreWriter, "_checkpointed", lambda self: False)  # a reader pins the WAL
+        with StoreWriter(store_dir) as writer:
+            assert writer.compact(remove_ids={1, 4})
+            assert (store_dir / vectors_name(0)).exists()  # kept: the commit that replaced it may not be durable
+            cut = power_cut_copy(store_dir, held_up)
+    survived = cir.open_store(cut)  # the commit was lost: the earlier state, whole
+    assert store_state(survived) == before and len(survived) == 6
+    survived.close()
+    with StoreWriter(store_dir):  # the next writer checkpoints, then removes the old generation
+        pass
+    assert not (store_dir / vectors_name(0)).exists() and (store_dir / vectors_name(1)).exists()
+    compacted = cir.open_store(store_dir)
+    assert [item.path for item in compacted.items()] == [before[i][1] for i in (0, 2, 3, 5)]
+    compacted.close()

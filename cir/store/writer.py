@@ -17,7 +17,9 @@ Why a kill -9 at any moment leaves a consistent store (row i = item i, no duplic
 * ``compact``: the surviving rows (with staged vectors substituted) are written to a *new* generation file,
   fsync'ed, and one transaction deletes the removed items, applies the staged metadata, renumbers ids to rows
   and switches ``meta.generation``. Killed before the commit: the old generation is intact and the new file is
-  an orphan the next writer deletes. Killed after: the old file is the orphan.
+  an orphan the next writer deletes. Killed after: the old file is the orphan. The old file is deleted only after
+  a checkpoint has copied the commit from the WAL into items.sqlite and synced it (``synchronous=NORMAL`` leaves a
+  commit still in the WAL to a power cut; a power cut may lose commits, never the file a surviving state names).
 * A writer holds ``writer.lock`` (flock, released by the kernel when the process dies), so recovery never races
   another writer.
 """
@@ -174,8 +176,9 @@ class StoreWriter:
         self.vectors.close()
         self.generation = new_generation
         self.vectors = VectorAppender(new_path, self.dim, len(survivors), self.vectors.fsync)
-        old_path.unlink(missing_ok=True)
-        fsync_dir(self.root)
+        if self._checkpointed():  # else a reader holds the WAL: the old generation stays until a later writer's checkpoint
+            old_path.unlink(missing_ok=True)
+            fsync_dir(self.root)
         return True
 
     def close(self) -> None:
@@ -242,13 +245,29 @@ class StoreWriter:
                 "it is damaged: re-index into a new --store"
             )
 
+    def _checkpointed(self) -> bool:
+        """Copy every commit from the WAL into items.sqlite and sync both (SQLite syncs the WAL before and the
+        database after a complete checkpoint); returns whether all of it got there. Only then may a file that the
+        last durable state no longer names be deleted: ``synchronous=NORMAL`` leaves commits that are still only in
+        the WAL to a power cut, and a power cut must never leave a state naming a deleted file."""
+        _, wal_frames, copied = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return wal_frames == copied
+
     def _remove_orphans(self) -> None:
-        """Vectors files of other generations are leftovers of an interrupted compaction (or its cleanup)."""
+        """Vectors files of other generations are leftovers of an interrupted compaction (newer ones: never
+        committed) or of a compaction whose checkpoint a reader held up (older ones: deleted once the commit that
+        replaced them is checkpointed)."""
+        older_safe: bool | None = None
         removed = False
         for generation in vector_generations(str(self.root)):
-            if generation != self.generation:
-                (self.root / vectors_name(generation)).unlink(missing_ok=True)
-                removed = True
+            if generation == self.generation:
+                continue
+            if generation < self.generation:
+                older_safe = self._checkpointed() if older_safe is None else older_safe
+                if not older_safe:
+                    continue
+            (self.root / vectors_name(generation)).unlink(missing_ok=True)
+            removed = True
         if removed:
             fsync_dir(self.root)
 
