@@ -190,3 +190,110 @@ def test_power_cut_while_a_reader_holds_up_the_checkpoint_keeps_the_old_generati
     compacted = cir.open_store(store_dir)
     assert [item.path for item in compacted.items()] == [before[i][1] for i in (0, 2, 3, 5)]
     compacted.close()
+
+
+# --- 5 and 6: permissions, as a process that obeys file modes -----------------------------------------------------
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2  # linux/capability.h
+PR_CAPBSET_DROP = 24  # linux/prctl.h
+
+
+def _drop_file_permission_override() -> None:
+    """In the child before exec: drop the two capabilities that let root ignore file modes from the bounding set,
+    so the exec'd interpreter (uid 0, owner of the test's files) is refused what the modes refuse."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_cli_obeying_modes(*argv: str) -> subprocess.CompletedProcess:
+    env = {**child_env(), "LC_ALL": "C.UTF-8"}
+    return subprocess.run([sys.executable, "-m", "cir.cli", *argv], env=env, capture_output=True, text=True,
+                          timeout=BOUND_S, preexec_fn=_drop_file_permission_override)
+
+
+@pytest.fixture
+def modes_are_obeyed(tmp_path):
+    """Skip where this process cannot make a child that obeys file modes (not Linux, or no CAP_SETPCAP)."""
+    probe = tmp_path / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
+    try:
+        result = subprocess.run([sys.executable, "-c", f"open({str(probe)!r})"], capture_output=True, timeout=BOUND_S,
+                                preexec_fn=_drop_file_permission_override)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"cannot drop CAP_DAC_OVERRIDE here: {exc}")
+    if result.returncode == 0:
+        pytest.skip("a child without CAP_DAC_OVERRIDE still reads a mode-000 file here")
+
+
+def make_read_only(store_dir: Path) -> None:
+    for path in store_dir.iterdir():
+        path.chmod(0o444)
+    store_dir.chmod(0o555)
+
+
+def test_a_read_only_store_can_be_searched(tmp_path, spec, modes_are_obeyed):
+    photos, store_dir, store = indexed_store(tmp_path, spec)
+    store.close()
+    assert not (store_dir / (DB_NAME + "-wal")).exists()  # closed: every commit is in items.sqlite
+    make_read_only(store_dir)
+    try:
+        found = run_cli_obeying_modes("search", "--store", str(store_dir), "--item-id", "0", "--strategy", "image",
+                                      "--k", "3", "--json")
+        assert found.returncode == 0, found.stderr[-2000:]
+        assert len(json.loads(found.stdout)["results"]) == 3
+
+        # a writer (here: this process, which may write) has the store open, so -wal and -shm exist, read-only
+        with sqlite3.connect(store_dir / DB_NAME) as holder:
+            holder.execute("SELECT COUNT(*) FROM items").fetchone()
+            store_dir.chmod(0o755)
+            reopened = cir.open_store(store_dir)  # a reader in WAL mode: creates -shm and -wal
+            for side in ("-wal", "-shm"):
+                (store_dir / (DB_NAME + side)).chmod(0o444)
+            store_dir.chmod(0o555)
+            found = run_cli_obeying_modes("search", "--store", str(store_dir), "--item-id", "1", "--strategy", "image",
+                                          "--k", "2", "--json")
+            assert found.returncode == 0, found.stderr[-2000:]
+            assert len(json.loads(found.stdout)["results"]) == 2
+            reopened.close()
+
+        refused = run_cli_obeying_modes("index", str(photos), "--store", str(store_dir), "--no-progress")
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert "read-only" in refused.stderr, refused.stderr
+    finally:
+        store_dir.chmod(0o755)
+        for path in store_dir.iterdir():
+            path.chmod(0o644)
+
+
+def test_an_unreadable_folder_is_not_a_deletion(tmp_path, spec, modes_are_obeyed):
+    photos = tmp_path / "photos"
+    write_images(photos / "open", 3)
+    write_images(photos / "locked", 2, start_seed=10)
+    store_dir = tmp_path / "store"
+    store = cir.open_store(store_dir, backbone=spec, create=True)
+    store.index([photos], progress=False)
+    before = store_state(store)
+    store.close()
+    assert len(before) == 5
+    (photos / "locked").chmod(0)
+    try:
+        run = run_cli_obeying_modes("index", str(photos), "--store", str(store_dir), "--no-progress", "--json")
+        assert run.returncode == 0, run.stderr[-2000:]
+        kept = cir.open_store(store_dir)
+        assert store_state(kept) == before  # the base removed the two locked items here
+        kept.close()
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+        assert (summary["removed"], summary["kept_unreadable"], summary["total"]) == (0, 2, 5)
+        assert [s["path"] for s in summary["skipped"]] == [str(photos / "locked")]
+        assert "cannot read the folder" in summary["skipped"][0]["reason"]
+        text = run_cli_obeying_modes("index", str(photos), "--store", str(store_dir), "--no-progress")
+        assert "kept 2 items" in text.stdout and f"skipped {photos / 'locked'}: cannot read the folder" in text.stdout
+    finally:
+        (photos / "locked").chmod(0o755)
+    after = cir.open_store(store_dir)
+    assert store_state(after) == before
+    after.close()

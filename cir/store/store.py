@@ -46,7 +46,7 @@ class Store:
         self._backbone = backbone
         self._backbone_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
-        self._conn = db.connect(str(root / DB_NAME))
+        self._conn = db.connect_reader(str(root / DB_NAME))
         self._snapshot: Snapshot = load_snapshot(root, self._conn, dim, index_kind)
 
     # --- opening ---------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ class Store:
             from cir.store.create import create_store
 
             loaded = create_store(root, backbone)
-        conn = db.connect(str(root / DB_NAME))
+        conn = db.connect_reader(str(root / DB_NAME))
         try:
             meta = db.get_meta(conn)
         finally:
