@@ -38,3 +38,8 @@ class UnknownItem(StoreError, KeyError):
 
 class ConfigError(CirError, ValueError):
     """A configuration value is not one of the valid choices."""
+
+
+class StoreDamaged(StoreError):
+    """A store's files fail their checksums, hold values that are not finite numbers, or cannot be read as a store.
+    The message says what is damaged and whether ``cir repair`` can fix it or the store must be re-indexed."""

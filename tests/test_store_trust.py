@@ -142,12 +142,12 @@ def power_cut_copy(store_dir: Path, to: Path) -> Path:
     return to
 
 
-def indexed_store(tmp_path, spec, n=6):
+def indexed_store(tmp_path, spec, n=6, batch_size=2):
     photos = tmp_path / "photos"
     write_images(photos, n)
     store_dir = tmp_path / "store"
     store = cir.open_store(store_dir, backbone=spec, create=True)
-    store.index([photos], progress=False, batch_size=2, workers=0)
+    store.index([photos], progress=False, batch_size=batch_size, workers=0)
     return photos, store_dir, store
 
 
@@ -297,3 +297,141 @@ def test_an_unreadable_folder_is_not_a_deletion(tmp_path, spec, modes_are_obeyed
     after = cir.open_store(store_dir)
     assert store_state(after) == before
     after.close()
+
+
+# --- 4. damage is detected and named ------------------------------------------------------------------------------
+def damage_row(store_dir: Path, row: int, dim: int, values) -> None:
+    """Overwrite one committed row of the current vectors file, as a disk or another program might."""
+    (vectors_file,) = [p for p in store_dir.iterdir() if p.name.startswith("vectors.")]
+    with open(vectors_file, "r+b") as fh:
+        fh.seek(row * dim * 4)
+        fh.write(np.broadcast_to(np.asarray(values, "<f4"), (dim,)).astype("<f4").tobytes())
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("values", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_non_finite_row_is_never_served_and_repair_re_embeds_it(tmp_path, spec, tiny_backbone, capsys, values):
+    from tests.store_helpers import assert_vectors_are_fresh_encodings
+
+    photos, store_dir, store = indexed_store(tmp_path, spec, batch_size=1)  # one commit, one checksummed block, per row
+    dim = store.dim
+    store.close()
+    damage_row(store_dir, 2, dim, values)
+    damaged = cir.open_store(store_dir)  # opens, so that check and repair can work on it ...
+    with pytest.raises(cir.errors.StoreDamaged, match=r"rows 2:.*cir check --store.*cir repair --store"):
+        damaged.search(item_id=0, strategy="image")  # ... but never ranks the damaged row
+    damaged.close()
+    code, out, err = cli(capsys, "search", "--store", str(store_dir), "--item-id", "0", "--strategy", "image", "--json")
+    assert code == 2 and out == "" and "damaged vectors" in err and "Traceback" not in err
+    code, out, err = cli(capsys, "index", str(photos), "--store", str(store_dir), "--no-progress")
+    assert code == 2 and "cannot index" in err and "cir repair" in err  # not "unchanged"
+    code, out, err = cli(capsys, "check", "--store", str(store_dir))
+    assert code == 1 and "rows 2)" in out and "img0002.png" in out and "cir repair --store" in out
+
+    code, out, err = cli(capsys, "repair", "--store", str(store_dir))
+    assert code == 0 and out.startswith("repaired 1 items"), out + err
+    code, out, err = cli(capsys, "check", "--store", str(store_dir))
+    assert code == 0 and "is sound: 6 items" in out
+    repaired = cir.open_store(store_dir)
+    assert_vectors_are_fresh_encodings(repaired, tiny_backbone)
+    code, out, err = cli(capsys, "search", "--store", str(store_dir), "--item-id", "0", "--strategy", "image", "--json")
+    assert code == 0 and all(isinstance(hit["score"], float) for hit in json.loads(out)["results"])
+    repaired.close()
+
+
+def test_a_changed_finite_row_fails_its_checksum_and_a_gone_file_is_reported(tmp_path, spec, capsys):
+    photos, store_dir, store = indexed_store(tmp_path, spec)
+    dim = store.dim
+    vectors = np.array(store.vectors())
+    store.close()
+    damage_row(store_dir, 1, dim, vectors[1] * 0.5)  # still finite: only the checksum can tell
+    damage_row(store_dir, 4, dim, vectors[3])
+    (photos / "img0004.png").unlink()
+    code, out, err = cli(capsys, "check", "--store", str(store_dir))
+    assert code == 1 and "4 vectors (rows 0-1, 4-5)" in out, out  # a failed checksum condemns its block (a commit of 2)
+    code, out, err = cli(capsys, "repair", "--store", str(store_dir))
+    assert code == 0 and "repaired 3 items" in out and "removed 1" in out, out
+    assert f"removed {photos / 'img0004.png'}: file not found" in out
+    code, out, err = cli(capsys, "check", "--store", str(store_dir))
+    assert code == 0 and "is sound: 5 items" in out
+
+
+def test_writers_refuse_non_finite_vectors(tmp_path, spec):
+    from cir.store.writer import ItemRecord, StoreWriter
+
+    photos, store_dir, store = indexed_store(tmp_path, spec)
+    dim, rows = store.dim, len(store)
+    size = (store_dir / vectors_name(0)).stat().st_size
+    record = ItemRecord(str(tmp_path / "x.png"), str(tmp_path), 1, 1, "0" * 64, 1, 1)
+    bad = np.ones((1, dim), np.float32)
+    bad[0, 3] = np.nan
+    with StoreWriter(store_dir) as writer:
+        with pytest.raises(cir.errors.StoreDamaged, match="NaN or infinite"):
+            writer.commit([record], bad)
+    store.refresh()
+    assert len(store) == rows and (store_dir / vectors_name(0)).stat().st_size == size
+    store.close()
+
+
+def _garbage(store_dir: Path, dim: int) -> None:
+    (store_dir / DB_NAME).write_bytes(b"this is not a database, " * 200)
+
+
+def _empty(store_dir: Path, dim: int) -> None:
+    (store_dir / DB_NAME).write_bytes(b"")
+
+
+def _malformed(store_dir: Path, dim: int) -> None:
+    data = bytearray((store_dir / DB_NAME).read_bytes())
+    page = int.from_bytes(data[16:18], "big") or 65536
+    data[page : len(data)] = b"\xa5" * (len(data) - page)  # every page after the first: garbage
+    (store_dir / DB_NAME).write_bytes(bytes(data))
+
+
+def _bad_meta(store_dir: Path, dim: int) -> None:
+    with sqlite3.connect(store_dir / DB_NAME) as conn:
+        conn.execute("UPDATE meta SET value = 'many' WHERE key = 'dim'")
+
+
+def _database_is_a_directory(store_dir: Path, dim: int) -> None:
+    (store_dir / DB_NAME).unlink()
+    (store_dir / DB_NAME).mkdir()
+
+
+def _vectors_missing(store_dir: Path, dim: int) -> None:
+    (store_dir / vectors_name(0)).unlink()
+
+
+def _vectors_is_a_directory(store_dir: Path, dim: int) -> None:
+    (store_dir / vectors_name(0)).unlink()
+    (store_dir / vectors_name(0)).mkdir()
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (_garbage, "is not an SQLite database"),
+    (_empty, "is empty (0 bytes)"),
+    (_malformed, "is damaged (SQLite"),
+    (_bad_meta, "records dim = 'many', which is not a positive integer"),
+    (_database_is_a_directory, "is a directory, where the store's database file should be"),
+    (_vectors_missing, "is missing, and the store at"),
+    (_vectors_is_a_directory, "is a directory, where the store keeps its vectors"),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
+def test_a_damaged_store_is_named_in_one_sentence(tmp_path, spec, capsys, damage, fragment):
+    photos, store_dir, store = indexed_store(tmp_path, spec)
+    dim = store.dim
+    store.close()
+    damage(store_dir, dim)
+    for argv in (["search", "--store", str(store_dir), "--item-id", "0", "--strategy", "image"],
+                 ["check", "--store", str(store_dir)],
+                 ["index", str(photos), "--store", str(store_dir), "--no-progress"]):
+        code, out, err = cli(capsys, *argv)
+        said = (out + err).strip()
+        assert code in (1, 2), said
+        assert fragment in said, said
+        assert "Traceback" not in said and "try again" not in said
+        assert "re-index into a new --store" in said or "cir repair" in said

@@ -15,14 +15,16 @@ commits only: ``refresh()`` moves to the latest commit of any process, ``len``, 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from cir.errors import StoreError, UnknownItem
-from cir.store import db
+from cir.errors import StoreDamaged, StoreError, UnknownItem
+from cir.store import checksums, db
+from cir.store.health import database_failure, read_store_meta
 from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec
 from cir.store.snapshot import ItemInfo, Snapshot, load_snapshot
 
@@ -64,11 +66,7 @@ class Store:
             from cir.store.create import create_store
 
             loaded = create_store(root, backbone)
-        conn = db.connect_reader(str(root / DB_NAME))
-        try:
-            meta = db.get_meta(conn)
-        finally:
-            conn.close()
+        meta = read_store_meta(root)
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
             raise StoreError(f"the store at {root} has format {meta['format_version']}; this cir reads up to {FORMAT_VERSION}: upgrade cir")
         spec, dim = meta["backbone"], int(meta["dim"])
@@ -81,7 +79,10 @@ class Store:
                 )
             if loaded is not None and loaded.dim != dim:
                 raise StoreError(f"the backbone {asked} now has dim {loaded.dim} but the store at {root} holds dim {dim}")
-        return cls(root, spec, dim, loaded, index_kind)
+        try:
+            return cls(root, spec, dim, loaded, index_kind)
+        except sqlite3.DatabaseError as exc:
+            raise database_failure(root, exc) from None
 
     # --- the backbone ----------------------------------------------------------------------------------------
     @property
@@ -164,6 +165,7 @@ class Store:
         from cir.query import Query, run_query
 
         snap = snapshot if snapshot is not None else self._snapshot
+        self._refuse_damaged(snap, "search")
         query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params={**(params or {}), **param_kwargs},
                       k=k, exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None,
                       rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k)
@@ -176,6 +178,7 @@ class Store:
         fewer than k exist."""
         from cir.query.stages import first_stage
 
+        self._refuse_damaged(self._snapshot, "search")
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         exclude = [list(exclude_ids)] * len(queries) if len(exclude_ids) else None
         ranked = first_stage(self._snapshot.searcher, queries, max(int(k), 1), exclude)
@@ -187,7 +190,18 @@ class Store:
         :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits)."""
         from cir.store.indexing import IndexConfig, index_paths
 
+        self._refuse_damaged(self._snapshot, "index")
         return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config))
+
+    def _refuse_damaged(self, snap: Snapshot, action: str) -> None:
+        """Damaged rows are never served (a NaN row would rank first for every query), nor carried into new commits."""
+        if len(snap.damaged):
+            raise StoreDamaged(
+                f"cannot {action}: the store at {self.root} holds {len(snap.damaged)} damaged vectors (rows "
+                f"{checksums.describe_rows(snap.damaged.tolist())}: they fail their checksum or are not finite numbers); "
+                f"`cir check --store {self.root}` lists them and `cir repair --store {self.root}` re-embeds them from "
+                "their image files"
+            )
 
     def close(self) -> None:
         self._conn.close()

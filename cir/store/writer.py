@@ -30,15 +30,15 @@ import os
 import sqlite3
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from cir.errors import StoreError
-from cir.store import db
+from cir.errors import StoreDamaged, StoreError
+from cir.store import checksums, db
 from cir.store.layout import DB_NAME, vector_generations, vectors_name
 from cir.store.lock import acquire_writer_lock, release_writer_lock
-from cir.store.pathcodec import from_db, to_db
+from cir.store.pathcodec import from_db, printable, to_db
 from cir.store.vectors import DTYPE, VectorAppender, fsync_dir, map_rows
 
 COMPACTION_CHUNK_ROWS = 65_536  # rows copied per write while compacting
@@ -91,6 +91,7 @@ class StoreWriter:
             self._remove_orphans()
             self.vectors = VectorAppender(self.root / vectors_name(self.generation), self.dim, rows, fsync)
             self._check_rows(rows)
+            self._checksum_unchecked_rows(rows)
         except BaseException:
             self._release()
             raise
@@ -121,10 +122,15 @@ class StoreWriter:
         """Append new items with their vectors, stage new vectors of changed items, update touched metadata: one
         atomic commit. Returns the ids (= rows) of the new items."""
         vectors = np.asarray(vectors, dtype=DTYPE).reshape(len(items), self.dim)
+        _refuse_non_finite(vectors, lambda i: items[i].path)
+        _refuse_non_finite(np.array([np.asarray(v, DTYPE).reshape(self.dim) for _, v in staged], DTYPE).reshape(-1, self.dim),
+                           lambda i: staged[i][0].path)
         start = self.rows
         self.vectors.append(vectors)
         try:
             with db.write_transaction(self.conn):
+                if len(items):
+                    checksums.write_blocks(self.conn, [checksums.Block(start, len(items), checksums.crc_of(vectors))])
                 self._insert_items(start, items)
                 self._stage(staged)
                 self.conn.executemany(
@@ -158,9 +164,11 @@ class StoreWriter:
         new_vectors = {i: self._staged_vector(r.path) for i, r in updates.items()}
         new_generation = self.generation + 1
         new_path = self.root / vectors_name(new_generation)
-        self._write_generation(new_path, survivors, new_vectors)
+        new_blocks = self._write_generation(new_path, survivors, new_vectors, removed_set)
         try:
             with db.write_transaction(self.conn):
+                self.conn.execute("DELETE FROM blocks")
+                checksums.write_blocks(self.conn, new_blocks)
                 self.conn.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in removed])
                 self.conn.executemany(
                     "UPDATE items SET source = ?, size = ?, mtime_ns = ?, sha256 = ?, width = ?, height = ? WHERE id = ?",
@@ -215,9 +223,20 @@ class StoreWriter:
         (blob,) = self.conn.execute("SELECT vector FROM staged WHERE path = ?", (to_db(path),)).fetchone()
         return np.frombuffer(blob, dtype=DTYPE)
 
-    def _write_generation(self, path: Path, survivors: np.ndarray, replaced: dict[int, np.ndarray]) -> None:
+    def _write_generation(self, path: Path, survivors: np.ndarray, replaced: dict[int, np.ndarray],
+                          removed: set[int]) -> list[checksums.Block]:
+        """Write the survivors' rows (``replaced`` substituted) to ``path``; returns the new file's blocks. Refuses
+        to copy a damaged row (it would get a fresh, valid checksum): those are repaired or removed first."""
         old = map_rows(self.vectors.path, self.rows, self.dim)
+        recorded = checksums.read_blocks(self.conn, 0, self.rows)
+        damaged = set(checksums.damaged_rows(old, recorded, 0, self.rows).tolist()) - removed - set(replaced)
+        if damaged:
+            raise StoreDamaged(
+                f"the store at {self.root} holds {len(damaged)} damaged vectors (rows {checksums.describe_rows(sorted(damaged))}); "
+                f"compacting would hide the damage: run `cir repair --store {self.root}` first"
+            )
         replaced_ids = np.array(sorted(replaced), dtype=np.int64)
+        blocks: list[checksums.Block] = []
         with open(path, "wb") as fh:
             for start in range(0, len(survivors), COMPACTION_CHUNK_ROWS):
                 chunk_ids = survivors[start : start + COMPACTION_CHUNK_ROWS]
@@ -226,11 +245,29 @@ class StoreWriter:
                 for i, pos in zip(replaced_ids, hits):
                     if pos < len(chunk_ids) and chunk_ids[pos] == i:
                         block[pos] = replaced[int(i)]
+                _refuse_non_finite(block, lambda i: f"row {int(chunk_ids[i])}")
+                blocks.extend(checksums.blocks_for(block, start))
                 fh.write(block.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
         del old
         fsync_dir(self.root)
+        return blocks
+
+    def _checksum_unchecked_rows(self, rows: int) -> None:
+        """Record blocks for committed rows that have none (a store made before checksums); rows that are not
+        finite stay uncovered, so readers and ``cir check`` keep reporting them."""
+        self.conn.execute("CREATE TABLE IF NOT EXISTS blocks (start INTEGER PRIMARY KEY, count INTEGER NOT NULL, "
+                          "crc32 INTEGER NOT NULL)")
+        (covered,) = self.conn.execute("SELECT COALESCE(MAX(start + count), 0) FROM blocks").fetchone()
+        if covered >= rows:
+            return
+        vectors = map_rows(self.vectors.path, rows, self.dim)
+        bad = set(checksums.non_finite_rows(vectors, covered, rows).tolist())
+        blocks = [b for b in checksums.blocks_for(vectors[covered:rows], covered)
+                  if not bad.intersection(range(b.start, b.stop))]
+        with db.write_transaction(self.conn):
+            checksums.write_blocks(self.conn, blocks)
 
     def _renumber(self, survivors: np.ndarray) -> None:
         # ascending order: the new id of each row is free (smaller ids are settled, larger ones not yet moved)
@@ -281,3 +318,15 @@ def _db_row(record: ItemRecord) -> tuple:
     """An :class:`ItemRecord` as SQLite parameters (paths losslessly, see :mod:`cir.store.pathcodec`)."""
     path, source, *rest = astuple(record)
     return (to_db(path), to_db(source), *rest)
+
+
+def _refuse_non_finite(vectors: np.ndarray, name: Callable[[int], str]) -> None:
+    """Vectors holding NaN or inf would rank first for every query (or never): they are never stored."""
+    if len(vectors) == 0:
+        return
+    bad = checksums.non_finite_rows(vectors)
+    if len(bad):
+        listed = ", ".join(printable(name(i)) for i in bad[:3].tolist()) + (", ..." if len(bad) > 3 else "")
+        raise StoreDamaged(f"refusing to store {len(bad)} vectors that hold NaN or infinite values ({listed}): "
+                           "the model produced them, or a staged vector is damaged; nothing was written")
+
