@@ -435,3 +435,20 @@ def test_a_damaged_store_is_named_in_one_sentence(tmp_path, spec, capsys, damage
         assert fragment in said, said
         assert "Traceback" not in said and "try again" not in said
         assert "re-index into a new --store" in said or "cir repair" in said
+
+
+def test_a_store_made_before_checksums_opens_and_gets_them_from_its_next_writer(tmp_path, spec, capsys):
+    photos, store_dir, store = indexed_store(tmp_path, spec)
+    store.close()
+    with sqlite3.connect(store_dir / DB_NAME) as conn:
+        conn.execute("DROP TABLE blocks")  # as every store written before this change
+    conn.close()
+    old = cir.open_store(store_dir)
+    assert len(old.search(item_id=0, strategy="image", k=3).results) == 3  # finite rows without checksums: served
+    old.close()
+    code, out, _ = cli(capsys, "check", "--store", str(store_dir))
+    assert code == 0 and "6 rows have no checksum yet" in out
+    write_png(photos / "new.png", 99)
+    assert cli(capsys, "index", str(photos), "--store", str(store_dir), "--no-progress")[0] == 0
+    code, out, _ = cli(capsys, "check", "--store", str(store_dir))
+    assert code == 0 and out.rstrip().endswith("is sound: 7 items, every vector verified")  # no unchecksummed rows left
