@@ -42,3 +42,8 @@ class ConfigError(CirError, ValueError):
 
 class StrategyUnavailable(QueryError):
     """A strategy that exists but cannot run here (e.g. it needs trained weights this backbone does not have)."""
+
+
+class StoreDamaged(StoreError):
+    """A store's files fail their checksums, hold values that are not finite numbers, or cannot be read as a store.
+    The message says what is damaged and whether ``cir repair`` can fix it or the store must be re-indexed."""

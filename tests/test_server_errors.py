@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import cir.server
-from cir.errors import ConfigError, QueryError, StoreError, StrategyUnavailable, UnknownItem, WeightsUnavailable
+from cir.errors import ConfigError, QueryError, StoreDamaged, StoreError, StrategyUnavailable, UnknownItem, WeightsUnavailable
 from cir.ingest.decode import CorruptImage, DecompressionBomb, EmptyFile, FileTooLarge, ImageTooLarge, NotAnImage
 from cir.server import ServeConfig, create_app
 from cir.server.errors import HTTP_ERRORS, LIBRARY_ERRORS, ApiError, from_library, status_table
@@ -38,10 +38,16 @@ def test_the_docs_table_is_the_declared_table():
     (QueryError("x"), 422, "invalid_query"),
     (ConfigError("x"), 422, "invalid_query"),
     (StoreError("x"), 503, "store_unavailable"),
+    (StoreDamaged("x"), 503, "store_damaged"),
 ])
 def test_each_type_has_its_status(exc, status, kind):
     answer = from_library(exc)
     assert (answer.status, answer.kind) == (status, kind)
+
+
+def test_only_transient_failures_ask_to_retry():
+    assert from_library(StoreError("busy")).headers == {"Retry-After": "1"}
+    assert from_library(StoreDamaged("rows 3-4 fail their checksum")).headers == {}
 
 
 def test_a_message_that_names_another_failure_does_not_change_the_status():

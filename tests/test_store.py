@@ -533,7 +533,7 @@ def test_cli_index_and_search_json_shapes(tmp_path, spec, capsys):
     assert main(["index", str(photos), "--store", store_dir, "--backbone", spec, "--json", "--no-progress",
                  "--batch-size", "2", "--workers", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["added", "updated", "removed", "total", "skipped"]
+    assert list(out) == ["added", "updated", "removed", "total", "kept_unreadable", "skipped"]
     assert (out["added"], out["updated"], out["removed"], out["total"]) == (5, 0, 0, 5)
     assert out["skipped"] == [{"path": str(photos / "broken.jpg"), "reason": out["skipped"][0]["reason"]}]
     assert "not an image" in out["skipped"][0]["reason"]

@@ -12,6 +12,7 @@ from cir.errors import CirError
 COMMAND_MODULES = (
     "cir.cli.index_cmd",
     "cir.cli.search_cmd",
+    "cir.cli.check_cmd",
     "cir.cli.train_cmd",
     "cir.cli.demo_cmd",
     "cir.cli.scenes_cmd",
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = build_app()
     try:
-        app(args=argv, prog_name="cir", standalone_mode=False)
+        returned = app(args=argv, prog_name="cir", standalone_mode=False)  # click returns typer.Exit's code here
     except CirError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         return 130
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 def run() -> None:

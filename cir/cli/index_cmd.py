@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         backbone: Optional[str] = typer.Option(
             None, help=f"{BACKBONE_HELP}; an existing store uses its own, and refuses another"
         ),
-        json_out: bool = typer.Option(False, "--json", help='print {"added", "updated", "removed", "total", "skipped"} as JSON'),
+        json_out: bool = typer.Option(False, "--json", help='print {"added", "updated", "removed", "total", "kept_unreadable", "skipped"} as JSON'),
         batch_size: int = typer.Option(64, min=1, help="images per forward pass and per commit"),
         workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores))"),
         progress: bool = typer.Option(True, help="show a progress bar (images/s) on stderr"),
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         """Embed new and changed images, drop deleted ones; safe to interrupt and re-run."""
         from cir import open_store
         from cir.ingest.sources import classify
+        from cir.store.pathcodec import printable
 
         for path in paths:  # a typo must fail before a store is created
             classify(path)
@@ -40,7 +41,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
             f"unchanged {summary.unchanged}, skipped {len(summary.skipped)}; "
-            f"the store {store} holds {summary.total} items ({spec})"
+            + (f"kept {summary.kept_unreadable} items that could not be read (see the skipped folders); " if summary.kept_unreadable else "")
+            + f"the store {store} holds {summary.total} items ({spec})"
         )
         for skipped in summary.skipped:
-            typer.echo(f"  skipped {skipped.path}: {skipped.reason}")
+            typer.echo(f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}")

@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the top-k images: rank, score, path (best first)."""
         from cir import open_store
+        from cir.store.pathcodec import printable
 
         params = check_params(strategy, {name: v for name, v in param_values.items() if v is not None})
         with open_store(store) as opened:
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("no results: the store is empty", err=True)
         width = len(str(len(result.results)))
         for rank, hit in enumerate(result.results, start=1):
-            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {hit.path}")
+            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {printable(hit.path)}")
 
     hints = typing.get_type_hints(search)
     fixed = [p.replace(annotation=hints[p.name]) for p in inspect.signature(search).parameters.values()

@@ -3,7 +3,8 @@
 A folder is walked recursively for image extensions (case-insensitive). A CSV names one file per row in a column
 called ``path`` or, without such a header, in its only column; relative paths are resolved against the CSV's
 folder. Every file is addressed by its absolute path (symlinks are not resolved: the path is how the user names
-the file). Entries of a CSV that do not exist are reported, not fatal; a source that does not exist is an error.
+the file). A folder that cannot be listed (no permission) is reported in ``Discovery.unreadable``: what lies in it
+is unknown, not deleted. Entries of a CSV that do not exist are reported, not fatal; a source that does not exist is an error.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Discovery:
 
     files: list[Found] = field(default_factory=list)  # sorted by path, unique
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for CSV entries that are not files
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder, reason) for folders that could not be listed
+
+    def hides(self, path: str) -> bool:
+        """Whether ``path`` lies in a folder that could not be listed: its absence says nothing (not a deletion)."""
+        return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder, _ in self.unreadable)
 
 
 def classify(path: str | os.PathLike) -> Source:
@@ -72,7 +78,7 @@ def discover(sources: list[Source]) -> Discovery:
     out = Discovery()
     for source in sources:
         if source.kind == "folder":
-            paths = list(_walk_images(source.root))
+            paths = list(_walk_images(source.root, out.unreadable))
         elif source.kind == "csv":
             paths, missing = _read_csv(source.root)
             out.missing.extend(missing)
@@ -84,8 +90,12 @@ def discover(sources: list[Source]) -> Discovery:
     return out
 
 
-def _walk_images(root: str):
-    for folder, dirs, files in os.walk(root):
+def _walk_images(root: str, unreadable: list[tuple[str, str]]):
+    def cannot_list(exc: OSError) -> None:  # os.walk skips such a folder silently unless told
+        folder = exc.filename if isinstance(exc.filename, str) else root
+        unreadable.append((folder, f"cannot read the folder: {exc.strerror or exc}; the items indexed from it are kept"))
+
+    for folder, dirs, files in os.walk(root, onerror=cannot_list):
         dirs.sort()
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cir.compose.registry import InvalidParameter, UnknownStrategy
-from cir.errors import CirError, ConfigError, QueryError, StoreError, StrategyUnavailable, UnknownItem, WeightsUnavailable
+from cir.errors import CirError, ConfigError, QueryError, StoreDamaged, StoreError, StrategyUnavailable, UnknownItem, WeightsUnavailable
 from cir.ingest.decode import (
     CorruptImage, DecompressionBomb, EmptyFile, FileTooLarge, FileUnreadable, ImageTooLarge, NotAnImage, PreprocessFailed,
 )
@@ -24,6 +24,7 @@ class ErrorKind:
     status: int  # HTTP status
     kind: str  # the body's "error"
     when: str  # what it means, for the docs table
+    retry: bool = False  # whether trying again later can help (answers then carry Retry-After)
 
 
 LIBRARY_ERRORS: tuple[tuple[type[CirError], ErrorKind], ...] = (
@@ -42,7 +43,8 @@ LIBRARY_ERRORS: tuple[tuple[type[CirError], ErrorKind], ...] = (
     (WeightsUnavailable, ErrorKind(422, "strategy_unavailable", "trained weights that are missing or were made for another backbone")),
     (QueryError, ErrorKind(422, "invalid_query", "an incomplete or inconsistent query: no reference for a strategy that needs one, no text for one that needs it, both `image` and `item_id`, an unknown re-ranker")),
     (ConfigError, ErrorKind(422, "invalid_query", "a value that is not one of the valid choices")),
-    (StoreError, ErrorKind(503, "store_unavailable", "the store could not be read (e.g. it kept changing); retry")),
+    (StoreDamaged, ErrorKind(503, "store_damaged", "the store's files fail their checksums or hold non-finite vectors: nothing is served from them until `cir check` / `cir repair` (no Retry-After: waiting does not help)")),
+    (StoreError, ErrorKind(503, "store_unavailable", "the store could not be read (e.g. it kept changing); retry", retry=True)),
     (CirError, ErrorKind(500, "internal_error", "any other library error (a bug: see the server log)")),
 )
 
@@ -96,7 +98,7 @@ def kind_of(exc: CirError) -> ErrorKind:
 def from_library(exc: CirError) -> LibraryAnswer:
     """The HTTP form of a library error."""
     kind = kind_of(exc)
-    headers = {"Retry-After": "1"} if kind.status == 503 else {}
+    headers = {"Retry-After": "1"} if kind.retry else {}
     return LibraryAnswer(kind.status, kind.kind, str(exc), headers)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import urllib.parse
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,6 +18,32 @@ def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
+
+
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A connection that reads the store at ``path``, writable or not.
+
+    A WAL reader writes the ``-shm`` index (and creates ``-wal``/``-shm`` when absent), so where this process may
+    write the database and its directory it opens normally. Otherwise (read-only media, a store owned by another
+    user) it opens with ``mode=ro``, which reads a WAL whose ``-shm`` exists; when even that cannot work (no
+    ``-shm`` and no right to create one: every commit is then in the database file itself) with ``immutable=1``.
+    A read-only connection refuses writes, which readers never make."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.access(path, os.R_OK | os.W_OK) and os.access(directory, os.W_OK | os.X_OK):
+        return connect(path)
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path))
+    failure: sqlite3.Error | None = None
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(uri + query, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            failure = exc
+    assert failure is not None
+    raise failure
 
 
 def create_schema(conn: sqlite3.Connection, meta: dict[str, str]) -> None:

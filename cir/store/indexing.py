@@ -70,12 +70,14 @@ class IndexSummary:
     updated: int = 0  # items whose content changed and was embedded again
     removed: int = 0  # items dropped: file deleted, or no longer decodable
     unchanged: int = 0  # files whose size and mtime matched (not read)
+    kept_unreadable: int = 0  # items kept because their folder or file could not be read (not a deletion)
     total: int = 0  # items in the store after the run
     skipped: list[Skipped] = field(default_factory=list)  # files not indexed, with the reason
 
     def to_json(self) -> dict:
         """The shape ``cir index --json`` prints."""
         return {"added": self.added, "updated": self.updated, "removed": self.removed, "total": self.total,
+                "kept_unreadable": self.kept_unreadable,
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
@@ -117,7 +119,7 @@ class _IndexRun:
 
     def _plan(self) -> list[FileJob]:
         discovery = discover(self.sources)
-        self.summary.skipped.extend(Skipped(path, reason) for path, reason in discovery.missing)
+        self.summary.skipped.extend(Skipped(path, reason) for path, reason in discovery.missing + discovery.unreadable)
         self.known = self.writer.known_items()
         staged = self.writer.staged_items()
         seen: set[str] = set()
@@ -127,6 +129,9 @@ class _IndexRun:
                 st = os.stat(found.path)
             except OSError as exc:
                 self.summary.skipped.append(Skipped(found.path, f"cannot read the file: {exc.strerror or exc}"))
+                if not isinstance(exc, FileNotFoundError):
+                    seen.add(found.path)  # there but unreadable: not a deletion
+                    self.summary.kept_unreadable += found.path in self.known
                 continue
             seen.add(found.path)
             old = self.known.get(found.path)
@@ -143,7 +148,10 @@ class _IndexRun:
         roots = {s.root for s in self.sources}
         for path, old in self.known.items():
             if path not in seen and (old.source in roots or any(s.covers(path) for s in self.sources)):
-                self.remove_ids.add(old.id)
+                if discovery.hides(path):
+                    self.summary.kept_unreadable += 1
+                else:
+                    self.remove_ids.add(old.id)
         return jobs
 
     def _embed(self, jobs: list[FileJob]) -> None:

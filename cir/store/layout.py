@@ -1,6 +1,6 @@
 """What a store directory holds, and the SQLite schema.
 
-    DIR/items.sqlite            SQLite (WAL): items, meta, staged updates
+    DIR/items.sqlite            SQLite (WAL): items, meta, staged updates, blocks (checksums of vector rows)
     DIR/vectors.<gen>.f32       float32 rows, row i = item i; only the first ``meta.rows`` rows are committed
     DIR/writer.lock             flock'ed by the one process allowed to write
 
@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS staged (  -- new vectors of changed files, applied by
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
     vector BLOB NOT NULL             -- float32 x dim
+);
+CREATE TABLE IF NOT EXISTS blocks (  -- checksums of committed vector rows (cir.store.checksums)
+    start INTEGER PRIMARY KEY,       -- first row of the block
+    count INTEGER NOT NULL,          -- rows in the block
+    crc32 INTEGER NOT NULL           -- CRC-32 of the rows' float32 bytes
 );
 """
 

@@ -8,16 +8,17 @@ ignore rows past their own count); anything else (compaction, metadata updates) 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cir.errors import StoreError
+from cir.errors import StoreDamaged, StoreError
 from cir.index import VectorIndex, build_index
 from cir.index.searcher import IndexSearcher
-from cir.store import db
+from cir.store import checksums, db
 from cir.store.layout import vectors_name
+from cir.store.pathcodec import from_db
 from cir.store.vectors import map_rows
 
 SNAPSHOT_ATTEMPTS = 20  # a compaction can replace the vectors file between reading meta and opening it: retry
@@ -56,6 +57,7 @@ class Snapshot:
     index: VectorIndex  # may hold more rows than ``rows`` (a newer snapshot extended it): ignore those
     index_lock: threading.Lock  # serialises calls into ``index`` (faiss add is not safe beside a search)
     searcher: IndexSearcher  # the first stage over this commit's rows (cir.index.searcher)
+    damaged: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # rows failing their checksum or not finite (searching them refuses)
 
     def __len__(self) -> int:
         return self.rows
@@ -76,6 +78,7 @@ class Snapshot:
 
 def load_snapshot(root: Path, conn, dim: int, index_kind: str, previous: Snapshot | None = None) -> Snapshot:
     """The latest committed state; ``previous`` when nothing changed, an extension of it after pure appends."""
+    missing_at = None  # (version, generation) whose vectors file was missing at the last attempt
     for _ in range(SNAPSHOT_ATTEMPTS):
         with db.read_transaction(conn):
             meta = db.get_meta(conn)
@@ -90,20 +93,35 @@ def load_snapshot(root: Path, conn, dim: int, index_kind: str, previous: Snapsho
             records = conn.execute(
                 "SELECT id, path, size, mtime_ns, sha256, width, height FROM items WHERE id >= ? ORDER BY id", (start,)
             ).fetchall()
+            blocks = checksums.read_blocks(conn, start, rows)
+            vectors_path = root / vectors_name(generation)
             try:
-                vectors = map_rows(root / vectors_name(generation), rows, dim)
+                vectors = map_rows(vectors_path, rows, dim)
             except FileNotFoundError:
+                if missing_at == (version, generation):  # missing in the same commit twice: not a compaction
+                    raise StoreDamaged(
+                        f"the vectors file {vectors_path} is missing, and the store at {root} records {rows} vectors "
+                        "in it (it was deleted outside cir); re-index into a new --store (the image files are not "
+                        "affected)"
+                    ) from None
+                missing_at = (version, generation)
                 continue  # a compaction replaced the file after our transaction began: read the new state
+            except IsADirectoryError:
+                raise StoreDamaged(f"{vectors_path} is a directory, where the store keeps its vectors; move it away "
+                                   "and re-index into a new --store") from None
         if len(records) != rows - start or (records and (records[0][0] != start or records[-1][0] != rows - 1)):
             raise StoreError(f"the store at {root} records {rows} rows but its items do not match; re-index into a new --store")
-        return _build(records, vectors, version, layout, generation, rows, dim, index_kind, previous if extend else None)
+        damaged = checksums.damaged_rows(vectors, blocks, start, rows)
+        return _build(records, vectors, version, layout, generation, rows, dim, index_kind, previous if extend else None,
+                      damaged)
     raise StoreError(f"the store at {root} kept changing while being read ({SNAPSHOT_ATTEMPTS} attempts); try again")
 
 
-def _build(records, vectors, version, layout, generation, rows, dim, index_kind, base: Snapshot | None) -> Snapshot:
+def _build(records, vectors, version, layout, generation, rows, dim, index_kind, base: Snapshot | None,
+           damaged: np.ndarray) -> Snapshot:
     _, paths, sizes, mtimes, shas, widths, heights = zip(*records) if records else ((),) * 7
     new = dict(
-        paths=tuple(paths),
+        paths=tuple(from_db(p) for p in paths),
         sizes=np.array(sizes, np.int64),
         mtimes_ns=np.array(mtimes, np.int64),
         sha256=np.frombuffer(b"".join(bytes.fromhex(s) for s in shas), np.uint8).reshape(-1, 32),
@@ -116,6 +134,7 @@ def _build(records, vectors, version, layout, generation, rows, dim, index_kind,
     else:
         index, lock = base.index, base.index_lock
         first = base.rows
+        damaged = np.concatenate([base.damaged, damaged])
         new = {
             "paths": base.paths + new["paths"],
             **{key: np.concatenate([getattr(base, key), value]) for key, value in new.items() if key != "paths"},
@@ -126,4 +145,5 @@ def _build(records, vectors, version, layout, generation, rows, dim, index_kind,
         if rows > first:
             index.add(np.asarray(vectors[first:rows]))
     return Snapshot(version=version, layout_version=layout, generation=generation, rows=rows, vectors=vectors,
-                    index=index, index_lock=lock, searcher=IndexSearcher(index, vectors, rows, lock), **new)
+                    index=index, index_lock=lock, searcher=IndexSearcher(index, vectors, rows, lock), damaged=damaged,
+                    **new)

@@ -14,17 +14,18 @@ commits only: ``refresh()`` moves to the latest commit of any process, ``len``, 
 
 from __future__ import annotations
 
-import json
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from cir.errors import StoreError, UnknownItem
-from cir.store import db
-from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec, vectors_name
+from cir.errors import StoreDamaged, StoreError, UnknownItem
+from cir.store import checksums, db
+from cir.store.health import database_failure, read_store_meta
+from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec
 from cir.store.snapshot import ItemInfo, Snapshot, load_snapshot
 
 if TYPE_CHECKING:
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
     from cir.query.rerank import Reranker
     from cir.query.results import SearchResult
     from cir.store.indexing import IndexSummary
-
-CREATING_NAME = ".items.sqlite.creating"
-
 
 class Store:
     """Open with :meth:`Store.open` (or ``cir.open_store``)."""
@@ -50,7 +48,7 @@ class Store:
         self._backbone = backbone
         self._backbone_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
-        self._conn = db.connect(str(root / DB_NAME))
+        self._conn = db.connect_reader(str(root / DB_NAME))
         self._snapshot: Snapshot = load_snapshot(root, self._conn, dim, index_kind)
 
     # --- opening ---------------------------------------------------------------------------------------------
@@ -65,12 +63,10 @@ class Store:
         if not (root / DB_NAME).exists():
             if not create:
                 raise StoreError(f"no cir store at {root}; create one with `cir index PATH... --store {path}`")
-            loaded = _create(root, backbone)
-        conn = db.connect(str(root / DB_NAME))
-        try:
-            meta = db.get_meta(conn)
-        finally:
-            conn.close()
+            from cir.store.create import create_store
+
+            loaded = create_store(root, backbone)
+        meta = read_store_meta(root)
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
             raise StoreError(f"the store at {root} has format {meta['format_version']}; this cir reads up to {FORMAT_VERSION}: upgrade cir")
         spec, dim = meta["backbone"], int(meta["dim"])
@@ -83,7 +79,10 @@ class Store:
                 )
             if loaded is not None and loaded.dim != dim:
                 raise StoreError(f"the backbone {asked} now has dim {loaded.dim} but the store at {root} holds dim {dim}")
-        return cls(root, spec, dim, loaded, index_kind)
+        try:
+            return cls(root, spec, dim, loaded, index_kind)
+        except sqlite3.DatabaseError as exc:
+            raise database_failure(root, exc) from None
 
     # --- the backbone ----------------------------------------------------------------------------------------
     @property
@@ -165,11 +164,11 @@ class Store:
         hash for a path, bytes or a PIL image opened from a file). ``snapshot``: answer from this commit (default:
         the one loaded now). See docs/search-json.md for the result's JSON form.
         """
+        from cir.compose.registry import merge_params
         from cir.query import Query, run_query
 
-        from cir.compose.registry import merge_params
-
         snap = snapshot if snapshot is not None else self._snapshot
+        self._refuse_damaged(snap, "search")
         query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params=merge_params(params, param_kwargs),
                       k=k, exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None,
                       rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k)
@@ -182,6 +181,7 @@ class Store:
         fewer than k exist."""
         from cir.query.stages import first_stage
 
+        self._refuse_damaged(self._snapshot, "search")
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         exclude = [list(exclude_ids)] * len(queries) if len(exclude_ids) else None
         ranked = first_stage(self._snapshot.searcher, queries, max(int(k), 1), exclude)
@@ -193,7 +193,18 @@ class Store:
         :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits)."""
         from cir.store.indexing import IndexConfig, index_paths
 
+        self._refuse_damaged(self._snapshot, "index")
         return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config))
+
+    def _refuse_damaged(self, snap: Snapshot, action: str) -> None:
+        """Damaged rows are never served (a NaN row would rank first for every query), nor carried into new commits."""
+        if len(snap.damaged):
+            raise StoreDamaged(
+                f"cannot {action}: the store at {self.root} holds {len(snap.damaged)} damaged vectors (rows "
+                f"{checksums.describe_rows(snap.damaged.tolist())}: they fail their checksum or are not finite numbers); "
+                f"`cir check --store {self.root}` lists them and `cir repair --store {self.root}` re-embeds them from "
+                "their image files"
+            )
 
     def close(self) -> None:
         self._conn.close()
@@ -206,38 +217,3 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, backbone={self.spec!r}, items={len(self)})"
-
-
-def _create(root: Path, backbone: "str | Backbone | None") -> "Backbone":
-    """Create an empty store; returns the loaded backbone (creating needs its dimension)."""
-    from cir.backbones import DEFAULT_BACKBONE, load_backbone
-
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"{root} exists and is not a directory; choose a new or empty directory for the store")
-    ours = (CREATING_NAME, vectors_name(0))  # what an interrupted creation leaves behind
-    leftovers = sorted(p.name for p in root.iterdir() if not p.name.startswith(ours)) if root.exists() else []
-    if leftovers:
-        raise StoreError(
-            f"{root} is not empty and is not a cir store (it holds {', '.join(leftovers[:3])}{', ...' if len(leftovers) > 3 else ''}); "
-            "choose a new or empty directory for --store"
-        )
-    loaded = backbone if backbone is not None and not isinstance(backbone, str) else load_backbone(backbone or DEFAULT_BACKBONE)
-    spec = canonical_spec(loaded.spec)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / vectors_name(0)).touch()
-    tmp = root / CREATING_NAME
-    tmp.unlink(missing_ok=True)
-    conn = db.connect(str(tmp))
-    try:
-        db.create_schema(conn, {
-            "format_version": FORMAT_VERSION, "backbone": spec, "dim": loaded.dim, "generation": 0, "rows": 0,
-            "version": 0, "layout_version": 0, "backbone_info": json.dumps(_jsonable(loaded.describe()), sort_keys=True),
-        })
-    finally:
-        conn.close()
-    os.replace(tmp, root / DB_NAME)  # the store exists from this instant, whole
-    return loaded
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=str))

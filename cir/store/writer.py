@@ -17,7 +17,9 @@ Why a kill -9 at any moment leaves a consistent store (row i = item i, no duplic
 * ``compact``: the surviving rows (with staged vectors substituted) are written to a *new* generation file,
   fsync'ed, and one transaction deletes the removed items, applies the staged metadata, renumbers ids to rows
   and switches ``meta.generation``. Killed before the commit: the old generation is intact and the new file is
-  an orphan the next writer deletes. Killed after: the old file is the orphan.
+  an orphan the next writer deletes. Killed after: the old file is the orphan. The old file is deleted only after
+  a checkpoint has copied the commit from the WAL into items.sqlite and synced it (``synchronous=NORMAL`` leaves a
+  commit still in the WAL to a power cut; a power cut may lose commits, never the file a surviving state names).
 * A writer holds ``writer.lock`` (flock, released by the kernel when the process dies), so recovery never races
   another writer.
 """
@@ -28,13 +30,15 @@ import os
 import sqlite3
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from cir.errors import StoreError
-from cir.store import db
-from cir.store.layout import DB_NAME, LOCK_NAME, vector_generations, vectors_name
+from cir.errors import StoreDamaged, StoreError
+from cir.store import checksums, db
+from cir.store.layout import DB_NAME, vector_generations, vectors_name
+from cir.store.lock import acquire_writer_lock, release_writer_lock
+from cir.store.pathcodec import from_db, printable, to_db
 from cir.store.vectors import DTYPE, VectorAppender, fsync_dir, map_rows
 
 COMPACTION_CHUNK_ROWS = 65_536  # rows copied per write while compacting
@@ -76,7 +80,7 @@ class StoreWriter:
 
     def __init__(self, root: str | Path, fsync: bool = True) -> None:
         self.root = Path(root)
-        self._lock_fd = _acquire_lock(self.root / LOCK_NAME)
+        self._lock_fd = acquire_writer_lock(self.root)
         try:
             self.conn = db.connect(str(self.root / DB_NAME))
             db.configure_writer(self.conn)
@@ -87,6 +91,7 @@ class StoreWriter:
             self._remove_orphans()
             self.vectors = VectorAppender(self.root / vectors_name(self.generation), self.dim, rows, fsync)
             self._check_rows(rows)
+            self._checksum_unchecked_rows(rows)
         except BaseException:
             self._release()
             raise
@@ -99,11 +104,12 @@ class StoreWriter:
 
     def known_items(self) -> dict[str, KnownItem]:
         cursor = self.conn.execute("SELECT path, id, size, mtime_ns, sha256, source FROM items")
-        return {path: KnownItem(i, size, mtime, sha, source) for path, i, size, mtime, sha, source in cursor}
+        return {from_db(path): KnownItem(i, size, mtime, sha, from_db(source)) for path, i, size, mtime, sha, source in cursor}
 
     def staged_items(self) -> dict[str, ItemRecord]:
         cursor = self.conn.execute("SELECT path, source, size, mtime_ns, sha256, width, height FROM staged")
-        return {row[0]: ItemRecord(*row) for row in cursor}
+        records = (ItemRecord(from_db(path), from_db(source), *rest) for path, source, *rest in cursor)
+        return {record.path: record for record in records}
 
     # --- writing ---------------------------------------------------------------------------------------------
     def commit(
@@ -116,10 +122,15 @@ class StoreWriter:
         """Append new items with their vectors, stage new vectors of changed items, update touched metadata: one
         atomic commit. Returns the ids (= rows) of the new items."""
         vectors = np.asarray(vectors, dtype=DTYPE).reshape(len(items), self.dim)
+        _refuse_non_finite(vectors, lambda i: items[i].path)
+        _refuse_non_finite(np.array([np.asarray(v, DTYPE).reshape(self.dim) for _, v in staged], DTYPE).reshape(-1, self.dim),
+                           lambda i: staged[i][0].path)
         start = self.rows
         self.vectors.append(vectors)
         try:
             with db.write_transaction(self.conn):
+                if len(items):
+                    checksums.write_blocks(self.conn, [checksums.Block(start, len(items), checksums.crc_of(vectors))])
                 self._insert_items(start, items)
                 self._stage(staged)
                 self.conn.executemany(
@@ -153,13 +164,15 @@ class StoreWriter:
         new_vectors = {i: self._staged_vector(r.path) for i, r in updates.items()}
         new_generation = self.generation + 1
         new_path = self.root / vectors_name(new_generation)
-        self._write_generation(new_path, survivors, new_vectors)
+        new_blocks = self._write_generation(new_path, survivors, new_vectors, removed_set)
         try:
             with db.write_transaction(self.conn):
+                self.conn.execute("DELETE FROM blocks")
+                checksums.write_blocks(self.conn, new_blocks)
                 self.conn.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in removed])
                 self.conn.executemany(
                     "UPDATE items SET source = ?, size = ?, mtime_ns = ?, sha256 = ?, width = ?, height = ? WHERE id = ?",
-                    [(r.source, r.size, r.mtime_ns, r.sha256, r.width, r.height, i) for i, r in updates.items()],
+                    [(to_db(r.source), r.size, r.mtime_ns, r.sha256, r.width, r.height, i) for i, r in updates.items()],
                 )
                 self._renumber(survivors)
                 self.conn.execute("DELETE FROM staged")
@@ -171,8 +184,9 @@ class StoreWriter:
         self.vectors.close()
         self.generation = new_generation
         self.vectors = VectorAppender(new_path, self.dim, len(survivors), self.vectors.fsync)
-        old_path.unlink(missing_ok=True)
-        fsync_dir(self.root)
+        if self._checkpointed():  # else a reader holds the WAL: the old generation stays until a later writer's checkpoint
+            old_path.unlink(missing_ok=True)
+            fsync_dir(self.root)
         return True
 
     def close(self) -> None:
@@ -193,7 +207,7 @@ class StoreWriter:
         try:
             self.conn.executemany(
                 "INSERT INTO items (id, path, source, size, mtime_ns, sha256, width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(start + i, *astuple(item)) for i, item in enumerate(items)],
+                [(start + i, *_db_row(item)) for i, item in enumerate(items)],
             )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"an item being added is already in the store ({exc}); this is a bug in the caller") from exc
@@ -202,16 +216,27 @@ class StoreWriter:
         self.conn.executemany(
             "INSERT OR REPLACE INTO staged (path, source, size, mtime_ns, sha256, width, height, vector) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*astuple(r), np.asarray(v, DTYPE).reshape(self.dim).tobytes()) for r, v in staged],
+            [(*_db_row(r), np.asarray(v, DTYPE).reshape(self.dim).tobytes()) for r, v in staged],
         )
 
     def _staged_vector(self, path: str) -> np.ndarray:
-        (blob,) = self.conn.execute("SELECT vector FROM staged WHERE path = ?", (path,)).fetchone()
+        (blob,) = self.conn.execute("SELECT vector FROM staged WHERE path = ?", (to_db(path),)).fetchone()
         return np.frombuffer(blob, dtype=DTYPE)
 
-    def _write_generation(self, path: Path, survivors: np.ndarray, replaced: dict[int, np.ndarray]) -> None:
+    def _write_generation(self, path: Path, survivors: np.ndarray, replaced: dict[int, np.ndarray],
+                          removed: set[int]) -> list[checksums.Block]:
+        """Write the survivors' rows (``replaced`` substituted) to ``path``; returns the new file's blocks. Refuses
+        to copy a damaged row (it would get a fresh, valid checksum): those are repaired or removed first."""
         old = map_rows(self.vectors.path, self.rows, self.dim)
+        recorded = checksums.read_blocks(self.conn, 0, self.rows)
+        damaged = set(checksums.damaged_rows(old, recorded, 0, self.rows).tolist()) - removed - set(replaced)
+        if damaged:
+            raise StoreDamaged(
+                f"the store at {self.root} holds {len(damaged)} damaged vectors (rows {checksums.describe_rows(sorted(damaged))}); "
+                f"compacting would hide the damage: run `cir repair --store {self.root}` first"
+            )
         replaced_ids = np.array(sorted(replaced), dtype=np.int64)
+        blocks: list[checksums.Block] = []
         with open(path, "wb") as fh:
             for start in range(0, len(survivors), COMPACTION_CHUNK_ROWS):
                 chunk_ids = survivors[start : start + COMPACTION_CHUNK_ROWS]
@@ -220,11 +245,29 @@ class StoreWriter:
                 for i, pos in zip(replaced_ids, hits):
                     if pos < len(chunk_ids) and chunk_ids[pos] == i:
                         block[pos] = replaced[int(i)]
+                _refuse_non_finite(block, lambda i: f"row {int(chunk_ids[i])}")
+                blocks.extend(checksums.blocks_for(block, start))
                 fh.write(block.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
         del old
         fsync_dir(self.root)
+        return blocks
+
+    def _checksum_unchecked_rows(self, rows: int) -> None:
+        """Record blocks for committed rows that have none (a store made before checksums); rows that are not
+        finite stay uncovered, so readers and ``cir check`` keep reporting them."""
+        self.conn.execute("CREATE TABLE IF NOT EXISTS blocks (start INTEGER PRIMARY KEY, count INTEGER NOT NULL, "
+                          "crc32 INTEGER NOT NULL)")
+        (covered,) = self.conn.execute("SELECT COALESCE(MAX(start + count), 0) FROM blocks").fetchone()
+        if covered >= rows:
+            return
+        vectors = map_rows(self.vectors.path, rows, self.dim)
+        bad = set(checksums.non_finite_rows(vectors, covered, rows).tolist())
+        blocks = [b for b in checksums.blocks_for(vectors[covered:rows], covered)
+                  if not bad.intersection(range(b.start, b.stop))]
+        with db.write_transaction(self.conn):
+            checksums.write_blocks(self.conn, blocks)
 
     def _renumber(self, survivors: np.ndarray) -> None:
         # ascending order: the new id of each row is free (smaller ids are settled, larger ones not yet moved)
@@ -239,34 +282,51 @@ class StoreWriter:
                 "it is damaged: re-index into a new --store"
             )
 
+    def _checkpointed(self) -> bool:
+        """Copy every commit from the WAL into items.sqlite and sync both (SQLite syncs the WAL before and the
+        database after a complete checkpoint); returns whether all of it got there. Only then may a file that the
+        last durable state no longer names be deleted: ``synchronous=NORMAL`` leaves commits that are still only in
+        the WAL to a power cut, and a power cut must never leave a state naming a deleted file."""
+        _, wal_frames, copied = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return wal_frames == copied
+
     def _remove_orphans(self) -> None:
-        """Vectors files of other generations are leftovers of an interrupted compaction (or its cleanup)."""
+        """Vectors files of other generations are leftovers of an interrupted compaction (newer ones: never
+        committed) or of a compaction whose checkpoint a reader held up (older ones: deleted once the commit that
+        replaced them is checkpointed)."""
+        older_safe: bool | None = None
         removed = False
         for generation in vector_generations(str(self.root)):
-            if generation != self.generation:
-                (self.root / vectors_name(generation)).unlink(missing_ok=True)
-                removed = True
+            if generation == self.generation:
+                continue
+            if generation < self.generation:
+                older_safe = self._checkpointed() if older_safe is None else older_safe
+                if not older_safe:
+                    continue
+            (self.root / vectors_name(generation)).unlink(missing_ok=True)
+            removed = True
         if removed:
             fsync_dir(self.root)
 
     def _release(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            release_writer_lock(self._lock_fd)
             self._lock_fd = None
 
 
-def _acquire_lock(path: Path) -> int:
-    try:
-        import fcntl
-    except ImportError as exc:
-        raise StoreError("writing a store needs POSIX file locks (fcntl); this platform has none") from exc
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreError(f"another process (pid {holder}) is writing the store {path.parent}; wait for it to finish") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
+def _db_row(record: ItemRecord) -> tuple:
+    """An :class:`ItemRecord` as SQLite parameters (paths losslessly, see :mod:`cir.store.pathcodec`)."""
+    path, source, *rest = astuple(record)
+    return (to_db(path), to_db(source), *rest)
+
+
+def _refuse_non_finite(vectors: np.ndarray, name: Callable[[int], str]) -> None:
+    """Vectors holding NaN or inf would rank first for every query (or never): they are never stored."""
+    if len(vectors) == 0:
+        return
+    bad = checksums.non_finite_rows(vectors)
+    if len(bad):
+        listed = ", ".join(printable(name(i)) for i in bad[:3].tolist()) + (", ..." if len(bad) > 3 else "")
+        raise StoreDamaged(f"refusing to store {len(bad)} vectors that hold NaN or infinite values ({listed}): "
+                           "the model produced them, or a staged vector is damaged; nothing was written")
+
