@@ -241,16 +241,25 @@ def shipped_checkpoint() -> Path:
     return Path(__file__).resolve().parent / "weights" / "tagger"
 
 
-def cached_checkpoint() -> Path:
+def active_checkpoint() -> Path:
+    """Where the tagger made the default by ``cir models promote edits RUN_DIR`` lives (training never writes here)."""
+    from cir.paths import cache_dir
+
+    return cache_dir() / "models" / "edits" / "tagger"
+
+
+def legacy_checkpoint() -> Path:
+    """Where ``cir train edits`` wrote by default before training and promoting were separate steps; it is no longer
+    read (``cir models list`` points at it when it exists, so it can be promoted on purpose)."""
     from cir.paths import cache_dir
 
     return cache_dir() / "edits" / "tagger"
 
 
 def find_checkpoint() -> Path | None:
-    """The checkpoint ``cir train edits`` writes to the cache by default (the user's own training wins), else the
-    shipped one; None if neither."""
-    for path in (cached_checkpoint(), shipped_checkpoint()):
+    """The tagger ``arithmetic`` reads by default: the promoted one (``cir models promote edits``), else the shipped
+    one; None if neither. A training run never becomes the default by itself."""
+    for path in (active_checkpoint(), shipped_checkpoint()):
         if (path / CONFIG_FILE).exists():
             return path
     return None
