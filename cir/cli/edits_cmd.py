@@ -67,6 +67,15 @@ def register(app: typer.Typer) -> None:
             scores = evaluate_model(tagger.model, tagger.tokenizer, list(vs.sentences))
             report[vs.name] = scores
             typer.echo(format_scores(vs.name, scores))
+        from cir.edits.audit import everyday_agreement
+
+        for name, p in (("tagger", tagger), ("rules", rule_parser())):
+            everyday = everyday_agreement(p)
+            report[f"everyday-{name}"] = everyday
+            kinds = ", ".join(f"{k} {v['right']}/{v['total']}" for k, v in everyday["by_kind"].items())
+            typer.echo(f"everyday phrasings (audit) read right by the {name}: {everyday['right']}/{everyday['total']} ({kinds})")
+            for miss in everyday["wrong"]:
+                typer.echo(f"  wrong: {miss['text']!r} read as {miss['read']}")
         for name, p in (("tagger", tagger), ("rules", rule_parser())):
             agree = world_agreement(p)
             report[f"world-{name}"] = agree

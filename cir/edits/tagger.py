@@ -29,6 +29,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "tagger.safetensors"
 BASE_KINDS = ("minilm", "tiny-bert")
 _TRAILING = {"and", "or", "nor", "plus"}  # a list joiner never ends an object's name
+_FEWER = {"fewer", "less"}  # an object right after these is removed, whatever the head says ("more trees, fewer cars")
 _LEADING = {"a", "an", "the", "some", "any", "another", "one", "this", "that", "my", "your", "these", "those", "new"}
 
 
@@ -222,14 +223,17 @@ class TaggerParser(EditParser):
 
     @staticmethod
     def _edit(text: str, words, labels: list[str]) -> Edit:
+        from cir.edits.readings import finish
+
         add: list[str] = []
         remove: list[str] = []
         for span in spans_from_labels(labels):
             name = phrase(text, words, span.start, span.end)
-            sink = add if span.type == "ADD" else remove
+            fewer = span.start > 0 and words[span.start - 1].text.lower() in _FEWER
+            sink = add if span.type == "ADD" and not fewer else remove
             if name and name not in sink:
                 sink.append(name)
-        return Edit(tuple(add), tuple(remove))
+        return finish(text, Edit(tuple(add), tuple(remove)))
 
 
 def load_tagger(path: Path, batch_size: int = 64) -> TaggerParser:

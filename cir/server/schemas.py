@@ -143,6 +143,8 @@ class Edits(BaseModel):
     add: list[str] = Field(description="objects the text adds")
     remove: list[str] = Field(description="objects the text removes")
     parser: str = Field(description="which edit parser read them")
+    warnings: list[str] = Field(default_factory=list, description="what the reading could not honour (a contradiction, "
+                                                                 "\"everything except X\"), in words")
 
 
 class Item(BaseModel):

@@ -98,7 +98,8 @@ class SearchService:
 
     def _parse(self, text: str) -> dict:
         edit = self.parser.parse(text)
-        return {"text": text, "add": list(edit.add), "remove": list(edit.remove), "parser": self.parser.name}
+        return {"text": text, "add": list(edit.add), "remove": list(edit.remove), "parser": self.parser.name,
+                "warnings": list(edit.warnings)}
 
     # --- search ------------------------------------------------------------------------------------------------
     def default_strategy(self, has_reference: bool, has_text: bool):
@@ -147,6 +148,8 @@ class SearchService:
             if text and text.strip():
                 parsed = self._parse(text)
                 out.update(add=parsed["add"], remove=parsed["remove"], parser=parsed["parser"])
+                if parsed["warnings"]:
+                    out["warnings"] = parsed["warnings"]
             else:
                 out.update(add=[], remove=[], parser=None)
         out["edits_used"] = used
