@@ -97,3 +97,46 @@ def test_an_installed_demo_backbone_is_never_replaced(tiny_cir_checkpoint):
     with pytest.raises(PromotionRefused, match="never replaced"):
         promote("backbone", tiny_cir_checkpoint, log=lambda *a: None)
     assert demo_checkpoint_dir() == before
+
+
+def test_cir_demo_trains_a_missing_demo_backbone_into_a_run_and_promotes_it(monkeypatch, tmp_path):
+    import cir.backbones
+    import cir.train.backbone
+    from cir.backbones import demo_checkpoint_dir
+    from cir.demo import ensure_demo_backbone
+    from cir.paths import cache_dir
+    from cir.train.promote import active_record
+
+    real = cir.train.backbone.preset_config
+    monkeypatch.setattr(cir.backbones, "shipped_demo_dir", lambda: tmp_path / "stripped-install")
+    monkeypatch.setattr(cir.train.backbone, "preset_config", lambda name, **kw: real("smoke", **kw))  # seconds, not 25 min
+    said = []
+    try:
+        ensure_demo_backbone("cir:demo", said.append)
+        run = cache_dir() / "runs" / "demo-backbone"
+        assert demo_checkpoint_dir() == cache_dir() / "demo-backbone" and (run / "cir_config.json").is_file()
+        assert any("then promoting it as cir:demo" in line for line in said) and any(line.startswith("promoted:") for line in said)
+        assert active_record("backbone").origin == f"promoted from {run.resolve()}"
+    finally:
+        import shutil
+
+        shutil.rmtree(cache_dir() / "demo-backbone", ignore_errors=True)
+        shutil.rmtree(cache_dir() / "runs" / "demo-backbone", ignore_errors=True)
+
+
+def test_promote_says_when_validation_sets_differ_and_backbone_goes_with_composers(tmp_path):
+    from cir.edits.tagger import active_checkpoint
+    from cir.errors import ConfigError
+    from cir.train.promote import PromotionRefused, promote
+    from cir.train.edits import preset_config, train_edits
+
+    first = _smoke_tagger(tmp_path / "first")
+    other = train_edits(preset_config("smoke", out=str(tmp_path / "other"), val_sentences=24), log=lambda *a: None)
+    try:
+        promote("edits", first, log=lambda *a: None)
+        with pytest.raises(PromotionRefused, match="different validation sets"):
+            promote("edits", other, log=lambda *a: None)
+        with pytest.raises(ConfigError, match="--backbone goes with pic2word or combiner"):
+            promote("edits", other, backbone="cir:demo", log=lambda *a: None)
+    finally:
+        shutil.rmtree(active_checkpoint(), ignore_errors=True)

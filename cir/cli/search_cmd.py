@@ -96,6 +96,8 @@ def register(app: typer.Typer) -> None:
         edits = {key: result.explanation[key] for key in ("add", "remove") if key in result.explanation}
         if edits:
             typer.echo(f"edits: {', '.join(f'{key} {v}' for key, values in edits.items() for v in values) or 'none found'}", err=True)
+        for warning in result.explanation.get("warnings", []):
+            typer.echo(f"note: {warning}", err=True)
         if not result.results:
             typer.echo("no results: the store is empty", err=True)
         width = len(str(len(result.results)))

@@ -213,6 +213,8 @@ def promote(kind: str, run: str | Path, backbone: str | None = None, force: bool
     trained for). Refuses (:class:`PromotionRefused`) a candidate that scores lower than the current default, that
     records no numbers while the current one does, or that was measured on another validation set, unless ``force``."""
     _check_kind(kind)
+    if backbone and kind not in COMPOSER_KINDS:
+        raise ConfigError(f"--backbone goes with pic2word or combiner (composers are promoted per backbone), not {kind}")
     run = Path(run).expanduser()
     candidate = read_record(kind, run, f"run {run}")
     if kind in COMPOSER_KINDS:
@@ -246,11 +248,14 @@ def _why_not(candidate: ModelRecord, previous: ModelRecord | None) -> str:
         return ""
     if candidate.score is None:
         return f"the candidate records no validation numbers and the current default has {previous.summary()}"
-    if candidate.measured_on != previous.measured_on:
-        return (f"the two were measured on different validation sets ({candidate.measured_on or 'unknown'} vs "
-                f"{previous.measured_on or 'unknown'}), so their numbers do not compare")
+    other_set = candidate.measured_on != previous.measured_on
+    sets = (f"measured on different validation sets ({candidate.measured_on or 'unknown'} vs "
+            f"{previous.measured_on or 'unknown'})")
     if candidate.score < previous.score:
-        return f"its {candidate.metric} {candidate.score:.4f} is worse than the current default's {previous.score:.4f}"
+        return (f"its {candidate.metric} {candidate.score:.4f} is worse than the current default's {previous.score:.4f}"
+                + (f" (and the two were {sets})" if other_set else ""))
+    if other_set:
+        return f"the two were {sets}, so their numbers do not compare"
     return ""
 
 
