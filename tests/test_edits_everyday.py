@@ -70,3 +70,19 @@ def test_arithmetic_explains_the_warning():
     assert "cancel out" in out.explanations[0]["warnings"][0]
     plain = strategy.compose(TableBackbone(TABLE), IMG, ["add a dog"])
     assert "warnings" not in plain.explanations[0]
+
+
+def test_cli_edits_eval_reports_the_everyday_phrasings(tmp_path, capsys):
+    import json
+
+    from cir.cli import main
+    from cir.train.edits import preset_config, train_edits
+
+    checkpoint = train_edits(preset_config("smoke", out=str(tmp_path / "t")), log=lambda *a: None)
+    report_path = tmp_path / "report.json"
+    assert main(["edits", "eval", "--checkpoint", str(checkpoint), "--sentences", "16", "--json", str(report_path)]) == 0
+    out = capsys.readouterr().out
+    assert "everyday phrasings (audit) read right by the rules: 7/7" in out and "everyday phrasings (audit) read right by the tagger" in out
+    report = json.loads(report_path.read_text())
+    assert report["everyday-rules"]["right"] == report["everyday-rules"]["total"] == 7
+    assert set(report["everyday-tagger"]["by_kind"]) == {"keep-only", "more-fewer", "contradiction", "placement"}
