@@ -29,7 +29,8 @@ ifeq ($(CHROMIUM),)
 endif
 
 demo: $(STAMP)
-	$(VENV)/bin/cir demo
+	$(VENV)/bin/cir demo --workdir runs/demo
+	@echo "next: put cir on your PATH with '. $(VENV)/bin/activate', then try: cir info --store runs/demo/store"
 
 test: install
 	$(PY) -m pytest -q

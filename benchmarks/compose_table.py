@@ -1,9 +1,11 @@
 """Turn the results of benchmarks/compose_table.sh into the Markdown tables of learned composition.
 
-    python benchmarks/compose_table.py OUT --commands FILE [--docs docs/benchmarks.md] [--out table.md]
+    python benchmarks/compose_table.py OUT --commands FILE [--docs docs/benchmarks.md] [--out table.md] [--recommend DIR]
 
 With --docs, the text between the compose-table markers in that file is replaced, so the page shows the numbers
-next to the commands that produced them.
+next to the commands that produced them. With --recommend, the strategy with the best CIRR-layout R@1 (over the
+strategies measured with the backbone and its composers, not the fine-tuned backbones) is recorded as the default
+for that backbone: ``DIR/recommended_strategy.json`` (DIR: the folder of its composers, e.g. a cir: checkpoint's).
 """
 
 from __future__ import annotations
@@ -60,8 +62,19 @@ def main(argv=None) -> int:
     ap.add_argument("--commands", type=Path, required=True)
     ap.add_argument("--docs", type=Path, default=None)
     ap.add_argument("--out", dest="table", type=Path, default=None)
+    ap.add_argument("--recommend", type=Path, default=None,
+                    help="record the best measured strategy as the default beside the backbone's composers in DIR")
     args = ap.parse_args(argv)
     table = build(args.out, args.commands)
+    if args.recommend:
+        from cir.compose.defaults import write_recommendation
+
+        main_run = json.loads((args.out / "results" / "cirr.json").read_text())
+        counts = "; ".join(f"{c['queries']} queries, gallery {c['gallery']}" for c in main_run["counts"].values())
+        r1 = {name: round(100 * m["recall@1"], 1) for name, m in main_run["metrics"].items()}
+        path = write_recommendation(args.recommend, r1, f"the offline world's CIRR-layout export ({counts})",
+                                    f"benchmarks/compose_table.py {args.out}")
+        print(f"recorded the default strategy in {path}")
     if args.table:
         args.table.write_text("# Learned composition on the offline world\n\n" + table)
     if args.docs:

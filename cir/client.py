@@ -57,7 +57,7 @@ class Client:
         image: "Image.Image | str | os.PathLike | bytes | None" = None,
         text: str | None = None,
         item_id: int | None = None,
-        strategy: str = "sum",
+        strategy: str | None = None,
         k: int = 10,
         exclude_reference: bool = True,
         params: dict | None = None,
@@ -69,9 +69,11 @@ class Client:
         (``info()["strategies"]`` lists them). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
         from cir.compose.registry import merge_params
 
-        form = {"strategy": strategy, "k": str(k), "exclude_reference": "true" if exclude_reference else "false"}
+        form = {"k": str(k), "exclude_reference": "true" if exclude_reference else "false"}
+        if strategy is not None:  # None: the server's default for the query (GET /info default_strategy)
+            form["strategy"] = strategy
         for name, value in merge_params(params, param_kwargs).items():
-            if name in form or name in ("image", "text", "item_id"):
+            if name in form or name in ("image", "text", "item_id", "strategy"):
                 raise QueryError(f"{name!r} is a search argument, not a strategy parameter")
             form[name] = _form_value(value)
         if text is not None:

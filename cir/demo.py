@@ -60,7 +60,8 @@ def render_gallery(world: World, folder: Path, size: int, progress: bool = True)
 
 
 def ensure_demo_backbone(spec: str, log: Callable[[str], None]) -> None:
-    """``cir:demo`` ships with the code; if it is missing (a stripped install), train it into the user cache."""
+    """``cir:demo`` ships with the code; if it is missing (a stripped install), train one into a run folder of the
+    user cache and promote it as ``cir:demo`` (an explicit step, said in the log; nothing was active to replace)."""
     if spec != "cir:demo":
         return
     from cir.backbones import demo_checkpoint_dir
@@ -71,10 +72,13 @@ def ensure_demo_backbone(spec: str, log: Callable[[str], None]) -> None:
     except WeightsUnavailable:
         from cir.paths import cache_dir
         from cir.train.backbone import preset_config, train_backbone
+        from cir.train.promote import promote
 
-        out = cache_dir() / "demo-backbone"
-        log(f"no demo checkpoint ships with this install: training one into {out} (about 25 minutes on 2 cores)")
-        train_backbone(preset_config("default", out=str(out)), log=log)
+        run = cache_dir() / "runs" / "demo-backbone"
+        log(f"no demo checkpoint ships with this install: training one into {run} (about 25 minutes on 2 cores), "
+            "then promoting it as cir:demo")
+        train_backbone(preset_config("default", out=str(run), resume=(run / "checkpoints").is_dir()), log=log)
+        promote("backbone", run, log=log)
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool = True) -> DemoReport:

@@ -250,21 +250,6 @@ def test_shipped_tagger_reads_the_world_and_odd_inputs(monkeypatch):
     assert "cat" in long.add
 
 
-def test_a_tagger_trained_into_the_cache_wins_over_the_shipped_one(tiny_tagger, monkeypatch):
-    import shutil
-
-    import cir.edits.tagger
-    from cir.edits.tagger import cached_checkpoint, find_checkpoint
-
-    monkeypatch.setattr(cir.edits.tagger, "shipped_checkpoint", lambda: tiny_tagger[0])
-    assert find_checkpoint() == tiny_tagger[0]
-    shutil.copytree(tiny_tagger[0], cached_checkpoint())
-    try:
-        assert find_checkpoint() == cached_checkpoint()
-    finally:
-        shutil.rmtree(cached_checkpoint())
-
-
 def _tiny_tagger_config(tmp_path, name, **kw):
     from cir.train.edits import preset_config
 

@@ -116,7 +116,7 @@ def test_text_only_and_image_only(client):
 def test_parse_items_images_thumbnails(client, scene_store):  # noqa: F811
     r = client.get("/parse", params={"text": "take out the umbrella and add a teddy bear"})
     assert r.json() == {"text": "take out the umbrella and add a teddy bear", "add": ["teddy bear"], "remove": ["umbrella"],
-                        "parser": "rules"}
+                        "parser": "rules", "warnings": []}
     item = client.get("/items/5").json()
     assert item["path"] == scene_store.item(5).path and item["width"] == 48 and item["image_url"] == "/items/5/image"
     image = client.get("/items/5/image")

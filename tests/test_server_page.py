@@ -71,7 +71,9 @@ def test_upload_search_refine_undo(browser, page_url, scene_store):  # noqa: F81
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(page_url + "/")
     expect(page.locator("#store-info")).to_contain_text("12 images")
-    assert page.locator("#strategy option").all_inner_texts() == ["image", "text", "sum", "arithmetic"]
+    assert page.locator("#strategy option").all_inner_texts() == ["default (sum)", "image", "text", "sum", "arithmetic"]
+    assert page.locator("#strategy-lines li").count() == 4  # one line per strategy, from /info
+    assert "needs a reference image" in page.locator('#strategy-lines li[data-strategy="image"]').inner_text()
 
     # upload a reference (the stored cat + laptop scene), read the chips, search
     page.set_input_files("#file-input", scene_store.item(2).path)
@@ -86,7 +88,7 @@ def test_upload_search_refine_undo(browser, page_url, scene_store):  # noqa: F81
     scores = [float(s) for s in page.locator("#results .score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
     expected = scene_store.search(image=scene_store.item(2).path, text="remove the laptop and add a dog", k=12)
-    assert [int(i) for i in page.locator("#results button").evaluate_all("bs => bs.map(b => b.dataset.id)")] == [
+    assert [int(i) for i in page.locator("#results button.result").evaluate_all("bs => bs.map(b => b.dataset.id)")] == [
         h.id for h in expected.results]
     assert "strategy sum" in page.inner_text("#explanation")
     all_images_loaded(page)
@@ -104,29 +106,34 @@ def test_upload_search_refine_undo(browser, page_url, scene_store):  # noqa: F81
     assert loose_difference(shot, BASELINE) < MAX_MEAN_DIFF
 
     # click a result: it becomes the reference; search again from it
-    first_id = int(page.locator("#results button").first.get_attribute("data-id"))
-    page.locator("#results button").first.click()
+    first_id = int(page.locator("#results button.result").first.get_attribute("data-id"))
+    page.locator("#results button.result").first.click()
     assert page.locator("#trail-list li").count() == 2
-    assert page.get_attribute("#reference-img", "alt") == f"reference: item {first_id}"
+    first_name = Path(scene_store.item(first_id).path).name
+    assert page.get_attribute("#reference-img", "alt") == f"reference: {first_name}"  # named by file, not by id
+    assert first_name in page.locator("#trail-list li").nth(1).inner_text()
     page.fill("#text", "add an umbrella")
     page.click("#search-btn")
     expect(page.locator(f'#results button[data-id="{first_id}"]')).to_have_count(0)  # the new reference is excluded
     expect(page.locator("#results li")).to_have_count(11)
 
     # by keyboard: arrow to the second result, Enter refines from it, Alt+Z undoes
-    page.locator("#results button").first.focus()
+    page.locator("#results button.result").first.focus()
     page.keyboard.press("ArrowRight")
     second_id = int(page.evaluate("document.activeElement.dataset.id"))
     page.keyboard.press("Enter")
     assert page.locator("#trail-list li").count() == 3
-    assert page.get_attribute("#reference-img", "alt") == f"reference: item {second_id}"
+    assert page.get_attribute("#reference-img", "alt") == f"reference: {Path(scene_store.item(second_id).path).name}"
     page.keyboard.press("Alt+z")
     assert page.locator("#trail-list li").count() == 2
-    assert page.get_attribute("#reference-img", "alt") == f"reference: item {first_id}"
+    first_name = Path(scene_store.item(first_id).path).name
+    assert page.get_attribute("#reference-img", "alt") == f"reference: {first_name}"  # named by file, not by id
+    assert first_name in page.locator("#trail-list li").nth(1).inner_text()
     page.click("#undo")
     assert page.locator("#trail-list li").count() == 1 and page.is_disabled("#undo")
 
     # strategy controls, built from /info, show the parameters that strategy declares, with bounds and help
+    page.select_option("#strategy", "sum")
     assert page.is_visible("#param-sum-image_weight") and not page.is_visible("#param-arithmetic-add_weight")
     assert "late fusion" in page.inner_text("#strategy-help")
     page.select_option("#strategy", "arithmetic")
@@ -169,3 +176,75 @@ def test_page_asks_for_the_api_key(browser, scene_store):  # noqa: F811
         all_images_loaded(page)  # thumbnails need the key too: fetched with it, shown from blob URLs
         assert page.locator("#results img").first.get_attribute("src").startswith("blob:")
         page.close()
+
+
+def _shot(page, tmp_path, name: str) -> Path:
+    """A screenshot of the page, kept in the test's folder (and in CIR_PAGE_SHOTS, when set, to look at)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    if os.environ.get("CIR_PAGE_SHOTS"):
+        Path(os.environ["CIR_PAGE_SHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(os.environ["CIR_PAGE_SHOTS"]) / path.name)
+    return path
+
+
+def test_undo_restores_the_step_results_and_a_result_opens_at_full_size(browser, page_url, scene_store, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url + "/")
+    expect(page.locator("#store-info")).to_contain_text("12 images")
+    page.set_input_files("#file-input", scene_store.item(2).path)
+    page.fill("#text", "add a dog")
+    page.press("#text", "Enter")
+    expect(page.locator("#results li")).to_have_count(11)
+    all_images_loaded(page)
+    ids = lambda: page.locator("#results button.result").evaluate_all("bs => bs.map(b => b.dataset.id)")  # noqa: E731
+    first_results, first_explanation = ids(), page.inner_text("#explanation")
+    assert "add dog" in first_explanation
+    _shot(page, tmp_path, "page-step1")
+
+    # refine from the third result with another text: new results, new explanation
+    page.locator("#results button.result").nth(2).click()
+    page.fill("#text", "remove the cat")
+    page.press("#text", "Enter")
+    expect(page.locator("#explanation")).to_contain_text("remove cat")
+    all_images_loaded(page)
+    assert ids() != first_results
+    _shot(page, tmp_path, "page-step2")
+
+    # undo: the first step's results and explanation come back with its text
+    page.click("#undo")
+    expect(page.locator("#explanation")).to_contain_text("add dog")
+    assert ids() == first_results and page.inner_text("#explanation") == first_explanation
+    assert page.input_value("#text") == "add a dog"  # the text that gave those results
+    all_images_loaded(page)
+    assert "with the results it had" in page.inner_text("#status")
+    undo_shot = _shot(page, tmp_path, "page-after-undo")
+
+    # a result opens at full size with its full path
+    hit_id = int(first_results[0])
+    page.locator("#results li").first.locator("button.open").click()
+    expect(page.locator("#viewer")).to_be_visible()
+    expect(page.locator("#viewer-path")).to_have_text(scene_store.item(hit_id).path)
+    page.wait_for_function("() => { const i = document.getElementById('viewer-img'); return i.complete && i.naturalWidth > 0; }")
+    natural = page.locator("#viewer-img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert natural == [scene_store.item(hit_id).width, scene_store.item(hit_id).height]  # the original, not a thumbnail
+    shown = page.locator("#viewer-img").bounding_box()
+    assert shown["width"] >= 240  # drawn large, not at thumbnail size
+    viewer_shot = _shot(page, tmp_path, "page-full-size")
+    page.click("#viewer-close")
+    expect(page.locator("#viewer")).to_be_hidden()
+
+    # an error speaks the page's language (no CLI flags) and clears the stale explanation
+    page.select_option("#strategy", "sum")
+    page.fill("#text", "")
+    page.press("#text", "Enter")
+    page.wait_for_selector("#error:not([hidden])")
+    error = page.inner_text("#error")
+    assert "needs a modification text" in error and "--" not in error and "text=" not in error
+    assert page.is_hidden("#explanation")
+    for path in (undo_shot, viewer_shot):
+        with Image.open(path) as image:
+            assert image.size == (1280, 900) and np.asarray(image.convert("L")).std() > 5  # a drawn page, not blank
+    page.close()

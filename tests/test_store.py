@@ -502,7 +502,7 @@ def test_text_only_and_arithmetic_and_strategy_objects(searchable):
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        (dict(text="red"), "needs a reference image"),
+        (dict(text="red", strategy="sum"), "needs a reference image"),
         (dict(item_id=1, strategy="sum"), "needs a modification text"),
         (dict(item_id=1, text="x", strategy="sun"), "choose one of image, text, sum, arithmetic"),
         (dict(item_id=1, image="x.png", text="x"), "not both"),
@@ -555,8 +555,15 @@ def test_cli_index_and_search_json_shapes(tmp_path, spec, capsys):
     text = capsys.readouterr().out
     assert "added 0, updated 0, removed 0, unchanged 5, skipped 1" in text and "broken.jpg" in text
 
-    assert main(["search", "--store", store_dir, "--text", "x"]) == 2
+    assert main(["search", "--store", store_dir, "--text", "x", "--strategy", "sum"]) == 2
     assert "needs a reference image" in capsys.readouterr().err
+    # without --strategy, a text alone is searched with text and an image alone with image: no error
+    assert main(["search", "--store", store_dir, "--text", "x", "-k", "2"]) == 0
+    said = capsys.readouterr()
+    assert len(said.out.strip().splitlines()) == 2 and "strategy: text" in said.err
+    assert main(["search", "--store", store_dir, "--item-id", "2", "-k", "2", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["query"]["strategy"] == "image" and "reference image without a text" in shown["query"]["composition"]["default_strategy"]
 
 
 def test_cli_demo_backbone_notice_is_said_once(tmp_path, spec, capsys, monkeypatch):

@@ -170,7 +170,7 @@ def test_a_new_strategy_reaches_store_cli_server_and_client(blend, scene_store, 
     form = next(s for s in models.values() if "image" in s.get("properties", {}) and "alpha" in s["properties"])
     assert form["properties"]["alpha"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
     assert form["properties"]["alpha"]["description"] == "blend: share of the reference image in the blend (default 0.25)"
-    assert "blend" in form["properties"]["strategy"]["enum"]
+    assert "blend" in form["properties"]["strategy"]["anyOf"][0]["enum"]  # optional: the store's default when absent
     assert models["BlendParams"]["properties"]["alpha"]["maximum"] == 1.0
     assert models["SearchRequest"]["discriminator"]["mapping"]["blend"] == "#/components/schemas/SearchBlendRequest"
     info = {s["name"]: s for s in client.get("/info").json()["strategies"]}

@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "cir.cli.eval_cmd",
     "cir.cli.edits_cmd",
     "cir.cli.serve_cmd",
+    "cir.cli.models_cmd",
+    "cir.cli.info_cmd",
 )
 
 

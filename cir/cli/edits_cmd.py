@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         file: Optional[Path] = typer.Option(None, "--file", help="a text file, one modification text per line"),
         json_out: bool = typer.Option(False, "--json", help='one JSON object per text: {"text", "add", "remove"}'),
         parser: str = typer.Option("auto", help=PARSER_HELP),
-        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the cached one from cir train edits, else the shipped one)"),
+        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the promoted one, see cir models list, else the shipped one)"),
     ) -> None:
         """Print the objects each text adds and removes (each as written in the text, without its article)."""
         from cir.edits.parsers import get_parser
@@ -46,12 +46,14 @@ def register(app: typer.Typer) -> None:
                 typer.echo(json.dumps({"text": text, **edit.to_dict()}, ensure_ascii=False))
             else:
                 typer.echo(f"{text}\n  add: {', '.join(edit.add) or '-'}\n  remove: {', '.join(edit.remove) or '-'}")
+                for warning in edit.warnings:
+                    typer.echo(f"  note: {warning}")
         if not json_out:
             typer.echo(f"(parser: {chosen.name})", err=True)
 
     @edits.command("eval")
     def evaluate(
-        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the cached one from cir train edits, else the shipped one)"),
+        checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the promoted one, see cir models list, else the shipped one)"),
         sentences: int = typer.Option(2000, help="validation sentences per set, balanced over edit kinds"),
         seed: int = typer.Option(0, help="the split seed the tagger was trained with"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the scores to this JSON file"),
@@ -67,6 +69,15 @@ def register(app: typer.Typer) -> None:
             scores = evaluate_model(tagger.model, tagger.tokenizer, list(vs.sentences))
             report[vs.name] = scores
             typer.echo(format_scores(vs.name, scores))
+        from cir.edits.audit import everyday_agreement
+
+        for name, p in (("tagger", tagger), ("rules", rule_parser())):
+            everyday = everyday_agreement(p)
+            report[f"everyday-{name}"] = everyday
+            kinds = ", ".join(f"{k} {v['right']}/{v['total']}" for k, v in everyday["by_kind"].items())
+            typer.echo(f"everyday phrasings (audit) read right by the {name}: {everyday['right']}/{everyday['total']} ({kinds})")
+            for miss in everyday["wrong"]:
+                typer.echo(f"  wrong: {miss['text']!r} read as {miss['read']}")
         for name, p in (("tagger", tagger), ("rules", rule_parser())):
             agree = world_agreement(p)
             report[f"world-{name}"] = agree

@@ -64,7 +64,9 @@ def register(app: typer.Typer) -> None:
         image: Optional[Path] = typer.Option(None, help="reference image file"),
         item_id: Optional[int] = typer.Option(None, "--item-id", help="a stored item as the reference, by id"),
         text: Optional[str] = typer.Option(None, help='modification text, e.g. "the same but in red"'),
-        strategy: str = typer.Option("sum", help=strategy_help("how image and text combine (default sum). ")),
+        strategy: Optional[str] = typer.Option(None, help=strategy_help(
+            "how image and text combine (default: text for a text alone, image for an image alone, else the best "
+            "measured one for the store's backbone: see cir info --store DIR). ")),
         k: int = typer.Option(10, "-k", "--k", min=1, help="results to show"),
         composer: Optional[Path] = typer.Option(None, help="pic2word/combiner: trained weights (a .safetensors file or a directory holding them); default: the backbone's own"),
         include_reference: bool = typer.Option(False, help="keep the reference image in the results when stored"),
@@ -75,8 +77,14 @@ def register(app: typer.Typer) -> None:
         from cir import open_store
         from cir.store.pathcodec import printable
 
-        params = check_params(strategy, {name: v for name, v in param_values.items() if v is not None})
+        given = {name: v for name, v in param_values.items() if v is not None}
         with open_store(store) as opened:
+            if strategy is None and given:  # parameters without a strategy: checked against the one chosen
+                from cir.compose.defaults import choose_strategy
+
+                chosen = choose_strategy(opened.spec, image is not None or item_id is not None, bool((text or "").strip()))
+                check_params(chosen.name, given)
+            params = check_params(strategy, given) if strategy is not None else given
             result = opened.search(
                 image=image, text=text, item_id=item_id, strategy=strategy, k=k, params=params,
                 exclude_reference=not include_reference, composer=composer,
@@ -84,9 +92,13 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps(result.to_json()))
             return
+        if "default_strategy" in result.explanation:
+            typer.echo(f"strategy: {result.query['strategy']} ({result.explanation['default_strategy']})", err=True)
         edits = {key: result.explanation[key] for key in ("add", "remove") if key in result.explanation}
         if edits:
             typer.echo(f"edits: {', '.join(f'{key} {v}' for key, values in edits.items() for v in values) or 'none found'}", err=True)
+        for warning in result.explanation.get("warnings", []):
+            typer.echo(f"note: {warning}", err=True)
         if not result.results:
             typer.echo("no results: the store is empty", err=True)
         width = len(str(len(result.results)))

@@ -13,7 +13,8 @@ from cir.cli import train_options as opt
 def register(train: typer.Typer) -> None:
     @train.command("edits")
     def edits(
-        out: Optional[Path] = typer.Option(None, help="checkpoint directory (default: the cache, where arithmetic finds it), with checkpoints/ inside"),
+        out: Path = typer.Option(Path("runs/edits"), help="run folder for the tagger, with checkpoints/ inside (search keeps "
+                                 "its tagger until you run: cir models promote edits OUT)"),
         preset: str = opt.preset_option("edits"),
         steps: int = typer.Option(0, help="optimiser steps (0 = the preset's)"),
         seed: int = typer.Option(0, help="random seed (template/object split, batches, initialisation)"),
@@ -24,10 +25,11 @@ def register(train: typer.Typer) -> None:
         """Train the ADD/REMOVE tagger; the weights that score best on the validation split are saved."""
         from cir.train.edits import preset_config, train_edits
 
-        cfg = preset_config(preset, out=str(out) if out else "", seed=seed, threads=threads, resume=resume)
+        cfg = preset_config(preset, out=str(out), seed=seed, threads=threads, resume=resume)
         if steps:
             cfg.steps = steps
         if max_minutes is not None:
             cfg.max_minutes = max_minutes
         path = train_edits(cfg, log=typer.echo)
-        typer.echo(f"saved the tagger to {path}; parse with: cir edits parse --checkpoint {path} TEXT")
+        typer.echo(f"saved the tagger to {path}; try it with: cir edits parse --checkpoint {path} TEXT; make it the one "
+                   f"search uses with: cir models promote edits {path}")

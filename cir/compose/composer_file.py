@@ -7,7 +7,8 @@ Loading it for another backbone is refused with a clear message: the probes must
 renamed copy of the same checkpoint is accepted and a different (e.g. fine-tuned) one is not.
 
 Where the weights come from, in order: an explicit path (``--composer PATH``: the file, or a directory holding
-``<kind>.safetensors``); else, for a ``cir:`` checkpoint, ``composer-<kind>.safetensors`` in its own directory
+``<kind>.safetensors``); else the ones promoted for this backbone (``cir models promote <kind> RUN_DIR``); else, for
+a ``cir:`` checkpoint, ``composer-<kind>.safetensors`` in its own directory
 (``cir:demo`` ships both); else an error that names the ``cir train <kind>`` command that makes them.
 """
 
@@ -116,10 +117,35 @@ def _resolve_path(path: Path, kind: str) -> Path:
     return path
 
 
+def promoted_composer_path(spec: str, kind: str) -> Path:
+    """Where ``cir models promote <kind> RUN_DIR --backbone SPEC`` puts the composer that becomes the default for
+    that backbone (training never writes here): ``<cache>/models/composers/<backbone slug>/composer-<kind>.safetensors``."""
+    import hashlib
+    import re
+
+    from cir.backbones import parse_model_spec
+    from cir.errors import SpecError
+    from cir.paths import cache_dir
+
+    try:
+        parsed = parse_model_spec(spec)
+        key = str(Path(parsed.name).expanduser().resolve()) if parsed.kind == "cir" and parsed.name != "demo" else str(parsed)
+    except SpecError:  # a backbone built in code (tests) has a spec no parser reads: keyed as written
+        key = spec
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", key).strip("-")[-48:]
+    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+    return cache_dir() / "models" / "composers" / f"{slug}-{digest}" / f"composer-{kind}.safetensors"
+
+
 def default_composer_path(backbone: Backbone, kind: str) -> Path:
-    """The weights a backbone carries itself: ``composer-<kind>.safetensors`` in a cir: checkpoint's directory."""
+    """The weights a learned strategy uses when none are given: the promoted ones for this backbone
+    (:func:`promoted_composer_path`), else the backbone's own ``composer-<kind>.safetensors`` in a cir: checkpoint's
+    directory."""
     from cir.backbones import demo_checkpoint_dir, parse_model_spec
 
+    promoted = promoted_composer_path(backbone.spec, kind)
+    if promoted.is_file():
+        return promoted
     parsed = parse_model_spec(backbone.spec) if backbone.spec.partition(":")[0] in ("cir", "openclip", "hf") else None
     if parsed is not None and parsed.kind == "cir":
         directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()

@@ -87,7 +87,11 @@ class Arithmetic(Strategy):
     def compose(self, backbone: Backbone, images, texts) -> Composed:
         n = self._check(images, texts)
         edits = self.parser.parse_many(list(texts))
-        return self.compose_edits(backbone, images, [e.add for e in edits], [e.remove for e in edits])
+        composed = self.compose_edits(backbone, images, [e.add for e in edits], [e.remove for e in edits])
+        for explanation, edit in zip(composed.explanations, edits):
+            if edit.warnings:  # what the reading could not honour (a contradiction, "everything except X")
+                explanation["warnings"] = list(edit.warnings)
+        return composed
 
     def compose_edits(self, backbone: Backbone, images, adds: Sequence[Sequence[str]], removes: Sequence[Sequence[str]]) -> Composed:
         """The formula with the added and removed objects given (e.g. ground truth, to measure a parser)."""

@@ -12,9 +12,14 @@ class Edit:
 
     add: tuple[str, ...] = field(default_factory=tuple)  # objects to add
     remove: tuple[str, ...] = field(default_factory=tuple)  # objects to remove
+    warnings: tuple[str, ...] = field(default_factory=tuple)  # what the reading could not honour, in words
+    # (a contradiction, "everything except X"); see cir.edits.readings
 
     def to_dict(self) -> dict:
-        return {"add": list(self.add), "remove": list(self.remove)}
+        out = {"add": list(self.add), "remove": list(self.remove)}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 class EditParser(ABC):

@@ -15,12 +15,15 @@ ARTICLES = ("a", "an", "the", "some", "any", "one", "two", "another", "more", "f
 _FILLER = r"(?:please\s+|also\s+|just\s+|now\s+|then\s+|could\s+you\s+|can\s+you\s+|i\s+want\s+(?:you\s+to\s+)?)*"
 _ADD_VERBS = (
     r"add(?:\s+in)?", r"put\s+in", r"put", r"include", r"insert", r"place", r"bring\s+in", r"also\s+show", r"show",
-    r"there\s+should\s+(?:also\s+)?be", r"i\s+want", r"now\s+with", r"with", r"plus", r"and\s+also",
+    r"there\s+should\s+(?:also\s+)?be", r"i\s+want", r"now\s+with", r"more", r"with", r"plus", r"and\s+also",
 )
 _REMOVE_VERBS = (
     r"remove", r"take\s+out", r"take\s+away", r"get\s+rid\s+of", r"delete", r"drop", r"lose", r"erase",
-    r"leave\s+out", r"no\s+more", r"without", r"no", r"minus", r"eliminate", r"discard",
+    r"leave\s+out", r"no\s+more", r"without", r"no", r"minus", r"eliminate", r"discard", r"fewer", r"less",
 )
+# where an added object goes ("put a hat on the dog"): the object after the preposition is context, not added
+_PLACE = re.compile(r"\s+(?:on\s+top\s+of|on|onto|next\s+to|beside|by|near|behind|in\s+front\s+of|under|underneath|"
+                    r"above|below|against|leaning\s+on|inside|over|between)\s+(?:the|a|an|it|its|his|her|their|this|that)\b.*$")
 # (pattern, which group is removed, which is added)
 _REPLACE = (
     (r"(?:replace|swap|exchange|switch)\s+(?P<old>.+?)\s+(?:with|for|by)\s+(?P<new>.+)", "old", "new"),
@@ -41,9 +44,11 @@ class RuleParser(EditParser):
     def parse(self, text: str) -> Edit:
         add: list[str] = []
         remove: list[str] = []
+        from cir.edits.readings import finish
+
         for clause in _clauses(text):
             self._parse_clause(clause, add, remove)
-        return Edit(tuple(_dedupe(add)), tuple(_dedupe(remove)))
+        return finish(text, Edit(tuple(_dedupe(add)), tuple(_dedupe(remove))))
 
     def _parse_clause(self, clause: str, add: list[str], remove: list[str]) -> None:
         clause = re.sub(r"^(?:and|but|then|also|please|so)\s+", "", clause).strip()
@@ -66,6 +71,8 @@ class RuleParser(EditParser):
                 if m:
                     rest = re.sub(r"\s+(?:to\s+it|to\s+the\s+(?:picture|image|scene)|in\s+the\s+(?:picture|image|scene)|"
                                   r"as\s+well|too|added|somewhere|in\s+it|here|there)$", "", m.group("rest"))
+                    if sink is add:
+                        rest = _PLACE.sub("", rest)
                     sink.extend(self._objects(rest))
                     return
         m = re.fullmatch(r"(?P<obj>.+?)\s+(?:added|included|too|as\s+well)", clause)

@@ -29,6 +29,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "tagger.safetensors"
 BASE_KINDS = ("minilm", "tiny-bert")
 _TRAILING = {"and", "or", "nor", "plus"}  # a list joiner never ends an object's name
+_FEWER = {"fewer", "less"}  # an object right after these is removed, whatever the head says ("more trees, fewer cars")
 _LEADING = {"a", "an", "the", "some", "any", "another", "one", "this", "that", "my", "your", "these", "those", "new"}
 
 
@@ -222,14 +223,17 @@ class TaggerParser(EditParser):
 
     @staticmethod
     def _edit(text: str, words, labels: list[str]) -> Edit:
+        from cir.edits.readings import finish
+
         add: list[str] = []
         remove: list[str] = []
         for span in spans_from_labels(labels):
             name = phrase(text, words, span.start, span.end)
-            sink = add if span.type == "ADD" else remove
+            fewer = span.start > 0 and words[span.start - 1].text.lower() in _FEWER
+            sink = add if span.type == "ADD" and not fewer else remove
             if name and name not in sink:
                 sink.append(name)
-        return Edit(tuple(add), tuple(remove))
+        return finish(text, Edit(tuple(add), tuple(remove)))
 
 
 def load_tagger(path: Path, batch_size: int = 64) -> TaggerParser:
@@ -241,16 +245,25 @@ def shipped_checkpoint() -> Path:
     return Path(__file__).resolve().parent / "weights" / "tagger"
 
 
-def cached_checkpoint() -> Path:
+def active_checkpoint() -> Path:
+    """Where the tagger made the default by ``cir models promote edits RUN_DIR`` lives (training never writes here)."""
+    from cir.paths import cache_dir
+
+    return cache_dir() / "models" / "edits" / "tagger"
+
+
+def legacy_checkpoint() -> Path:
+    """Where ``cir train edits`` wrote by default before training and promoting were separate steps; it is no longer
+    read (``cir models list`` points at it when it exists, so it can be promoted on purpose)."""
     from cir.paths import cache_dir
 
     return cache_dir() / "edits" / "tagger"
 
 
 def find_checkpoint() -> Path | None:
-    """The checkpoint ``cir train edits`` writes to the cache by default (the user's own training wins), else the
-    shipped one; None if neither."""
-    for path in (cached_checkpoint(), shipped_checkpoint()):
+    """The tagger ``arithmetic`` reads by default: the promoted one (``cir models promote edits``), else the shipped
+    one; None if neither. A training run never becomes the default by itself."""
+    for path in (active_checkpoint(), shipped_checkpoint()):
         if (path / CONFIG_FILE).exists():
             return path
     return None

@@ -18,7 +18,9 @@ from cir.query.results import Hit, SearchResult
 from cir.query.stages import compose_queries, first_stage, rerank_stage
 
 
-def resolve_strategy(query: Query):
+def resolve_strategy(query: Query, backbone_spec: str | None = None):
+    """The strategy ``query`` names or carries; when it names none, the default for its inputs and ``backbone_spec``
+    (:func:`cir.compose.defaults.choose_strategy`), which the explanation then records with its reason."""
     from cir.compose import build_strategy
     from cir.compose.base import Strategy
     from cir.compose.registry import InvalidParameter
@@ -28,9 +30,21 @@ def resolve_strategy(query: Query):
             raise InvalidParameter(f"parameters ({', '.join(map(str, query.params))}) go with a strategy given by name; "
                                    f"the ready {query.strategy.name!r} strategy carries its own")
         return query.strategy
+    if query.strategy is None:
+        chosen = default_for(query, backbone_spec)
+        return build_strategy(chosen.name, query.params, composer=query.composer)
     if not isinstance(query.strategy, str):
         raise QueryError(f"strategy must be a name or a Strategy, got {type(query.strategy).__name__}")
     return build_strategy(query.strategy, query.params, composer=query.composer)
+
+
+def default_for(query: Query, backbone_spec: str | None):
+    """The :class:`~cir.compose.defaults.DefaultStrategy` for a query that names no strategy."""
+    from cir.compose.defaults import choose_strategy
+
+    has_reference = query.image is not None or query.item_id is not None
+    has_text = bool((query.text or "").strip()) if isinstance(query.text, str) else query.text is not None
+    return choose_strategy(backbone_spec or "", has_reference, has_text)
 
 
 def resolve_reranker(query: Query) -> Reranker:
@@ -65,7 +79,7 @@ def check_query(query: Query, strategy) -> None:
 
 def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
     """Answer one composed query over ``gallery`` with ``backbone`` (the gallery's encoder)."""
-    strategy = resolve_strategy(query)
+    strategy = resolve_strategy(query, backbone.spec)
     reranker = resolve_reranker(query)
     check_query(query, strategy)
     strategy.prepare(backbone)  # trained weights found and checked before the reference is encoded
@@ -88,6 +102,8 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
             stages = {name: float(v[j]) for name, v in ranked.stage_scores[0].items()}
         hits.append(Hit(int(i), gallery.path(int(i)), float(s), stages))
     explanation = composed.explanations[0] if composed.explanations else {"strategy": strategy.name}
+    if query.strategy is None:  # say why this strategy, since the caller did not choose it
+        explanation = {**explanation, "default_strategy": default_for(query, backbone.spec).reason}
     described = {
         "image": reference.described if query.image is not None else None,
         "item_id": query.item_id,

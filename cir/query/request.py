@@ -10,7 +10,8 @@ class Query:
     image: object = None  # the reference: a PIL image, a path or the file's bytes (or None)
     text: str | None = None  # the modification text
     item_id: int | None = None  # or a stored item as the reference
-    strategy: object = "sum"  # a strategy name or a ready Strategy
+    strategy: object = None  # a strategy name or a ready Strategy (None: chosen for the query and the backbone, see
+    # cir.compose.defaults: text alone -> text, reference alone -> image, both -> the best measured one)
     params: dict = field(default_factory=dict)  # the strategy's parameters (a ready Strategy carries its own: then none)
     k: int = 10  # results wanted
     exclude_reference: bool = True  # leave the reference (by id, or by content hash) out of the results

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, Security, UploadFile
 from fastapi.responses import FileResponse
 
-from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategies, loosest_bounds, strategy_names
+from cir.compose.registry import all_params, describe_strategies, loosest_bounds, strategy_names
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
@@ -34,7 +34,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     thumbnails = ThumbnailCache(config.thumbnail_cache)
     names = strategy_names()  # the registered strategies; /info says which of them this store's backbone can run
     StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
-    SearchRequest = search_request_model(names, config.max_k, config.max_text_chars)  # noqa: N806
+    SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
+                                         lambda has_ref, has_text: service.default_strategy(has_ref, has_text).name)
 
     @public.get("/health", response_model=Health, tags=["service"])
     def health() -> dict:
@@ -47,9 +48,11 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     def info() -> dict:
         """The store, the strategies and the limits this server enforces."""
         store = service.fresh_store()
+        default = service.default_strategy(True, True)
         return {
             "backbone": store.spec, "dim": store.dim, "items": len(store), "store_version": service.version,
-            "strategies": describe_strategies(service.strategies), "default_strategy": DEFAULT_STRATEGY,
+            "strategies": describe_strategies(service.strategies), "default_strategy": default.name,
+            "default_strategy_reason": default.reason, "default_strategy_recall_at_1": default.recall_at_1,
             "parser": service.parser.name,
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_image_pixels": config.max_image_pixels,
                        "max_image_side": config.max_image_side, "max_k": config.max_k,
@@ -66,7 +69,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         image: Annotated[Optional[UploadFile], File(description="the reference image (or give item_id)")] = None,
         item_id: Annotated[Optional[int], Form(description="a stored item as the reference (or upload image)")] = None,
         text: Annotated[Optional[str], Form(max_length=config.max_text_chars, description="the modification text")] = None,
-        strategy: Annotated[StrategyName, Form(description="how image and text combine")] = DEFAULT_STRATEGY,
+        strategy: Annotated[Optional[StrategyName], Form(description="how image and text combine (default: the "
+                                                                     "store's, see GET /info)")] = None,
         k: Annotated[int, Form(ge=1, le=config.max_k, description="results wanted")] = 10,
         exclude_reference: Annotated[bool, Form(description="leave the reference out of the results")] = True,
         **params,
@@ -95,7 +99,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
                 data = base64.b64decode(query.image_base64, validate=True)
             except (binascii.Error, ValueError):
                 raise ApiError(422, "invalid_request", "image_base64 is not valid base64") from None
-        args = SearchArgs(data, query.item_id, query.text, query.strategy, query.k,
+        args = SearchArgs(data, query.item_id, query.text, None if body.strategy_defaulted else query.strategy, query.k,
                           query.params.model_dump(exclude_unset=True), query.exclude_reference)
         return run_search(request, args)
 

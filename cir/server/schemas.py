@@ -7,9 +7,9 @@ that strategy declares (bounds and help included); ``/info`` lists the same decl
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel, create_model, model_validator
 
 from cir.compose.registry import DEFAULT_STRATEGY, ParamSpec, StrategySpec, strategy_specs
 
@@ -64,9 +64,12 @@ def params_model(spec: StrategySpec) -> type[BaseModel]:
                         **fields)
 
 
-def search_request_model(names, max_k: int, max_text_chars: int) -> type[BaseModel]:
+def search_request_model(names, max_k: int, max_text_chars: int,
+                         choose: Callable[[bool, bool], str] | None = None) -> type[BaseModel]:
     """The JSON variant of POST /search for the strategies ``names``: one variant per strategy, chosen by
-    ``strategy`` (default ``sum``), each with that strategy's ``params``."""
+    ``strategy``, each with that strategy's ``params``. A request without ``strategy`` gets ``choose(has_reference,
+    has_text)`` (the store's default for those inputs; without ``choose``: ``DEFAULT_STRATEGY``) and records that it
+    was chosen for it (``strategy_defaulted``)."""
     variants = []
     for spec in strategy_specs(names):
         params = params_model(spec)
@@ -86,14 +89,27 @@ def search_request_model(names, max_k: int, max_text_chars: int) -> type[BaseMod
 
     class SearchRequest(RootModel[union]):  # type: ignore[valid-type]
         """The JSON variant of POST /search (a stored item as the reference, or an image in base64); ``strategy``
-        picks the variant and so the ``params`` it takes (default ``sum``)."""
+        picks the variant and so the ``params`` it takes (default: the store's, see GET /info ``default_strategy``:
+        text for a text alone, image for a reference alone)."""
 
-        @model_validator(mode="before")
+        _defaulted: bool = PrivateAttr(False)  # the request named no strategy: it was chosen for its inputs
+
+        @model_validator(mode="wrap")
         @classmethod
-        def _default_strategy(cls, data):
-            if isinstance(data, dict) and "strategy" not in data:
-                return {**data, "strategy": DEFAULT_STRATEGY}
-            return data
+        def _default_strategy(cls, data, handler):
+            defaulted = isinstance(data, dict) and "strategy" not in data
+            if defaulted:
+                has_reference = data.get("item_id") is not None or data.get("image_base64") is not None
+                text = data.get("text")
+                has_text = isinstance(text, str) and bool(text.strip())
+                data = {**data, "strategy": choose(has_reference, has_text) if choose else DEFAULT_STRATEGY}
+            model = handler(data)
+            model._defaulted = defaulted
+            return model
+
+        @property
+        def strategy_defaulted(self) -> bool:
+            return self._defaulted
 
     return SearchRequest
 
@@ -127,6 +143,8 @@ class Edits(BaseModel):
     add: list[str] = Field(description="objects the text adds")
     remove: list[str] = Field(description="objects the text removes")
     parser: str = Field(description="which edit parser read them")
+    warnings: list[str] = Field(default_factory=list, description="what the reading could not honour (a contradiction, "
+                                                                 "\"everything except X\"), in words")
 
 
 class Item(BaseModel):
@@ -154,7 +172,10 @@ class Info(BaseModel):
     items: int
     store_version: int
     strategies: list[StrategyInfo] = Field(description="the strategies this store can run, with their parameters")
-    default_strategy: str
+    default_strategy: str = Field(description="what a query with a reference and a text uses when it names no strategy "
+                                              "(a text alone uses text, a reference alone image)")
+    default_strategy_reason: str = Field(description="why: the measured R@1 behind it and where it comes from")
+    default_strategy_recall_at_1: Optional[float] = Field(None, description="its measured R@1 in %, when recorded")
     parser: str = Field(description="the edit parser behind /parse and the arithmetic strategy")
     limits: dict[str, float]
 

@@ -24,7 +24,7 @@ class SearchArgs:
     image: bytes | None  # the uploaded reference image file
     item_id: int | None  # or a stored item as the reference
     text: str | None
-    strategy: str  # a registered strategy name
+    strategy: str | None  # a registered strategy name (None: the store's default for the query's inputs)
     k: int
     params: dict  # the strategy's parameters that were given (the registry checks them and fills in the rest)
     exclude_reference: bool
@@ -98,10 +98,21 @@ class SearchService:
 
     def _parse(self, text: str) -> dict:
         edit = self.parser.parse(text)
-        return {"text": text, "add": list(edit.add), "remove": list(edit.remove), "parser": self.parser.name}
+        return {"text": text, "add": list(edit.add), "remove": list(edit.remove), "parser": self.parser.name,
+                "warnings": list(edit.warnings)}
 
     # --- search ------------------------------------------------------------------------------------------------
+    def default_strategy(self, has_reference: bool, has_text: bool):
+        """The strategy a query with these inputs uses when it names none (:mod:`cir.compose.defaults`)."""
+        from cir.compose.defaults import choose_strategy
+
+        return choose_strategy(self.store.spec, has_reference, has_text)
+
     def search(self, args: SearchArgs) -> dict:
+        chosen = None
+        if args.strategy is None:
+            chosen = self.default_strategy(args.image is not None or args.item_id is not None, bool((args.text or "").strip()))
+            args.strategy = chosen.name
         strategy_spec(args.strategy)  # UnknownStrategy, naming the valid ones
         if args.strategy not in self.strategies:
             raise StrategyUnavailable(f"strategy {args.strategy!r} cannot run on this store ({self._unavailable[args.strategy]}); "
@@ -118,6 +129,8 @@ class SearchService:
             if self._observe is not None:
                 self._observe(args.strategy, time.perf_counter() - start)
             explanation = self.explain(result.explanation, args.text)
+            if chosen is not None:
+                explanation["default_strategy"] = chosen.reason
         return {
             "results": [hit.to_json() for hit in result.results],
             "explanation": explanation,
@@ -135,6 +148,8 @@ class SearchService:
             if text and text.strip():
                 parsed = self._parse(text)
                 out.update(add=parsed["add"], remove=parsed["remove"], parser=parsed["parser"])
+                if parsed["warnings"]:
+                    out["warnings"] = parsed["warnings"]
             else:
                 out.update(add=[], remove=[], parser=None)
         out["edits_used"] = used

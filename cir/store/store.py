@@ -140,7 +140,7 @@ class Store:
         image: "Image.Image | str | os.PathLike | bytes | None" = None,
         text: str | None = None,
         item_id: int | None = None,
-        strategy: "str | Strategy" = "sum",
+        strategy: "str | Strategy | None" = None,
         k: int = 10,
         exclude_reference: bool = True,
         composer: "str | os.PathLike | None" = None,
@@ -154,7 +154,9 @@ class Store:
         """Rank the store's items for a reference (``image`` or ``item_id``) modified by ``text``.
 
         ``strategy`` names a registered composition (``cir.compose.strategy_names()``: image, text, sum,
-        arithmetic, pic2word, combiner), built with its parameters: ``params`` and/or keywords, e.g.
+        arithmetic, pic2word, combiner); None chooses one for the query (:mod:`cir.compose.defaults`: ``text``
+        for a text alone, ``image`` for a reference alone, else the best measured one for the store's backbone, as
+        ``cir info`` shows), built with its parameters: ``params`` and/or keywords, e.g.
         ``image_weight=0.8`` for sum (``cir.compose.describe_strategies()`` lists each strategy's; an unknown one,
         a wrong type or a value out of bounds is an ``InvalidParameter``). Or ``strategy`` is a ready
         :class:`~cir.compose.base.Strategy` (it then takes no parameters here). The learned strategies (pic2word,

@@ -196,7 +196,9 @@ def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0)
     if model.image.concept is not None:
         init_concepts(model, text_emb, variants)
     parts = TrainedParts(model)
-    out = Path(cfg.out)
+    from cir.train.promote import check_training_output
+
+    out = check_training_output(cfg.out, "backbone")  # never where search reads its defaults
     started = time.time()
 
     def load(steps: list[int]):

@@ -98,7 +98,9 @@ def train_combiner(cfg: CombinerTrainConfig, backbone: Backbone | None = None, l
     ccfg = CombinerConfig(**{**asdict(cfg.combiner), "dim": backbone.dim})
     net = Combiner(ccfg).to(dev)
     ccfg = net.cfg  # with the widths resolved
-    out = Path(cfg.out)
+    from cir.train.promote import check_training_output
+
+    out = check_training_output(cfg.out, "combiner")  # never where search reads its defaults
     scale = 1.0 / cfg.temperature
 
     def batches(epoch: int) -> list[list[int]]:

@@ -29,7 +29,7 @@ from cir.train.loop import FitResult, Job, LoopConfig, fit
 
 @dataclass
 class EditsTrainConfig:
-    out: str = ""  # checkpoint directory ("" = the cache, where ``arithmetic`` finds it: cache_dir()/edits/tagger)
+    out: str = "runs/edits"  # the run folder (never where ``arithmetic`` reads its tagger: `cir models promote edits`)
     seed: int = 0  # template/object split, batches, initialisation
     steps: int = 3000  # optimiser steps (about 0.3 s each on 2 idle CPU cores; max_minutes bounds a busy machine)
     batch_size: int = 32  # sentences per step
@@ -93,11 +93,12 @@ def fit_edits(cfg: EditsTrainConfig, log=print, stop_after_steps: int = 0) -> tu
     """:func:`train_edits`, with the loop's result (best step, validation history)."""
     from safetensors.torch import load_file
 
-    from cir.edits.tagger import WEIGHTS_FILE, cached_checkpoint
+    from cir.edits.tagger import WEIGHTS_FILE
+    from cir.train.promote import check_training_output
 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out) if cfg.out else cached_checkpoint()
+    out = check_training_output(cfg.out, "edits")  # a run folder; making it the default is `cir models promote`
     tokenizer = load_tokenizer()
     model = build_model(_model_config(cfg))
     model.freeze_base()

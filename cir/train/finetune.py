@@ -197,7 +197,9 @@ def _cir_backbone(cfg: FinetuneTrainConfig, spec) -> TunedBackbone:
     from cir.backbones.dual import CirBackbone, DualEncoder
 
     start_dir = demo_checkpoint_dir() if spec.name == "demo" else Path(spec.name).expanduser()
-    out = Path(cfg.out)
+    from cir.train.promote import check_training_output
+
+    out = check_training_output(cfg.out, "finetune")  # never where search reads its defaults
     if out.resolve() == start_dir.resolve():
         raise ConfigError(f"--out {out} is the checkpoint being fine-tuned; choose another directory")
     model = DualEncoder.load(start_dir).to(cfg.loop.device)

@@ -92,7 +92,9 @@ def openclip_backbone(cfg, spec):
     from cir.train.data import pixel_table
     from cir.train.finetune import TunedBackbone
 
-    out = Path(cfg.out)
+    from cir.train.promote import check_training_output
+
+    out = check_training_output(cfg.out, "finetune")  # never where search reads its defaults
     weights = out / WEIGHTS_FILE
     if spec.weights_is_path and Path(spec.weights).expanduser().resolve() == weights.resolve():
         raise ConfigError(f"--out {out} holds the weights being fine-tuned; choose another directory")

@@ -75,7 +75,9 @@ def train_pic2word(cfg: Pic2WordTrainConfig, backbone: Backbone | None = None, l
     train, val = emb[perm[n_val:]], emb[perm[:n_val]]
     mcfg = MapperConfig(**{**asdict(cfg.mapper), "in_dim": backbone.dim, "token_dim": backbone.token_dim})
     mapper = Mapper(mcfg).to(backbone.device)
-    out = Path(cfg.out)
+    from cir.train.promote import check_training_output
+
+    out = check_training_output(cfg.out, "pic2word")  # never where search reads its defaults
 
     def batches(epoch: int) -> list[list[int]]:
         from cir.train.samplers import epoch_batches

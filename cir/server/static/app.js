@@ -6,9 +6,12 @@ const $ = (id) => document.getElementById(id);
 const state = {
   key: sessionStorage.getItem("cir-api-key"),
   keyRequired: false,
-  trail: [],        // steps, oldest first: {ref: {kind: "upload", file, url} | {kind: "item", id, path, url}, text}
+  trail: [],        // steps, oldest first: {ref: {kind: "upload", file, url, name} | {kind: "item", id, path, name},
+                    //   text, results, explanation} (a step keeps the results and explanation its last search gave)
   strategies: {},   // name -> its declaration from /info: description, needs_image, needs_text, params
   results: [],
+  explanation: null, // the explanation of the search the results came from
+  defaultHelp: "",  // what "default" means for this store (from /info)
   parseTimer: null,
   parseSeq: 0,
 };
@@ -18,13 +21,43 @@ function headers() {
   return state.key ? { "X-API-Key": state.key } : {};
 }
 
+// What an error kind means on this page (the server's own messages speak to the CLI and the API: --image, item_id=).
+const PAGE_ERRORS = {
+  unauthorized: "This server needs an API key: enter it above.",
+  unknown_item: "That image is no longer in the store (it was re-indexed): pick another result or upload an image.",
+  image_unavailable: "That image's file is gone from the server's disk.",
+  image_too_large: "That image is too large for this server: try a smaller one.",
+  payload_too_large: "That file is too large for this server: try a smaller image.",
+  unsupported_media_type: "That file is not an image this page can use: pick a JPEG, PNG, WebP, GIF, BMP or TIFF.",
+  invalid_image: "That image could not be read: it may be empty, truncated or corrupt.",
+  strategy_unavailable: "This store cannot run that strategy (it needs trained weights for the store's model): pick another.",
+  store_unavailable: "The store is busy being updated: search again in a moment.",
+  internal_error: "Something went wrong on the server (its log has the details).",
+};
+
+function pageMessage(kind, message) {
+  if (kind === "invalid_query") {
+    if (/reference image/i.test(message)) return "This strategy needs a reference image: drop, paste or pick one, or choose the text strategy.";
+    if (/modification text/i.test(message)) return "This strategy needs a modification text: type one, or choose the image strategy.";
+    if (/nothing to search for/i.test(message)) return "Nothing to search for yet: add a reference image and/or type a modification.";
+  }
+  if (kind === "invalid_request" && /parameter|must lie in|must be/i.test(message)) {
+    return `A composition setting is out of range: ${message.replace(/--[\w-]+\s*\/?\s*|\b\w+=/g, "")}`;
+  }
+  if (PAGE_ERRORS[kind]) return PAGE_ERRORS[kind];
+  return message.replace(/\s*\((?:--[\w-]+[^)]*)\)/g, "").replace(/--[\w-]+/g, "").trim(); // no CLI flags here
+}
+
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
   if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try { const body = await response.json(); message = body.message || message; } catch (_) { /* not JSON */ }
+    let kind = "", message = `${response.status} ${response.statusText}`;
+    try { const body = await response.json(); kind = body.error || ""; message = body.message || message; } catch (_) { /* not JSON */ }
     if (response.status === 401) askForKey();
-    throw new Error(message);
+    const error = new Error(pageMessage(kind, message));
+    error.kind = kind;
+    error.serverMessage = message; // kept for the console and the tooltip
+    throw error;
   }
   return response;
 }
@@ -41,11 +74,23 @@ function setImage(img, id, size) {
   thumbnailUrl(id, size).then((url) => { img.src = url; }).catch(showError);
 }
 
+// The original file at full size (with a key: fetched with the header).
+async function imageUrl(id) {
+  const url = `/items/${id}/image`;
+  if (!state.keyRequired) return url;
+  return URL.createObjectURL(await (await api(url)).blob());
+}
+
+function fileName(path) { return path.split(/[\\/]/).pop(); }
+
 // --- status and errors ------------------------------------------------------------------------------------------
 function showError(error) {
   $("error").textContent = error.message || String(error);
+  $("error").title = error.serverMessage || "";
   $("error").hidden = false;
   $("status").textContent = "";
+  $("explanation").hidden = true; // an explanation of an earlier search would now be stale
+  $("explanation").textContent = "";
 }
 
 function clearError() { $("error").hidden = true; }
@@ -61,18 +106,20 @@ function current() { return state.trail.length ? state.trail[state.trail.length 
 function startFromFile(file) {
   if (!file || !file.type.startsWith("image/")) { showError(new Error("that is not an image file")); return; }
   clearError();
-  state.trail = [{ ref: { kind: "upload", file, url: URL.createObjectURL(file), name: file.name }, text: null }];
+  state.trail = [{ ref: { kind: "upload", file, url: URL.createObjectURL(file), name: file.name }, text: null,
+                   results: [], explanation: null }];
   state.results = [];
-  renderReference(); renderTrail(); renderResults();
+  renderReference(); renderTrail(); renderResults(); renderExplanation(null);
   $("status").textContent = `reference: ${file.name}; type a modification and search`;
   $("text").focus();
 }
 
 function refineFrom(hit) {
   const text = $("text").value;
-  state.trail.push({ ref: { kind: "item", id: hit.id, path: hit.path, url: null }, text });
+  state.trail.push({ ref: { kind: "item", id: hit.id, path: hit.path, name: fileName(hit.path) }, text,
+                    results: state.results, explanation: state.explanation });
   renderReference(); renderTrail();
-  $("status").textContent = `refining from item ${hit.id}; change the modification and search`;
+  $("status").textContent = `refining from ${fileName(hit.path)}; change the modification and search`;
   $("text").select();
   $("text").focus();
 }
@@ -81,14 +128,25 @@ function undo() {
   if (state.trail.length < 2) return;
   const removed = state.trail.pop();
   if (removed.text !== null) $("text").value = removed.text;
+  restoreStep(current());
   renderReference(); renderTrail(); schedulePreview();
-  $("status").textContent = "undone: back to the previous reference";
+  $("status").textContent = `undone: back to ${current().ref.name}, with the results it had`;
 }
 
 function jumpTo(index) {
   state.trail = state.trail.slice(0, index + 1);
+  restoreStep(current());
   renderReference(); renderTrail();
   $("text").focus();
+}
+
+// The results and the explanation that belonged to a step (what its last search showed).
+function restoreStep(step) {
+  state.results = step.results || [];
+  state.explanation = step.explanation || null;
+  clearError();
+  renderResults();
+  renderExplanation(state.explanation);
 }
 
 function renderReference() {
@@ -98,7 +156,8 @@ function renderReference() {
   img.hidden = false;
   if (step.ref.kind === "upload") img.src = step.ref.url;
   else setImage(img, step.ref.id, 256);
-  img.alt = step.ref.kind === "upload" ? `reference: ${step.ref.name}` : `reference: item ${step.ref.id}`;
+  img.alt = `reference: ${step.ref.name}`;
+  img.title = step.ref.path || step.ref.name;
 }
 
 function renderTrail() {
@@ -113,7 +172,7 @@ function renderTrail() {
     img.alt = "";
     if (step.ref.kind === "upload") img.src = step.ref.url; else setImage(img, step.ref.id, 96);
     const label = document.createElement("span");
-    const name = step.ref.kind === "upload" ? step.ref.name : `item ${step.ref.id}`;
+    const name = step.ref.name;
     label.textContent = index === 0 ? `${name}` : `${name} ← “${step.text || ""}”`;
     button.append(img, label);
     button.setAttribute("aria-label", `step ${index + 1}: ${label.textContent}`);
@@ -204,7 +263,22 @@ function strategyControls() {
   const strategy = $("strategy").value;
   for (const label of document.querySelectorAll("#params label.param")) label.hidden = label.dataset.strategy !== strategy;
   const declared = state.strategies[strategy];
-  $("strategy-help").textContent = declared ? `${strategy}: ${declared.description}` : "";
+  $("strategy-help").textContent = declared ? `${strategy}: ${declared.description}` : `default: ${state.defaultHelp}`;
+  for (const li of document.querySelectorAll("#strategy-lines li")) li.classList.toggle("current", li.dataset.strategy === strategy);
+}
+
+// One line per strategy (its declaration in /info), so the choice is explained before it is made.
+function buildStrategyLines(strategies) {
+  const list = $("strategy-lines");
+  list.replaceChildren(...strategies.map((s) => {
+    const li = document.createElement("li");
+    li.dataset.strategy = s.name;
+    const name = document.createElement("b");
+    name.textContent = s.name;
+    const needs = [s.needs_image ? "a reference image" : "", s.needs_text ? "a text" : ""].filter(Boolean).join(" and ");
+    li.append(name, ` ${s.description}${needs ? ` (needs ${needs})` : ""}`);
+    return li;
+  }));
 }
 
 function appendParams(form, strategy) {
@@ -224,7 +298,7 @@ async function search(event) {
   if (step && step.ref.kind === "upload") form.append("image", step.ref.file, step.ref.name);
   else if (step) form.append("item_id", String(step.ref.id));
   if (text) form.append("text", text);
-  form.append("strategy", strategy);
+  if (strategy) form.append("strategy", strategy); // none: the store's default for what was given
   form.append("k", $("k").value || "12");
   appendParams(form, strategy);
   $("status").textContent = "searching…";
@@ -232,6 +306,8 @@ async function search(event) {
   try {
     const body = await (await api("/search", { method: "POST", body: form })).json();
     state.results = body.results;
+    state.explanation = body.explanation;
+    if (step) { step.results = body.results; step.explanation = body.explanation; }
     renderExplanation(body.explanation);
     renderResults();
     $("status").textContent = `${body.results.length} results`;
@@ -244,13 +320,21 @@ async function search(event) {
 
 function renderExplanation(explanation) {
   const box = $("explanation");
+  if (!explanation) { box.hidden = true; box.textContent = ""; return; }
   const weights = Object.entries(explanation.weights || {}).map(([k, v]) => `${k} ${v}`).join(", ");
   const parts = [`strategy ${explanation.strategy}`];
   if (weights) parts.push(`weights ${weights}`);
   if (explanation.add.length) parts.push(`add ${explanation.add.join(", ")}`);
   if (explanation.remove.length) parts.push(`remove ${explanation.remove.join(", ")}`);
   if (explanation.parser) parts.push(`read by ${explanation.parser}${explanation.edits_used ? "" : " (shown, not used by this strategy)"}`);
+  if (explanation.default_strategy) parts.push(`chosen because ${explanation.default_strategy}`);
   box.textContent = parts.join(" · ");
+  for (const warning of explanation.warnings || []) {
+    const line = document.createElement("p");
+    line.className = "warning";
+    line.textContent = `note: ${warning}`;
+    box.append(line);
+  }
   box.hidden = false;
 }
 
@@ -263,7 +347,7 @@ function renderResults() {
     button.type = "button";
     button.className = "result";
     button.dataset.id = String(hit.id);
-    const name = hit.path.split(/[\\/]/).pop();
+    const name = fileName(hit.path);
     button.setAttribute("aria-label", `result ${rank + 1}: ${name}, score ${hit.score.toFixed(3)}; refine from it`);
     const img = document.createElement("img");
     img.alt = "";
@@ -279,13 +363,33 @@ function renderResults() {
     button.append(img, score, label);
     button.addEventListener("click", () => refineFrom(hit));
     button.addEventListener("keydown", (event) => moveInGrid(event, rank));
-    li.append(button);
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "open";
+    open.textContent = "⤢";
+    open.title = "open at full size";
+    open.setAttribute("aria-label", `open ${name} at full size`);
+    open.addEventListener("click", () => openViewer(hit));
+    li.append(button, open);
     grid.append(li);
   });
 }
 
+// --- the full-size view -------------------------------------------------------------------------------------------
+async function openViewer(hit) {
+  const dialog = $("viewer");
+  $("viewer-path").textContent = hit.path;
+  $("viewer-score").textContent = `score ${hit.score.toFixed(3)}`;
+  const img = $("viewer-img");
+  img.alt = fileName(hit.path);
+  img.removeAttribute("src");
+  $("viewer-refine").onclick = () => { dialog.close(); refineFrom(hit); };
+  dialog.showModal();
+  try { img.src = await imageUrl(hit.id); } catch (error) { dialog.close(); showError(error); }
+}
+
 function moveInGrid(event, rank) {
-  const buttons = [...document.querySelectorAll("#results button")];
+  const buttons = [...document.querySelectorAll("#results button.result")];
   if (!buttons.length) return;
   const columns = Math.max(1, Math.round($("results").clientWidth / buttons[0].getBoundingClientRect().width));
   const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns }[event.key];
@@ -302,12 +406,17 @@ async function loadInfo() {
   if (state.keyRequired && !state.key) { askForKey(); return; }
   const info = await (await api("/info")).json();
   state.strategies = Object.fromEntries(info.strategies.map((s) => [s.name, s]));
+  state.defaultHelp = `${info.default_strategy} for an image and a text (${info.default_strategy_reason}); ` +
+    "text for a text alone, image for an image alone";
   const select = $("strategy");
-  select.replaceChildren(...info.strategies.map((s) => {
-    const option = new Option(s.name, s.name, s.name === info.default_strategy, s.name === info.default_strategy);
+  const automatic = new Option(`default (${info.default_strategy})`, "", true, true);
+  automatic.title = state.defaultHelp;
+  select.replaceChildren(automatic, ...info.strategies.map((s) => {
+    const option = new Option(s.name, s.name, false, false);
     option.title = s.description;
     return option;
   }));
+  buildStrategyLines(info.strategies);
   buildControls(info.strategies);
   $("k").max = String(Math.min(200, info.limits.max_k));
   strategyControls();
@@ -337,6 +446,7 @@ function wire() {
   $("text").addEventListener("input", schedulePreview);
   $("strategy").addEventListener("change", strategyControls);
   $("undo").addEventListener("click", undo);
+  $("viewer-close").addEventListener("click", () => $("viewer").close());
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.key = $("api-key").value;

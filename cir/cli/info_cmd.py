@@ -1,0 +1,55 @@
+"""``cir info``: what a store holds and how it searches by default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def store_info(path: Path) -> dict:
+    """The store's backbone and size, the strategies its backbone can run (and why the others cannot), the default
+    strategy and the reason for it."""
+    from cir import open_store
+    from cir.compose import build_strategy, strategy_names
+    from cir.compose.defaults import choose_strategy
+    from cir.errors import WeightsUnavailable
+
+    with open_store(path) as store:
+        runs, cannot = [], {}
+        for name in strategy_names():
+            try:
+                build_strategy(name).prepare(store.backbone)
+            except WeightsUnavailable as exc:
+                cannot[name] = str(exc)
+                continue
+            runs.append(name)
+        default = choose_strategy(store.spec, True, True)
+        return {"store": str(store.root), "backbone": store.spec, "dim": store.dim, "items": len(store),
+                "strategies": runs, "unavailable": cannot, "default_strategy": default.to_json(),
+                "text_only": "text", "image_only": "image"}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("info")
+    def info(
+        store: Path = typer.Option(..., "--store", help="store directory (made by `cir index`)"),
+        json_out: bool = typer.Option(False, "--json", help="print it as JSON"),
+    ) -> None:
+        """Show a store's backbone, its items, the strategies it can run and the default strategy with its reason.
+
+        Example: cir info --store runs/demo/store"""
+        out = store_info(store)
+        if json_out:
+            typer.echo(json.dumps(out))
+            return
+        default = out["default_strategy"]
+        typer.echo(f"store:      {out['store']}")
+        typer.echo(f"backbone:   {out['backbone']} (dimension {out['dim']})")
+        typer.echo(f"items:      {out['items']}")
+        typer.echo(f"strategies: {', '.join(out['strategies'])}")
+        for name, why in out["unavailable"].items():
+            typer.echo(f"  {name} cannot run here: {why}")
+        typer.echo(f"default:    {default['name']} for an image and a text: {default['reason']}")
+        typer.echo("            text for a text alone, image for an image alone")
