@@ -42,3 +42,11 @@ class ConfigError(CirError, ValueError):
 
 class StrategyUnavailable(QueryError):
     """A strategy that exists but cannot run here (e.g. it needs trained weights this backbone does not have)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT). The message says what was kept and how to continue; the CLI prints it and
+    exits 130. A KeyboardInterrupt, so code that catches those (or lets them end the program) still does."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "interrupted"
