@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from cir.cli import train_options as opt
+from cir.cli.common import logger
 
 
 def register(train: typer.Typer) -> None:
@@ -21,13 +22,13 @@ def register(train: typer.Typer) -> None:
         sampler: str = typer.Option("unique-target", "--sampler", help="random, unique-target, group-exclusive or group-inclusive"),
         preset: str = opt.preset_option("combiner"), epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
-        threads: int = opt.THREADS,
+        threads: int = opt.THREADS, quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,
     ) -> None:
         """Learn to fuse image and text features (CLIP4Cir's Combiner); use it with --strategy combiner."""
         from cir.train.combiner import preset_config, train_combiner
 
         cfg = preset_config(preset, backbone=backbone, out=str(out), data=data, images=str(images) if images else None,
                             loss=loss, sampler=sampler, resume=resume)
-        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes, threads)
-        train_combiner(cfg, log=typer.echo)
+        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes, threads, progress, quiet)
+        train_combiner(cfg, log=logger(quiet))
         typer.echo(f"use it with: --strategy combiner --composer {out / 'combiner.safetensors'} (backbone {backbone})")

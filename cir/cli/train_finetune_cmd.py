@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from cir.cli import train_options as opt
+from cir.cli.common import logger
 
 
 def register(train: typer.Typer) -> None:
@@ -27,12 +28,12 @@ def register(train: typer.Typer) -> None:
                                     "contrastive) or group-inclusive (its similar)"),
         preset: str = opt.preset_option("finetune"), epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
-        threads: int = opt.THREADS,
+        threads: int = opt.THREADS, quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,
     ) -> None:
         """Fine-tune the backbone so composed queries find their targets; prints the --backbone spec of the result."""
         from cir.train.finetune import preset_config, train_finetune
 
         cfg = preset_config(preset, backbone=backbone, out=str(out), data=data, images=str(images) if images else None,
                             compose=compose, train=train_what, blocks=blocks, loss=loss, sampler=sampler, resume=resume)
-        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes, threads)
-        train_finetune(cfg, log=typer.echo)
+        opt.apply_loop_overrides(cfg.loop, epochs, batch_size, lr, seed, device, max_minutes, threads, progress, quiet)
+        train_finetune(cfg, log=logger(quiet))

@@ -107,7 +107,7 @@ def embed_pool(model: DualEncoder, captions: list[list[str]], cfg: BackboneTrain
     from tqdm import tqdm
 
     with torch.inference_mode():
-        for start in tqdm(range(0, len(flat), 256), desc="captions", unit="batch"):
+        for start in tqdm(range(0, len(flat), 256), desc="captions", unit="batch", disable=None, leave=False):
             out.append(model.text(flat[start : start + 256]).float().cpu())
     emb = torch.cat(out)
     path.parent.mkdir(parents=True, exist_ok=True)

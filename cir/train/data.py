@@ -177,7 +177,7 @@ def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool =
     encoder = Encoder(backbone)
     renderer = renderer or SceneRenderer()
     out = None
-    for i, ref in enumerate(tqdm(images, desc=desc, unit="img", disable=not progress, leave=False)):
+    for i, ref in enumerate(tqdm(images, desc=desc, unit="img", disable=None if progress else True, leave=False)):
         x = _pixels(encoder, ref, renderer)
         if out is None:
             out = torch.empty((len(images), *x.shape), dtype=torch.float16)
@@ -210,7 +210,7 @@ def embed_table(backbone: Backbone, images: Sequence[ImageRef], batch_size: int 
         vecs, _ = cache.embed_files([images[i] for i in files], batch_size=batch_size, progress=progress)
         out[files] = torch.from_numpy(vecs)
     renderer = SceneRenderer()
-    for start in tqdm(range(0, len(scenes), batch_size), desc="embedding scenes", unit="batch", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(scenes), batch_size), desc="embedding scenes", unit="batch", disable=None if progress else True, leave=False):
         chunk = scenes[start : start + batch_size]
         pixels = torch.stack([_pixels(cache.encoder, images[i], renderer) for i in chunk])
         out[chunk] = torch.from_numpy(cache.encoder.encode_pixels(pixels))

@@ -153,6 +153,10 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
                disable=None if cfg.progress is None else not cfg.progress)
     per_item = job.items_per_batch or cfg.batch_size
+
+    def say(msg: str) -> None:  # a line through ``log``, the bar cleared around it
+        with tqdm.external_write_mode():
+            log(msg)
     losses, t_record, stopped = [], time.time(), False
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -201,7 +205,7 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
                         if improved:
                             best_score, best_epoch, best_step, best = metrics["score"], epoch + 1, step, dict(metrics)
                         left = (total - step) * (time.time() - call_started) / steps_this_call
-                        bar.write(f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}: train loss {record['train_loss']:.4f}, "
+                        say(f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}: train loss {record['train_loss']:.4f}, "
                                   "validation " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
                                   + (" (best so far: exported)" if improved else "") + f", eta {left / 60:.1f} min")
                         if improved:
@@ -218,7 +222,7 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
                         "best": best, "rng": torch.get_rng_state(), "seconds": time.time() - started,
                         "config": asdict(cfg)}, cfg.keep_checkpoints)
                 if over:
-                    bar.write(f"stopping at step {step} (epoch {epoch + 1}): --max-minutes {cfg.max_minutes} reached; "
+                    say(f"stopping at step {step} (epoch {epoch + 1}): --max-minutes {cfg.max_minutes} reached; "
                               "resume with a larger --max-minutes to continue")
                     stopped = True
                     break
