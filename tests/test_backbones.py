@@ -271,3 +271,23 @@ def test_openclip_tag_with_the_hub_refusing_is_one_sentence_at_once(monkeypatch)
     message = str(err.value)
     assert f"could not reach the Hugging Face hub (http://127.0.0.1:{port}" in message
     assert "openclip:ViT-B-32//abs/path/to/weights.pt" in message and "\n" not in message
+
+
+def test_loading_a_transformers_model_shows_no_third_party_bar_and_restores_the_settings(tmp_path, capfd):
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    from cir.backbones.text_tower import build_text_tower, minilm_dir
+    from tests.tiny_models import TINY_BERT
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **TINY_BERT)).save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    assert hf_logging.is_progress_bar_enabled()
+    AutoModel.from_pretrained(tmp_path / "bert")
+    assert "Loading weights" in capfd.readouterr().err  # what a plain load prints: the test can see the bar
+
+    tower = build_text_tower({"kind": "dir", "path": str(tmp_path / "bert")})
+    assert tower is not None
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() and hf_logging.get_verbosity() == hf_logging.WARNING  # restored

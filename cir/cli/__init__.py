@@ -27,6 +27,8 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         name="cir",
         help="Composed image retrieval: index images, search them with a reference image plus a text.",
+        epilog="Example: cir index ~/Pictures --store photos.cir && cir search --store photos.cir --item-id 0 "
+               "--text \"the same but in red\"   (cir COMMAND --help: each command with its own example)",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,

@@ -12,7 +12,7 @@ from cir.cli.common import logger, resolve_device, show_progress
 
 
 def register(train: typer.Typer) -> None:
-    @train.command("backbone")
+    @train.command("backbone", epilog="Example: cir train backbone --preset smoke --out runs/backbone")
     def backbone(
         out: Path = typer.Option(Path("runs/backbone"), help="checkpoint directory to write (the best quick check), with checkpoints/ inside"),
         preset: str = opt.preset_option("backbone"),

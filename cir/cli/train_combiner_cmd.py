@@ -12,14 +12,14 @@ from cir.cli.common import logger
 
 
 def register(train: typer.Typer) -> None:
-    @train.command("combiner")
+    @train.command("combiner", epilog="Example: cir train combiner --backbone cir:demo --preset smoke --out runs/combiner")
     def combiner(
         out: Path = typer.Option(Path("runs/combiner"), "--out", help="directory for combiner.safetensors (best epoch) and checkpoints/"),
         backbone: str = opt.BACKBONE,
         data: str = opt.DATA,
         images: Optional[Path] = opt.IMAGES,
         loss: str = typer.Option("infonce", "--loss", help="infonce or hn-nce (CoVR's hard-negative NCE)"),
-        sampler: str = typer.Option("unique-target", "--sampler", help="random, unique-target, group-exclusive or group-inclusive"),
+        sampler: str = typer.Option("unique-target", "--sampler", help="how batches are drawn: random, unique-target (no target twice in a batch), group-exclusive or group-inclusive (see cir train finetune --help)"),
         preset: str = opt.preset_option("combiner"), epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,
         threads: int = opt.THREADS, quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,

@@ -12,7 +12,7 @@ from cir.cli.common import logger, show_progress
 
 
 def register(train: typer.Typer) -> None:
-    @train.command("edits")
+    @train.command("edits", epilog="Example: cir train edits --preset smoke --out runs/tagger")
     def edits(
         out: Optional[Path] = typer.Option(None, help="checkpoint directory (default: the cache, where arithmetic finds it), with checkpoints/ inside"),
         preset: str = opt.preset_option("edits"),

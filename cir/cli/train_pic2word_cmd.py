@@ -12,7 +12,7 @@ from cir.cli.common import logger
 
 
 def register(train: typer.Typer) -> None:
-    @train.command("pic2word")
+    @train.command("pic2word", epilog="Example: cir train pic2word --backbone cir:demo --images ~/Pictures --out runs/pic2word")
     def pic2word(
         out: Path = typer.Option(Path("runs/pic2word"), "--out", help="directory for pic2word.safetensors (best epoch) and checkpoints/"),
         backbone: str = opt.BACKBONE,
