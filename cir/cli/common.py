@@ -26,7 +26,7 @@ def strategy_help(prefix: str) -> str:
     return prefix + "; ".join(f"{s.name}: {s.description}" for s in strategy_specs())
 
 
-QUIET_HELP = "print only results and errors: no progress bars, progress lines or notes"
+QUIET_HELP = "no progress bars or progress lines: only results, notes on them, and errors"
 PROGRESS_HELP = "progress bars on stderr (default: only when stderr is a terminal; --quiet turns them off)"
 DEVICE_CHOICES = "auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N"
 

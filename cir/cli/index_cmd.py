@@ -33,8 +33,7 @@ def register(app: typer.Typer) -> None:
         for path in paths:  # a typo must fail before a store is created
             classify(path)
         with open_store(store, backbone=backbone, create=True) as opened:
-            if not quiet:
-                demo_backbone_notice(opened.spec)
+            demo_backbone_notice(opened.spec)
             try:
                 summary = opened.index(paths, progress=show_progress(progress, quiet), batch_size=batch_size, workers=workers)
             except IndexInterrupted as exc:
