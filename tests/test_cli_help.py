@@ -106,3 +106,19 @@ def test_search_verbose_says_where_the_time_went(tmp_path, tiny_cir_checkpoint, 
 
     assert main(["search", "--store", str(store), "--item-id", "1", "--text", "with a red hat", "-k", "3"]) == 0
     assert "time: " not in capsys.readouterr().err
+
+
+def test_progress_bars_only_on_a_terminal_unless_asked(tmp_path, tiny_cir_checkpoint, capsys):
+    from tests.store_helpers import write_images
+
+    write_images(tmp_path / "photos", 4)
+    spec = f"cir:{tiny_cir_checkpoint}"
+    assert main(["index", str(tmp_path / "photos"), "--store", str(tmp_path / "a"), "--backbone", spec]) == 0
+    assert "indexing" not in capsys.readouterr().err  # stderr is captured here: not a terminal
+    assert main(["index", str(tmp_path / "photos"), "--store", str(tmp_path / "b"), "--backbone", spec, "--progress"]) == 0
+    assert "indexing: 100%" in capsys.readouterr().err  # asked for
+    export = ["scenes", "export", "--format", "triplets", "--groups", "2", "--size", "16"]
+    assert main([*export, "--out", str(tmp_path / "t1")]) == 0
+    assert "img/s" not in capsys.readouterr().err
+    assert main([*export, "--out", str(tmp_path / "t2"), "--progress"]) == 0
+    assert "triplets:   0%" in capsys.readouterr().err
