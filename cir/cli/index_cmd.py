@@ -12,7 +12,7 @@ from cir.cli.common import BACKBONE_HELP, demo_backbone_notice, interrupted_inde
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("index", epilog="Example: cir index ~/Pictures --store photos.cir --backbone openclip:ViT-B-32/PATH.pt")
+    @app.command("index", epilog="Example: cir index ~/Pictures --store photos.cir --backbone openclip:ViT-B-32/laion2b_s34b_b79k   (offline: openclip:ViT-B-32//abs/path/weights.bin; README: Your own photos)")
     def index(
         paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, or images"),
         store: Path = typer.Option(..., "--store", help="store directory (created when missing)"),
