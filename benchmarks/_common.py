@@ -40,6 +40,21 @@ def machine_description() -> str:
     )
 
 
+def display_path(path: str | Path) -> str:
+    """A path as committed results show it: relative to the repository when inside it, ``~/...`` under the home
+    directory, else as given (no machine's checkout location in RESULTS.md)."""
+    if not str(path):
+        return ""
+    resolved = Path(path).expanduser().resolve()
+    root = Path(__file__).resolve().parents[1]
+    for base, shown in ((root, ""), (Path.home().resolve(), "~/")):
+        try:
+            return shown + str(resolved.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
 def percentiles(samples_s: list[float]) -> dict[str, float]:
     """p50 / p99 / mean in milliseconds."""
     ms = np.asarray(samples_s) * 1000.0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's cir, wherever it is run from
 
-from benchmarks._common import machine_description, percentiles, write_section  # noqa: E402
+from benchmarks._common import display_path, machine_description, percentiles, write_section  # noqa: E402
 
 
 def texts(n: int) -> list[str]:
@@ -52,7 +52,7 @@ def run(args) -> dict:
     tagger = get_parser("tagger", args.checkpoint)
     rules = get_parser("rules")
     default_threads = torch.get_num_threads()
-    result = {"default_threads": default_threads, "n": len(items), "checkpoint": getattr(tagger, "source", "")}
+    result = {"default_threads": default_threads, "n": len(items), "checkpoint": display_path(getattr(tagger, "source", ""))}
     result["tagger"] = percentiles(time_each(tagger, items))
     prep = []
     for t in items:

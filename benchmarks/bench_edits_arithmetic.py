@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import numpy as np  # noqa: E402
 
-from benchmarks._common import machine_description, write_section  # noqa: E402
+from benchmarks._common import display_path, machine_description, write_section  # noqa: E402
 
 
 def run(args) -> dict:
@@ -70,7 +70,7 @@ def run(args) -> dict:
             row["read"] += right
             row["kind"] += [t.kind for t in triplets]
     return {"rows": rows, "seconds": time.perf_counter() - started, "backbone": args.backbone,
-            "checkpoint": getattr(parsers["tagger"], "source", "")}
+            "checkpoint": display_path(getattr(parsers["tagger"], "source", ""))}
 
 
 def markdown(result: dict, machine: str, command: str) -> str:

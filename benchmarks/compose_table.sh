@@ -28,7 +28,8 @@ MODELS=$OUT/models
 mkdir -p "$OUT/results" "$MODELS" benchmarks/results
 COMMANDS=$OUT/commands.sh
 : > "$COMMANDS"
-run() { echo "+ $*" >&2; echo "$*" >> "$COMMANDS"; "$@"; }
+# the commands are recorded with the venv's python as .venv/bin/python: no machine path in committed results
+run() { echo "+ $*" >&2; echo "${*/#$PY/.venv/bin/python}" >> "$COMMANDS"; "$@"; }
 timed() { local t0=$SECONDS; "$@"; echo "$(( SECONDS - t0 ))" > "$OUT/results/seconds-$TAG.txt"; }
 
 EXPORT=("${CIR[@]}" scenes export --format cirr --out "$OUT/data/cirr" --seed "$SEED" --groups "$N_GROUPS" --train-groups 50 --size "$SIZE" --quiet)

@@ -26,9 +26,9 @@ rm -f "$OUT/results/"*.json
 COMMANDS=$OUT/commands.sh
 : > "$COMMANDS"
 
-run() {  # print, record and run one command
+run() {  # print, record (the venv's python as .venv/bin/python: no machine path in committed results) and run one command
   echo "+ $*" >&2
-  echo "$*" >> "$COMMANDS"
+  echo "${*/#$PY/.venv/bin/python}" >> "$COMMANDS"
   "$@"
 }
 

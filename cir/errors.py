@@ -47,3 +47,11 @@ class StrategyUnavailable(QueryError):
 class StoreDamaged(StoreError):
     """A store's files fail their checksums, hold values that are not finite numbers, or cannot be read as a store.
     The message says what is damaged and whether ``cir repair`` can fix it or the store must be re-indexed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT). The message says what was kept and how to continue; the CLI prints it and
+    exits 130. A KeyboardInterrupt, so code that catches those (or lets them end the program) still does."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "interrupted"

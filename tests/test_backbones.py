@@ -127,7 +127,7 @@ def test_openclip_offline_download_is_one_clear_error(monkeypatch, caplog):
     from cir.backbones.openclip import _open_clip_errors_held
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with caplog.at_level(logging.WARNING), pytest.raises(WeightsUnavailable, match="openclip:ViT-B-32/path/to/weights.pt"):
+    with caplog.at_level(logging.WARNING), pytest.raises(WeightsUnavailable, match="openclip:ViT-B-32//abs/path/to/weights.pt"):
         load_backbone("openclip:ViT-B-32/laion2b_s34b_b79k")
     assert not [r for r in caplog.records if "open_clip" in r.pathname]  # no ERROR line of open_clip's before ours
     import open_clip
@@ -201,3 +201,93 @@ def test_hf_missing_dir_is_clear(tmp_path):
 def test_cir_missing_checkpoint(tmp_path):
     with pytest.raises(WeightsUnavailable):
         load_backbone(f"cir:{tmp_path}/none")
+
+
+@pytest.mark.parametrize("spec, weights", [
+    ("openclip:ViT-B-32//data/models/w.pt", "/data/models/w.pt"),  # absolute: the slash after ARCH, then the path
+    ("openclip:ViT-B-32/./w", "./w"),  # a leading '.' marks a file even without a weights suffix
+    ("openclip:ViT-B-32/models/w.bin", "models/w.bin"),
+])
+def test_openclip_weights_files_in_the_spec_round_trip(spec, weights):
+    parsed = parse_model_spec(spec)
+    assert parsed.weights_is_path and parsed.weights == weights
+    assert parse_model_spec(str(parsed)) == parsed  # a store records str(spec): it must name the same file
+
+
+@pytest.mark.parametrize("spec, fix", [
+    ("openclip://data/w.pt", "openclip:ViT-B-32//data/w.pt"),
+    ("openclip:ViT-B-32@/data/w.pt", "openclip:ViT-B-32//data/w.pt"),
+    ("openclip:ViT-B-32:/data/w.pt", "openclip:ViT-B-32//data/w.pt"),
+    ("/data/w.pt", "openclip:ARCH//data/w.pt"),
+])
+def test_openclip_spec_refusals_show_the_written_form(spec, fix):
+    with pytest.raises(SpecError) as err:
+        parse_model_spec(spec)
+    assert fix in str(err.value)
+
+
+def test_openclip_absolute_weights_file_loads_and_a_corrupt_one_is_one_sentence(tmp_path):
+    import open_clip
+
+    from tests.tiny_models import register_tiny_openclip
+
+    arch = register_tiny_openclip(tmp_path / "cfg")
+    torch.manual_seed(3)
+    trained = open_clip.create_model(arch)
+    weights = (tmp_path / "weights" / "tiny.pt").resolve()
+    weights.parent.mkdir()
+    torch.save(trained.state_dict(), weights)
+    spec = f"openclip:{arch}/{weights}"  # weights is absolute: openclip:ARCH//tmp/.../tiny.pt
+    assert spec.count("//") == 1
+    backbone = load_backbone(spec)
+    for name, tensor in trained.state_dict().items():
+        torch.testing.assert_close(backbone.model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    assert backbone.spec == spec
+
+    for corrupt, content in (("garbage.pt", b"not a checkpoint at all" * 10),
+                             ("truncated.pt", weights.read_bytes()[:2000])):
+        (tmp_path / corrupt).write_bytes(content)
+        with pytest.raises(WeightsUnavailable) as err:
+            load_backbone(f"openclip:{arch}/{tmp_path / corrupt}")
+        message = str(err.value)
+        assert f"{tmp_path / corrupt} (from openclip:{arch}//" in message and "download it again" in message
+        assert "\n" not in message and "Traceback" not in message
+
+
+def test_openclip_tag_with_the_hub_refusing_is_one_sentence_at_once(monkeypatch):
+    """The hub endpoint is a local port that refuses connections: nothing is downloaded, no retries are waited for."""
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", "/nonexistent/cir-test-hub-cache")
+        with pytest.raises(WeightsUnavailable) as err:
+            load_backbone("openclip:ViT-B-32/laion2b_s34b_b79k")
+    message = str(err.value)
+    assert f"could not reach the Hugging Face hub (http://127.0.0.1:{port}" in message
+    assert "openclip:ViT-B-32//abs/path/to/weights.pt" in message and "\n" not in message
+
+
+def test_loading_a_transformers_model_shows_no_third_party_bar_and_restores_the_settings(tmp_path, capfd):
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    from cir.backbones.text_tower import build_text_tower, minilm_dir
+    from tests.tiny_models import TINY_BERT
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **TINY_BERT)).save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    assert hf_logging.is_progress_bar_enabled()
+    AutoModel.from_pretrained(tmp_path / "bert")
+    assert "Loading weights" in capfd.readouterr().err  # what a plain load prints: the test can see the bar
+
+    tower = build_text_tower({"kind": "dir", "path": str(tmp_path / "bert")})
+    assert tower is not None
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() and hf_logging.get_verbosity() == hf_logging.WARNING  # restored

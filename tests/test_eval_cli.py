@@ -61,6 +61,9 @@ def test_cirr_test1_writes_both_server_files(scene_exports, spec, tmp_path):
     assert main(["eval", "cirr", "--root", str(scene_exports / "cirr"), "--split", "test1", "--backbone", spec,
                  "--strategy", "sum", "--submission-dir", str(subs), "--quiet"]) == 0
     recall, subset = load(subs / "cirr_test1_sum_recall.json"), load(subs / "cirr_test1_sum_recall_subset.json")
+    for name in ("cirr_test1_sum_recall.json", "cirr_test1_sum_recall_subset.json"):  # compact: the server takes 5 MB
+        text = (subs / name).read_text()
+        assert text.count("\n") == 1 and ", " not in text and ": " not in text
     assert (recall["version"], recall["metric"], subset["metric"]) == ("rc2", "recall", "recall_subset")
     pairs = load(scene_exports / "cirr" / "captions" / "cap.rc2.test1.json")
     n_images = len(load(scene_exports / "cirr" / "image_splits" / "split.rc2.test1.json"))
@@ -95,6 +98,7 @@ def test_circo_val_metrics_and_test_submission(scene_exports, spec, tmp_path, ca
     subs = tmp_path / "subs"
     assert main(["eval", "circo", "--root", str(root), "--split", "test", "--backbone", spec, "--submission-dir", str(subs), "--quiet"]) == 0
     sub = load(subs / "circo_test_sum.json")
+    assert (subs / "circo_test_sum.json").read_text().count("\n") == 1  # compact, as the CIRR files
     gallery = {im["id"] for im in load(root / "COCO2017_unlabeled" / "annotations" / "image_info_unlabeled2017.json")["images"]}
     assert set(sub) == {str(q["id"]) for q in load(root / "annotations" / "test.json")}
     for ids in sub.values():

@@ -8,12 +8,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cir.backbones.base import PLACEHOLDER, Backbone
+from cir.backbones.placeholder import PLACEHOLDER
 from cir.backbones.spec import DEFAULT_BACKBONE, REAL_PHOTOS_EXAMPLE, ModelSpec, parse_model_spec
 from cir.errors import WeightsUnavailable
 
+if TYPE_CHECKING:
+    from cir.backbones.base import Backbone
+
 __all__ = ["DEFAULT_BACKBONE", "PLACEHOLDER", "REAL_PHOTOS_EXAMPLE", "Backbone", "ModelSpec", "demo_checkpoint_dir", "load_backbone", "parse_model_spec"]
+
+
+def __getattr__(name: str):
+    """``Backbone`` is imported on first use: importing the package (its spec parser) must not import torch, so
+    that ``cir --help`` stays fast."""
+    if name == "Backbone":
+        from cir.backbones.base import Backbone
+
+        return Backbone
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def shipped_demo_dir() -> Path:

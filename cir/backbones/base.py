@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-PLACEHOLDER = "*"  # the word whose input embedding is replaced by an injected vector
+from cir.backbones.placeholder import PLACEHOLDER  # noqa: F401 - re-exported
 
 
 class Backbone(ABC):

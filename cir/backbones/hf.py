@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from cir.backbones.base import Backbone, inject_tokens, placeholder_positions
+from cir.backbones.quiet import quiet_loading
 from cir.backbones.spec import ModelSpec
 from cir.errors import SpecError, WeightsUnavailable
 
@@ -20,31 +21,36 @@ SUPPORTED = ("clip", "siglip", "siglip2")
 class HFBackbone(Backbone):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
-
         source = spec.name
         local_dir = source.startswith((".", "/", "~"))
         if local_dir and not Path(source).expanduser().is_dir():
             raise WeightsUnavailable(f"{spec}: directory {source} does not exist")
         cached_only = False if local_dir else _cache_only_when_unreachable(spec)
         try:
-            config = AutoConfig.from_pretrained(source, local_files_only=cached_only)
-            if config.model_type not in SUPPORTED:
-                raise SpecError(f"{spec} is a {config.model_type!r} model; hf: supports {', '.join(SUPPORTED)}")
-            self.model = AutoModel.from_pretrained(source, local_files_only=cached_only).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=cached_only)
-            self.processor = AutoImageProcessor.from_pretrained(source, local_files_only=cached_only)
+            with quiet_loading():
+                self._load(spec, source, cached_only)
         except OSError as exc:
             raise WeightsUnavailable(
                 f"could not load {spec} ({str(exc).splitlines()[0][:160]}); when offline, download the repository "
                 "once elsewhere and pass its directory: hf:/path/to/dir"
             ) from exc
+        config = self.config
         self.model_type = config.model_type
         self.spec = str(spec)
         self.dim = int(config.projection_dim) if hasattr(config, "projection_dim") else int(config.text_config.hidden_size)
         self.token_embedding = self.model.text_model.embeddings.token_embedding
         self.token_dim = int(self.token_embedding.embedding_dim)
         self.image_size = int(config.vision_config.image_size)
+
+    def _load(self, spec: ModelSpec, source: str, cached_only: bool) -> None:
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+        self.config = config = AutoConfig.from_pretrained(source, local_files_only=cached_only)
+        if config.model_type not in SUPPORTED:
+            raise SpecError(f"{spec} is a {config.model_type!r} model; hf: supports {', '.join(SUPPORTED)}")
+        self.model = AutoModel.from_pretrained(source, local_files_only=cached_only).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=cached_only)
+        self.processor = AutoImageProcessor.from_pretrained(source, local_files_only=cached_only)
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.model]

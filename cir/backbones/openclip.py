@@ -1,11 +1,19 @@
-"""OpenCLIP backbones: ``openclip:ARCH/TAG``, ``openclip:ARCH/path/to/weights.pt`` or ``openclip:ARCH/random``."""
+"""OpenCLIP backbones: ``openclip:ARCH/TAG``, ``openclip:ARCH/FILE`` (``openclip:ViT-B-32//abs/w.pt``,
+``openclip:ViT-B-32/~/w.pt``, ``openclip:ViT-B-32/./w.pt``) or ``openclip:ARCH/random``.
+
+A pretrained tag is downloaded by open_clip (from the Hugging Face hub, or a URL for some tags). Its host is probed
+first: when it cannot be reached the cached file is used if there is one, and otherwise the load fails at once with
+one sentence, instead of the hub client's minute of retries."""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
 import logging
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Sequence
 
 import torch
@@ -45,14 +53,22 @@ class OpenClipBackbone(Backbone):
                     f"unknown pretrained tag {spec.weights!r} for {arch}; choose one of {', '.join(tags) or '(none)'} "
                     f"or 'random', or give a local file: openclip:{arch}/path/to/weights.pt"
                 )
-            pretrained = spec.weights
+            pretrained = _tag_or_cached_file(open_clip, arch, spec)
         try:
             with _open_clip_errors_held():
                 model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
-        except (OSError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - torch.load, pickle and safetensors raise anything on a bad file
+            first = (str(exc).splitlines() or [""])[0][:160]
+            if spec.weights_is_path:
+                raise WeightsUnavailable(
+                    f"{spec.weights} (from {spec}) is not a readable {arch} weights file ({type(exc).__name__}: {first}); "
+                    f"it may be truncated or for another architecture: download it again (README: Your own photos)"
+                ) from exc
+            if not isinstance(exc, (OSError, RuntimeError, ValueError)):
+                raise
             raise WeightsUnavailable(
-                f"could not load the weights of {spec} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-                f"when offline, download them once elsewhere and pass the file: openclip:{arch}/path/to/weights.pt"
+                f"could not load the weights of {spec} ({type(exc).__name__}: {first}); when offline, download "
+                f"them once elsewhere and pass the file: openclip:{arch}//abs/path/to/weights.pt"
             ) from exc
         self.model = model.eval()
         self._preprocess = preprocess
@@ -85,6 +101,53 @@ class OpenClipBackbone(Backbone):
         mask = placeholder_positions(ids, inner)
         with inject_tokens(self.token_embedding, mask, tokens):
             return self.model.encode_text(ids)
+
+
+def _tag_or_cached_file(open_clip, arch: str, spec: ModelSpec, timeout: float = 3.0) -> str:
+    """What to pass open_clip as ``pretrained``: the tag when its download host answers (open_clip downloads it or
+    reads its cache), the cached file when the host cannot be reached, else a WeightsUnavailable at once."""
+    cfg = open_clip.get_pretrained_cfg(arch, spec.weights) or {}
+    hub, url = cfg.get("hf_hub", ""), cfg.get("url", "")
+    if hub:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo, filename = os.path.split(hub)
+        # the files open_clip asks the hub for, safetensors first (open_clip.pretrained.download_pretrained_from_hf)
+        names = ([filename[:-4] + ".safetensors"] if filename.endswith((".bin", ".pth")) else []) + [filename] if filename \
+            else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        cached = next((c for c in (try_to_load_from_cache(repo, n) for n in names) if isinstance(c, str)), None)
+        host, where = constants.ENDPOINT, f"the Hugging Face hub ({constants.ENDPOINT}, repository {repo})"
+        if constants.HF_HUB_OFFLINE:
+            unreachable: OSError | None = OSError("HF_HUB_OFFLINE is set")
+        else:
+            unreachable = _unreachable(host, timeout)
+    elif url:
+        cached_path = Path("~/.cache/clip").expanduser() / os.path.basename(url)
+        cached = str(cached_path) if cached_path.is_file() else None
+        host, where = url, url
+        unreachable = _unreachable(url, timeout)
+    else:
+        return spec.weights
+    if unreachable is None:
+        return spec.weights
+    if cached is not None:
+        return cached
+    raise WeightsUnavailable(
+        f"could not reach {where} to download {spec} ({unreachable.strerror or unreachable}), and it is not "
+        f"cached; download the weights once on a connected machine and pass the file: "
+        f"openclip:{arch}//abs/path/to/weights.pt (README: Your own photos)"
+    )
+
+
+def _unreachable(url: str, timeout: float) -> OSError | None:
+    """None when a TCP connection to ``url``'s host opens within ``timeout`` seconds, else the error."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)),
+                                      timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc
 
 
 @contextlib.contextmanager

@@ -1,14 +1,20 @@
 """Parse model specs. Every spec carries an explicit prefix; ambiguous ones are refused with the fix.
 
-    openclip:ARCH/TAG            OpenCLIP zoo weights, e.g. openclip:ViT-B-32/laion2b_s34b_b79k
-    openclip:ARCH/path/to/w.pt   OpenCLIP architecture with local weights
+    openclip:ARCH/TAG            OpenCLIP zoo weights, e.g. openclip:ViT-B-32/laion2b_s34b_b79k (downloaded once)
+    openclip:ARCH/FILE           OpenCLIP architecture with a local weights file: everything after the first '/'
+                                 is the file, so an absolute path doubles the slash (openclip:ViT-B-32//data/w.pt);
+                                 also openclip:ViT-B-32/~/w.pt, openclip:ViT-B-32/./w.pt, openclip:ViT-B-32/dir/w.pt
     openclip:ARCH/random         OpenCLIP architecture, untrained (benchmarks, tests)
+
+A weights part is a file when it starts with '/', '.' or '~', holds a '/', or ends in a weights suffix
+(WEIGHT_SUFFIXES); otherwise it is a pretrained tag. Architecture names never hold '/', ':' or '@'.
     hf:REPO_OR_DIR               transformers CLIP or SigLIP, a hub repo or a local directory
     cir:PATH                     cir's own dual-encoder checkpoint directory; cir:demo is the shipped one
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +53,28 @@ def parse_model_spec(spec: str) -> ModelSpec:
         raise SpecError(f"model spec {spec!r} names nothing after '{prefix}:'; use one of: {_forms()}")
     if prefix == "openclip":
         arch, slash, weights = rest.partition("/")
+        if not arch:
+            raise SpecError(
+                f"model spec {spec!r} names no architecture before the weights; write openclip:ARCH/ then the file, "
+                f"e.g. openclip:ViT-B-32/{weights or rest} (an absolute path doubles the slash)"
+            )
+        for sep_char in ("@", ":", "="):
+            if sep_char in arch:
+                name, _, path = arch.partition(sep_char)
+                raise SpecError(
+                    f"model spec {spec!r}: {sep_char!r} does not separate an architecture from its weights; write "
+                    f"openclip:{name}/{path}{slash}{weights} (a '/' after the architecture, then the tag or file)"
+                )
         if not slash or not weights:
             raise SpecError(
                 f"model spec {spec!r} names an architecture but no weights: add a pretrained tag "
-                f"(openclip:{arch}/laion2b_s34b_b79k), a local file (openclip:{arch}/path/to/weights.pt) "
+                f"(openclip:{arch}/laion2b_s34b_b79k), a local file (openclip:{arch}//abs/path/weights.pt or "
+                f"openclip:{arch}/./weights.pt) "
                 f"or 'random' for untrained weights (openclip:{arch}/random)"
             )
         is_path = "/" in weights or weights.endswith(WEIGHT_SUFFIXES) or weights.startswith((".", "~"))
-        return ModelSpec("openclip", arch, str(Path(weights).expanduser()) if is_path else weights, is_path)
+        # expanded, not normalised: str(spec) must read back as the same file ("./w" stays a file, not the tag "w")
+        return ModelSpec("openclip", arch, os.path.expanduser(weights) if is_path else weights, is_path)
     if prefix == "hf":
         return ModelSpec("hf", rest)
     return ModelSpec("cir", rest)
@@ -62,7 +82,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
 
 def _forms() -> str:
     return (
-        "openclip:ARCH/TAG (e.g. openclip:ViT-B-32/laion2b_s34b_b79k), openclip:ARCH/path/to/weights.pt, "
+        "openclip:ARCH/TAG (e.g. openclip:ViT-B-32/laion2b_s34b_b79k), openclip:ARCH/FILE (e.g. "
+        "openclip:ViT-B-32//abs/path/weights.pt), "
         "hf:REPO_OR_DIR (e.g. hf:openai/clip-vit-base-patch32), cir:PATH, cir:demo"
     )
 

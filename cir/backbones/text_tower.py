@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from cir.errors import WeightsUnavailable
+from cir.backbones.quiet import quiet_loading
 
 MINILM = {"kind": "minilm"}
 
@@ -71,6 +72,11 @@ def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def build_text_tower(ref: dict) -> SentenceTower:
     """Build the tower a config reference names (weights of a tiny-bert come from the checkpoint afterwards)."""
+    with quiet_loading():
+        return _build_text_tower(ref)
+
+
+def _build_text_tower(ref: dict) -> SentenceTower:
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
     kind = ref.get("kind")

@@ -30,6 +30,8 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         name="cir",
         help="Composed image retrieval: index images, search them with a reference image plus a text.",
+        epilog="Example: cir index ~/Pictures --store photos.cir && cir search --store photos.cir --item-id 0 "
+               "--text \"the same but in red\"   (cir COMMAND --help: each command with its own example)",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
@@ -59,13 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (without the program name); returns the exit code.
 
     Usage errors (an unknown command or option, a missing or out-of-range value) print the usage line, the hint and
-    the error, never a traceback, and return 2; an interrupt returns 130. typer bundles its own click
-    (``typer._click``): its exception classes are the ones raised here, not those of the ``click`` package."""
+    the error, never a traceback, and return 2. An interrupt (Ctrl-C) returns 130 and says what was kept and how to
+    continue when the command knows (an :class:`~cir.errors.Interrupted`). typer bundles its own click
+    (``typer._click``): its exception classes are the ones raised here, not those of the ``click`` package. The
+    command is invoked here rather than through typer's ``main``, which turns an interrupt into a silent exit."""
     from typer import _click
+    from typer.main import get_command
 
-    app = build_app()
+    from cir.errors import Interrupted
+
+    command = get_command(build_app())
     try:
-        returned = app(args=argv, prog_name="cir", standalone_mode=False)  # click returns typer.Exit's code here
+        with command.make_context("cir", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            returned = command.invoke(ctx)  # a command's return value; typer.Exit carries codes
     except CirError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
@@ -75,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except _click.exceptions.ClickException as exc:  # usage errors: usage line, hint, message
         exc.show()
         return exc.exit_code
-    except typer.Exit as exc:
+    except typer.Exit as exc:  # --version, --help, a command's own exit code
         return exc.exit_code
+    except Interrupted as exc:
+        typer.echo(f"\ninterrupted: {exc}", err=True)
+        return 130
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("interrupted", err=True)
+        typer.echo("\ninterrupted", err=True)
         return 130
     return returned if isinstance(returned, int) else 0
 

@@ -8,7 +8,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("check")
+    @app.command("check", epilog="Example: cir check --store photos.cir")
     def check(store: Path = typer.Option(..., "--store", help="store directory (made by `cir index`)")) -> None:
         """Verify every vector against its checksum, the database and the staged vectors; exit 1 when damaged."""
         from cir.store.check import check_store
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"run `cir repair --store {store}` to re-embed the damaged vectors from their image files")
         raise typer.Exit(1)
 
-    @app.command("repair")
+    @app.command("repair", epilog="Example: cir repair --store photos.cir")
     def repair(store: Path = typer.Option(..., "--store", help="store directory (made by `cir index`)")) -> None:
         """Re-embed damaged vectors from their image files; items whose files are gone are removed and listed."""
         from cir import open_store

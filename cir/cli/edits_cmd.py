@@ -25,10 +25,11 @@ def _texts(texts: list[str] | None, file: Path | None) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    edits = typer.Typer(help="Edit understanding: the objects a modification text adds and removes.", no_args_is_help=True)
+    edits = typer.Typer(help="Edit understanding: the objects a modification text adds and removes.",
+                        epilog='Example: cir edits parse "remove the cup and add a lamp"', no_args_is_help=True)
     app.add_typer(edits, name="edits")
 
-    @edits.command("parse")
+    @edits.command("parse", epilog='Example: cir edits parse "add a red hat" "no dog" --json')
     def parse(
         texts: Optional[List[str]] = typer.Argument(None, help="modification texts"),
         file: Optional[Path] = typer.Option(None, "--file", help="a text file, one modification text per line"),
@@ -37,10 +38,12 @@ def register(app: typer.Typer) -> None:
         checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the promoted one, see cir models list, else the shipped one)"),
     ) -> None:
         """Print the objects each text adds and removes (each as written in the text, without its article)."""
+        from cir.backbones.quiet import quiet_loading
         from cir.edits.parsers import get_parser
 
         items = _texts(texts, file)
-        chosen = get_parser(parser, checkpoint)
+        with quiet_loading():
+            chosen = get_parser(parser, checkpoint)
         for text, edit in zip(items, chosen.parse_many(items)):
             if json_out:
                 typer.echo(json.dumps({"text": text, **edit.to_dict()}, ensure_ascii=False))
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
         if not json_out:
             typer.echo(f"(parser: {chosen.name})", err=True)
 
-    @edits.command("eval")
+    @edits.command("eval", epilog="Example: cir edits eval --sentences 500")
     def evaluate(
         checkpoint: Optional[Path] = typer.Option(None, help="tagger checkpoint directory (default: the promoted one, see cir models list, else the shipped one)"),
         sentences: int = typer.Option(2000, help="validation sentences per set, balanced over edit kinds"),
@@ -61,9 +64,11 @@ def register(app: typer.Typer) -> None:
         """Span F1 of the tagger on the held-out validation split (per edit kind; unseen objects and templates),
         and how often the tagger and the rules read the offline world's triplet texts exactly right."""
         from cir.edits.evaluate import evaluate_model, format_scores, validation_sets, world_agreement
+        from cir.backbones.quiet import quiet_loading
         from cir.edits.parsers import rule_parser, tagger_parser
 
-        tagger = tagger_parser(checkpoint)
+        with quiet_loading():
+            tagger = tagger_parser(checkpoint)
         report = {"checkpoint": getattr(tagger, "source", "")}
         for vs in validation_sets(sentences, seed=seed):
             scores = evaluate_model(tagger.model, tagger.tokenizer, list(vs.sentences))

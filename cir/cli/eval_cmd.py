@@ -10,17 +10,18 @@ from typing import List, Optional
 import typer
 
 from cir.backbones.spec import DEFAULT_BACKBONE
-from cir.cli.common import BACKBONE_HELP, strategy_help
+from cir.cli.common import BACKBONE_HELP, device_option, progress_option, quiet_option, resolve_device, show_progress, strategy_help
 
 # options every evaluator takes (typer needs them in each signature; the objects are shared)
 BACKBONE = typer.Option(DEFAULT_BACKBONE, "--backbone", help=BACKBONE_HELP)
 OUT = typer.Option(None, "--out", help="write the result JSON here (metrics per strategy, options, hashes, time)")
 SAVE_RANKINGS = typer.Option(None, "--save-rankings", help="write {strategy: {query id: [top-50 gallery ids]}} here")
 COMPARE = typer.Option(False, "--compare", help="print strategies side by side (and evaluate all of them unless --strategy)")
-DEVICE = typer.Option("cpu", "--device", help="cpu or cuda")
+DEVICE = device_option()
 BATCH_SIZE = typer.Option(64, "--batch-size", help="images per encoding batch")
 WORKERS = typer.Option(4, "--workers", help="threads that read, decode and preprocess images")
-QUIET = typer.Option(False, "--quiet", help="no progress bars or progress lines (the table is still printed)")
+QUIET = quiet_option()
+PROGRESS = progress_option()
 COMPOSER = typer.Option(None, "--composer", help="pic2word/combiner: trained weights (a .safetensors file or a directory "
                         "holding pic2word.safetensors / combiner.safetensors); default: the backbone's own (cir:demo ships them)")
 
@@ -43,6 +44,7 @@ class CommonOptions:
     batch_size: int  # images per encoding batch
     workers: int  # image loading threads
     quiet: bool  # no progress output
+    progress: bool | None  # progress bars: True, False, None = only on a terminal
     composer: Path | None = None  # learned strategies' weights (None: the backbone's own)
 
     def as_dict(self) -> dict:
@@ -71,10 +73,10 @@ def parse_strategies(values: list[str] | None, compare: bool, text_only: bool) -
 
 
 def common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=False,
-           composer=None) -> CommonOptions:
+           composer=None, progress=None) -> CommonOptions:
     return CommonOptions(
-        backbone, parse_strategies(strategy, compare, text_only), out, save_rankings, compare, device, batch_size, workers, quiet,
-        composer,
+        backbone, parse_strategies(strategy, compare, text_only), out, save_rankings, compare, resolve_device(device),
+        batch_size, workers, quiet, progress, composer,
     )
 
 
@@ -91,7 +93,7 @@ def execute(benchmark: str, tasks: list, labels: list[str] | None, opts: CommonO
     log = (lambda msg: None) if opts.quiet else (lambda msg: typer.echo(msg, err=True))
     backbone = load_backbone(opts.backbone, device=opts.device)
     cache = EmbeddingCache(backbone)
-    config = RunConfig(strategies=opts.strategies, batch_size=opts.batch_size, workers=opts.workers, progress=not opts.quiet,
+    config = RunConfig(strategies=opts.strategies, batch_size=opts.batch_size, workers=opts.workers, progress=show_progress(opts.progress, opts.quiet),
                        composer=str(opts.composer) if opts.composer is not None else None)
     runs = [run_task(task, backbone, config, cache, log) for task in tasks]
     report = build_report(
@@ -110,34 +112,36 @@ def execute(benchmark: str, tasks: list, labels: list[str] | None, opts: CommonO
 
 
 def register(app: typer.Typer) -> None:
-    ev = typer.Typer(help="Evaluate retrieval: CIRR, FashionIQ, CIRCO, triplet CSVs and text->image CSVs.", no_args_is_help=True)
+    ev = typer.Typer(help="Evaluate retrieval: CIRR, FashionIQ, CIRCO, triplet CSVs and text->image CSVs.",
+                     epilog="Example: cir eval cirr --root data/cirr --split val --compare", no_args_is_help=True)
     STRATEGY = strategy_option()  # noqa: N806 - shared by every evaluator's signature, like the module's options
     app.add_typer(ev, name="eval")
 
-    @ev.command("cirr")
+    @ev.command("cirr", epilog="Example: cir eval cirr --root data/cirr --split val --strategy sum,arithmetic --compare")
     def cirr(
         root: Path = typer.Option(..., "--root", help="CIRR root holding captions/ and image_splits/"),
         split: str = typer.Option("val", "--split", help="val or test1 (test1 writes the two server files)"),
         submission_dir: Path = typer.Option(Path("submissions"), "--submission-dir", help="where test1 submission files go"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
+        composer: Optional[Path] = COMPOSER,
     ) -> None:
         """CIRR rc2: Recall@{1,5,10,50} and Recall_subset@{1,2,3}; reference excluded from its own ranking."""
         from cir.datasets.cirr import load_cirr, submissions
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
         task = load_cirr(root, split)
         _, runs = execute("cirr", [task], None, opts, {"root": str(root), "split": split})
         if split == "test1":
             for name, srun in runs[0].strategies.items():
                 for metric, data in submissions(task, srun.rankings, srun.subset_rankings or {}).items():
                     path = submission_dir / f"cirr_test1_{name}_{metric}.json"
-                    write_json(path, data)
+                    write_json(path, data, compact=True)
                     typer.echo(f"wrote CIRR test1 submission {path}", err=True)
 
-    @ev.command("fashioniq")
+    @ev.command("fashioniq", epilog="Example: cir eval fashioniq --root data/fashioniq --category dress --strategy sum")
     def fashioniq(
         root: Path = typer.Option(..., "--root", help="FashionIQ root holding captions/, image_splits/ and images/"),
         category: str = typer.Option("all", "--category", help="dress, shirt, toptee or all (per category and averaged)"),
@@ -145,20 +149,21 @@ def register(app: typer.Typer) -> None:
         exclude_reference: bool = typer.Option(False, "--exclude-reference/--keep-reference", help="drop the reference from its own ranking (default: keep, as CLIP4Cir/SEARLE)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
+        composer: Optional[Path] = COMPOSER,
     ) -> None:
         """FashionIQ val: R@10 and R@50 per category and their average."""
         from cir.datasets.common import choose
         from cir.datasets.fashioniq import CATEGORIES, load_fashioniq
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
         choose(category, CATEGORIES + ("all",), "FashionIQ category")
         categories = list(CATEGORIES) if category == "all" else [category]
         tasks = [load_fashioniq(root, c, "val", caption_join, exclude_reference) for c in categories]
         options = {"root": str(root), "category": category, "caption_join": caption_join, "exclude_reference": exclude_reference}
         execute("fashioniq", tasks, categories if category == "all" else None, opts, options)
 
-    @ev.command("circo")
+    @ev.command("circo", epilog="Example: cir eval circo --root data/circo --split val --strategy sum,pic2word")
     def circo(
         root: Path = typer.Option(..., "--root", help="CIRCO root holding annotations/ and COCO2017_unlabeled/"),
         split: str = typer.Option("val", "--split", help="val or test (test writes the server file)"),
@@ -166,22 +171,23 @@ def register(app: typer.Typer) -> None:
         submission_dir: Path = typer.Option(Path("submissions"), "--submission-dir", help="where the test submission file goes"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
+        composer: Optional[Path] = COMPOSER,
     ) -> None:
         """CIRCO: mAP@{5,10,25,50} and Recall@{5,10,25,50} on val; the submission file on test."""
         from cir.datasets.circo import load_circo, submission
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
         task = load_circo(root, split, exclude_reference)
         _, runs = execute("circo", [task], None, opts, {"root": str(root), "split": split, "exclude_reference": exclude_reference})
         if split == "test":
             for name, srun in runs[0].strategies.items():
                 path = submission_dir / f"circo_test_{name}.json"
-                write_json(path, submission(task, srun.rankings))
+                write_json(path, submission(task, srun.rankings), compact=True)
                 typer.echo(f"wrote CIRCO test submission {path}", err=True)
 
-    @ev.command("triplets")
+    @ev.command("triplets", epilog="Example: cir eval triplets --csv triplets.csv --images photos/ --compare")
     def triplets(
         csv: Path = typer.Option(..., "--csv", help="CSV with columns query_image, query_text, target_image"),
         images: Path = typer.Option(..., "--images", help="folder the CSV's image names are relative to"),
@@ -189,17 +195,18 @@ def register(app: typer.Typer) -> None:
         exclude_reference: bool = typer.Option(True, "--exclude-reference/--keep-reference", help="drop a reference found in the database from its own ranking (default: drop)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
+        composer: Optional[Path] = COMPOSER,
     ) -> None:
-        """Seed 000's triplets: top-1 accuracy and Recall@{1,5,10}."""
+        """A triplet CSV (reference image, modification text, target image): top-1 accuracy and Recall@{1,5,10}."""
         from cir.datasets.csv_triplets import load_triplets
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
         task = load_triplets(csv, images, database, exclude_reference)
         options = {"csv": str(csv), "images": str(images), "database": _s(database), "exclude_reference": exclude_reference}
         execute("triplets", [task], None, opts, options)
 
-    @ev.command("text2image")
+    @ev.command("text2image", epilog="Example: cir eval text2image --csv pairs.csv --images photos/ --text-column caption --image-column file")
     def text2image(
         csv: Path = typer.Option(..., "--csv", help="CSV with a text column and an image column"),
         images: Path = typer.Option(..., "--images", help="folder of the CSV's images"),
@@ -208,18 +215,19 @@ def register(app: typer.Typer) -> None:
         database: Optional[Path] = typer.Option(None, "--database", help="rank every image in this folder (default: the CSV's images)"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
-        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, composer: Optional[Path] = COMPOSER,
+        batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
+        composer: Optional[Path] = COMPOSER,
     ) -> None:
-        """Seed 001's text -> image retrieval: Hits@{1,5,10,25,50} and MRR@50."""
+        """Text -> image retrieval from a CSV of (text, image) pairs: Hits@{1,5,10,25,50} and MRR@50."""
         from cir.datasets.text2image import load_text2image
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True, composer=composer)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True, composer=composer, progress=progress)
         task = load_text2image(csv, images, text_column, image_column, database)
         options = {"csv": str(csv), "images": str(images), "text_column": text_column, "image_column": image_column,
                    "database": _s(database)}
         execute("text2image", [task], None, opts, options)
 
-    @ev.command("backbone")
+    @ev.command("backbone", epilog="Example: cir eval backbone --backbone cir:demo")
     def backbone_bars(
         backbone: str = BACKBONE,
         seed: int = typer.Option(0, "--seed", help="seed of the held-out scenes"),

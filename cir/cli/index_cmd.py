@@ -8,11 +8,11 @@ from typing import List, Optional
 
 import typer
 
-from cir.cli.common import BACKBONE_HELP, demo_backbone_notice
+from cir.cli.common import BACKBONE_HELP, demo_backbone_notice, interrupted_index, progress_option, quiet_option, show_progress
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("index")
+    @app.command("index", epilog="Example: cir index ~/Pictures --store photos.cir --backbone openclip:ViT-B-32/laion2b_s34b_b79k   (offline: openclip:ViT-B-32//abs/path/weights.bin; README: Your own photos)")
     def index(
         paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, or images"),
         store: Path = typer.Option(..., "--store", help="store directory (created when missing)"),
@@ -22,18 +22,23 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help='print {"added", "updated", "removed", "total", "kept_unreadable", "skipped"} as JSON'),
         batch_size: int = typer.Option(64, min=1, help="images per forward pass and per commit"),
         workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores))"),
-        progress: bool = typer.Option(True, help="show a progress bar (images/s) on stderr"),
+        progress: Optional[bool] = progress_option(),
+        quiet: bool = quiet_option(),
     ) -> None:
-        """Embed new and changed images, drop deleted ones; safe to interrupt and re-run."""
+        """Embed new and changed images, drop deleted ones; safe to interrupt (Ctrl-C) and re-run."""
         from cir import open_store
         from cir.ingest.sources import classify
         from cir.store.pathcodec import printable
+        from cir.store.indexing import IndexInterrupted
 
         for path in paths:  # a typo must fail before a store is created
             classify(path)
         with open_store(store, backbone=backbone, create=True) as opened:
             demo_backbone_notice(opened.spec)
-            summary = opened.index(paths, progress=progress, batch_size=batch_size, workers=workers)
+            try:
+                summary = opened.index(paths, progress=show_progress(progress, quiet), batch_size=batch_size, workers=workers)
+            except IndexInterrupted as exc:
+                raise interrupted_index(exc, store) from exc
             spec = opened.spec
         if json_out:
             typer.echo(json.dumps(summary.to_json()))

@@ -32,7 +32,7 @@ def store_info(path: Path) -> dict:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info")
+    @app.command("info", epilog="Example: cir info --store photos.cir")
     def info(
         store: Path = typer.Option(..., "--store", help="store directory (made by `cir index`)"),
         json_out: bool = typer.Option(False, "--json", help="print it as JSON"),

@@ -13,10 +13,10 @@ KIND_HELP = ("edits (the tagger arithmetic reads), pic2word or combiner (a learn
 
 def register(app: typer.Typer) -> None:
     models = typer.Typer(help="The trained models search uses by default; promote a training run to be one.",
-                         no_args_is_help=True)
+                         epilog="Example: cir models promote edits runs/edits", no_args_is_help=True)
     app.add_typer(models, name="models")
 
-    @models.command("list")
+    @models.command("list", epilog="Example: cir models list --backbone cir:demo")
     def list_models(
         backbone: str = typer.Option("cir:demo", "--backbone", help="whose composers (pic2word, combiner) to show"),
     ) -> None:
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"note: {legacy} holds a tagger an older `cir train edits` wrote there; it is no longer used. "
                        f"To use it: cir models promote edits {legacy}")
 
-    @models.command("promote")
+    @models.command("promote", epilog="Example: cir models promote edits runs/edits")
     def promote_model(
         kind: str = typer.Argument(..., help=KIND_HELP),
         run: Path = typer.Argument(..., help="the training run's --out folder (or, for pic2word/combiner, the .safetensors file)"),

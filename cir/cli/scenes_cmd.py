@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from cir.cli.common import progress_option, quiet_option, show_progress
+
 
 def register(app: typer.Typer) -> None:
-    scenes = typer.Typer(help="The offline world of rendered scenes.", no_args_is_help=True)
+    scenes = typer.Typer(help="The offline world of rendered scenes.", epilog="Example: cir scenes export --format cirr --out scenes-cirr",
+                         no_args_is_help=True)
     app.add_typer(scenes, name="scenes")
 
-    @scenes.command("export")
+    @scenes.command("export", epilog="Example: cir scenes export --format all --out scenes --groups 20")
     def export(
         format: str = typer.Option(..., "--format", help="cirr, fashioniq, circo, triplets, text2image, or all (one sub-folder each)"),
         out: Path = typer.Option(..., "--out", help="directory to write (new, empty, or an earlier export, which is replaced)"),
@@ -19,7 +23,8 @@ def register(app: typer.Typer) -> None:
         groups: int = typer.Option(50, help="groups of six scenes per evaluation split (val, test)"),
         train_groups: int = typer.Option(0, help="groups in the train split (0 = same as --groups)"),
         size: int = typer.Option(128, help="image side in pixels"),
-        quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+        quiet: bool = quiet_option(),
+        progress: Optional[bool] = progress_option(),
     ) -> None:
         """Write the world in an official benchmark layout, so `cir eval` runs end to end offline."""
         from cir.errors import CirError
@@ -30,6 +35,6 @@ def register(app: typer.Typer) -> None:
             raise CirError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}, all")
         config = ExportConfig(seed=seed, groups=groups, train_groups=train_groups or None, size=size)
         for fmt in formats:
-            summary = export_world(fmt, out / fmt if format == "all" else out, config, progress=not quiet)
+            summary = export_world(fmt, out / fmt if format == "all" else out, config, progress=show_progress(progress, quiet))
             counts = ", ".join(f"{k}: {v}" for k, v in summary.queries.items())
             typer.echo(f"wrote {fmt} to {summary.root}: {summary.images} images; queries {counts}")

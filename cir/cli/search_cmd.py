@@ -71,14 +71,23 @@ def register(app: typer.Typer) -> None:
         composer: Optional[Path] = typer.Option(None, help="pic2word/combiner: trained weights (a .safetensors file or a directory holding them); default: the backbone's own"),
         include_reference: bool = typer.Option(False, help="keep the reference image in the results when stored"),
         json_out: bool = typer.Option(False, "--json", help="print the query and the results as JSON (docs/search-json.md)"),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="also print where the time went, stage by stage, on stderr"),
         **param_values,
     ) -> None:
         """Print the top-k images: rank, score, path (best first)."""
+        import time
+
         from cir import open_store
+        from cir.query.timing import stage_times
         from cir.store.pathcodec import printable
 
         given = {name: v for name, v in param_values.items() if v is not None}
-        with open_store(store) as opened:
+        started = time.perf_counter()
+        with open_store(store) as opened, stage_times() as times:
+            times["open store"] = time.perf_counter() - started
+            mark = time.perf_counter()
+            opened.backbone  # noqa: B018 - loaded here so that its time is its own line
+            times["load backbone"] = time.perf_counter() - mark
             if strategy is None and given:  # parameters without a strategy: checked against the one chosen
                 from cir.compose.defaults import choose_strategy
 
@@ -89,6 +98,9 @@ def register(app: typer.Typer) -> None:
                 image=image, text=text, item_id=item_id, strategy=strategy, k=k, params=params,
                 exclude_reference=not include_reference, composer=composer,
             )
+        if verbose:
+            times["total"] = time.perf_counter() - started
+            typer.echo("time: " + ", ".join(f"{name} {1000 * sec:.1f} ms" for name, sec in times.items()), err=True)
         if json_out:
             typer.echo(json.dumps(result.to_json()))
             return
@@ -111,4 +123,5 @@ def register(app: typer.Typer) -> None:
     declared = param_options()
     search.__signature__ = inspect.Signature(fixed + declared)  # typer reads the options from the signature
     search.__annotations__ = {p.name: p.annotation for p in fixed + declared}
-    app.command("search")(search)
+    app.command("search", epilog='Example: cir search --store photos.cir --item-id 12 --text "the same but at night" '
+                '--strategy sum -k 5')(search)

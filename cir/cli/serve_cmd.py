@@ -9,7 +9,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("serve")
+    @app.command("serve", epilog="Example: cir serve --store photos.cir --port 8000   (then open http://127.0.0.1:8000/)")
     def serve(
         store: Path = typer.Option(..., "--store", help="store directory (made by `cir index`)"),
         host: str = typer.Option("127.0.0.1", help="interface to bind; 0.0.0.0 exposes the server to the network"),

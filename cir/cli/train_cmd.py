@@ -16,7 +16,8 @@ TRAINER_MODULES = (
 
 
 def register(app: typer.Typer) -> None:
-    train = typer.Typer(help="Train cir's own components.", no_args_is_help=True)
+    train = typer.Typer(help="Train cir's own components: the demo backbone, the edit tagger, the learned composers, a fine-tuned backbone.",
+                        epilog="Example: cir train pic2word --backbone cir:demo --preset smoke --out runs/pic2word", no_args_is_help=True)
     app.add_typer(train, name="train")
     for name in TRAINER_MODULES:
         importlib.import_module(name).register(train)

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from cir.backbones.base import Backbone
-
 if TYPE_CHECKING:
+    from cir.backbones.base import Backbone
     from cir.compose.registry import StrategySpec
 
 

@@ -1,15 +1,19 @@
 """What the learned strategies share: their trained weights are found through the registry's declaration
-(:class:`~cir.compose.registry.TrainedWeights`), loaded and checked against the backbone once per backbone."""
+(:class:`~cir.compose.registry.TrainedWeights`), loaded and checked against the backbone once per backbone. torch
+and the networks are imported when a strategy is built, so that declaring one (``cir --help``) stays light."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from cir.backbones.base import Backbone
 from cir.compose.base import Strategy
-from cir.compose.composer_file import ComposerWeights
+
+if TYPE_CHECKING:
+    import torch
+
+    from cir.backbones.base import Backbone
+    from cir.compose.composer_file import ComposerWeights
 
 
 class LearnedStrategy(Strategy):

@@ -8,14 +8,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from cir.backbones.base import PLACEHOLDER, Backbone
+import numpy as np
+
+from cir.backbones.placeholder import PLACEHOLDER
 from cir.compose.base import Composed
 from cir.compose.learned import LearnedStrategy
-from cir.compose.networks.pic2word import Mapper, MapperConfig
 from cir.compose.registry import register_strategy
+
+if TYPE_CHECKING:
+    import torch
+
+    from cir.backbones.base import Backbone
 
 DEFAULT_TEMPLATE = f"a photo of {PLACEHOLDER} , {{text}}"
 DOMAIN_TEMPLATE = f"a {{text}} of {PLACEHOLDER}"  # domain conversion: the text is the domain ("sketch")
@@ -36,6 +41,8 @@ class Pic2Word(LearnedStrategy):
         return {"template": self.template, **super().params()}
 
     def compose(self, backbone: Backbone, images, texts: Sequence[str]) -> Composed:
+        import torch
+
         n = self._check(images, texts)
         mapper = self.net(backbone)
         with torch.inference_mode():
@@ -45,4 +52,6 @@ class Pic2Word(LearnedStrategy):
         return Composed(vectors, [{"strategy": self.name, "prompt": p, **self.params()} for p in prompts][:n])
 
     def build(self, config: dict) -> torch.nn.Module:
+        from cir.compose.networks.pic2word import Mapper, MapperConfig
+
         return Mapper(MapperConfig(**config))

@@ -304,7 +304,10 @@ def describe_strategies(names=None) -> list[dict]:
 def default_edit_parser():
     """The parser ``arithmetic`` uses unless told otherwise: the learned tagger when its checkpoint is shipped or
     in the cache (a checkpoint that exists but fails to load is an error), else the rule-based parser over the
-    scene vocabulary. The parser's name is in every arithmetic explanation."""
+    scene vocabulary. The parser's name is in every arithmetic explanation. transformers' loading bar and banners
+    are silenced while the tagger loads."""
+    from cir.backbones.quiet import quiet_loading
     from cir.edits.parsers import get_parser
 
-    return get_parser("auto")
+    with quiet_loading():
+        return get_parser("auto")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from cir.backbones.base import Backbone
 from cir.compose.base import Composed, Strategy, unit_rows
 from cir.compose.registry import default_edit_parser, param, register_strategy
 from cir.edits.base import EditParser
+
+if TYPE_CHECKING:
+    from cir.backbones.base import Backbone
 
 WEIGHT_BOUND = 100.0  # the training-free weights lie in [-WEIGHT_BOUND, WEIGHT_BOUND]
 

@@ -181,7 +181,7 @@ class EmbeddingCache:
         self,
         paths: Sequence[Path],
         batch_size: int = 64,
-        progress: bool = True,
+        progress: bool | None = None,
         desc: str = "encoding images",
         workers: int = 4,
     ) -> tuple[np.ndarray, EncodeStats]:
@@ -199,7 +199,8 @@ class EmbeddingCache:
         unique = list(dict.fromkeys(Path(p) for p in paths))
         stats = EncodeStats(files=len(unique))
         key_of: dict[Path, str] = {}
-        bar = tqdm(total=len(unique), desc=desc, unit="img", disable=None if progress else True, leave=False)  # None: only on a terminal
+        bar = tqdm(total=len(unique), desc=desc, unit="img", disable=None if progress is None else not progress,
+                   leave=False)  # progress None: only on a terminal
         try:
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
                 for start in range(0, len(unique), batch_size):

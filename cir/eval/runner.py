@@ -31,7 +31,7 @@ class RunConfig:
     top_k: int = 50  # length of the saved rankings
     batch_size: int = 64  # images per encoding batch
     workers: int = 4  # threads that read, decode and preprocess images beside the encoder
-    progress: bool = True  # progress bars while encoding
+    progress: bool | None = None  # progress bars while encoding: True always, False never, None on a terminal
     composer: str | None = None  # learned strategies: weights file or directory (None: the backbone's own)
     rerank: str | Reranker | None = None  # a re-rank stage after the first (None: none)
     rerank_k: int = 100  # candidates the first stage hands to the re-ranker

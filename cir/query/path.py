@@ -16,6 +16,7 @@ from cir.query.request import Query
 from cir.query.rerank import RERANKERS, QueryContext, Reranker
 from cir.query.results import Hit, SearchResult
 from cir.query.stages import compose_queries, first_stage, rerank_stage
+from cir.query.timing import stage
 
 
 def resolve_strategy(query: Query, backbone_spec: str | None = None):
@@ -79,20 +80,26 @@ def check_query(query: Query, strategy) -> None:
 
 def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
     """Answer one composed query over ``gallery`` with ``backbone`` (the gallery's encoder)."""
-    strategy = resolve_strategy(query, backbone.spec)
+    with stage("prepare strategy"):  # building it may load a model (arithmetic's edit tagger)
+        strategy = resolve_strategy(query, backbone.spec)
     reranker = resolve_reranker(query)
     check_query(query, strategy)
-    strategy.prepare(backbone)  # trained weights found and checked before the reference is encoded
-    reference = resolve_reference(gallery, backbone, query)
+    with stage("prepare strategy"):
+        strategy.prepare(backbone)  # trained weights found and checked before the reference is encoded
+    with stage("encode reference"):
+        reference = resolve_reference(gallery, backbone, query)
     texts = [(query.text,)] if query.text is not None and query.text.strip() else None
     images = reference.vector[None, :] if reference.vector is not None else None
-    composed = compose_queries(strategy, backbone, images, texts)
+    with stage("compose"):
+        composed = compose_queries(strategy, backbone, images, texts)
     exclude = sorted(set(reference.same_ids)) if query.exclude_reference else []
     k = min(int(query.k), max(len(gallery), 1))
     depth = k if reranker.is_identity else max(k, min(int(query.rerank_k), max(len(gallery), 1)))
-    first = first_stage(gallery.searcher, composed.vectors[:1], depth, [exclude])
+    with stage("first stage"):
+        first = first_stage(gallery.searcher, composed.vectors[:1], depth, [exclude])
     context = QueryContext(composed.vectors[0], query.text, reference.vector, reference.item_id, gallery, backbone)
-    ranked = rerank_stage(reranker, [context], first, k)
+    with stage("rerank"):
+        ranked = rerank_stage(reranker, [context], first, k)
     hits = []
     for j, (i, s) in enumerate(zip(ranked.ids[0], ranked.scores[0])):
         if i < 0:

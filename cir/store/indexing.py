@@ -26,7 +26,7 @@ from cir.encode.encoder import Encoder
 from cir.encode.pipeline import FileJob, FileResult, examine_file, ordered_map
 from cir.ingest.decode import DecodeLimits
 from cir.ingest.sources import Source, classify, discover
-from cir.errors import SourceError
+from cir.errors import Interrupted, SourceError
 from cir.store.writer import ItemRecord, KnownItem, MetadataTouch, StoreWriter
 
 if TYPE_CHECKING:
@@ -81,6 +81,16 @@ class IndexSummary:
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
+class IndexInterrupted(Interrupted):
+    """Indexing stopped by Ctrl-C; ``committed`` images (new and changed) are in the store and are not embedded
+    again when the same paths are indexed again."""
+
+    def __init__(self, committed: int, root) -> None:
+        super().__init__(f"{committed} image{'' if committed == 1 else 's'} committed to {root}; index the same paths "
+                         "again to continue")
+        self.committed = committed  # images embedded and committed before the interrupt
+
+
 def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None) -> IndexSummary:
     """Bring the store up to date with ``paths`` (folders, CSV files of paths, images)."""
     from PIL import Image
@@ -94,8 +104,15 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
         # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a bomb is a bomb. Set before the decoding threads
         # start and restored after they stop (the filter list is process-wide).
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with StoreWriter(store.root, fsync=cfg.fsync) as writer:
-            summary = _IndexRun(writer, backbone, cfg, sources).execute()
+        run = None
+        try:
+            with StoreWriter(store.root, fsync=cfg.fsync) as writer:
+                run = _IndexRun(writer, backbone, cfg, sources)
+                summary = run.execute()
+        except KeyboardInterrupt as exc:  # the commit in flight has finished: the counts are what the store holds
+            if run is None or isinstance(exc, Interrupted):
+                raise
+            raise IndexInterrupted(run.summary.added + run.summary.updated, store.root) from exc
     store.refresh()
     summary.total = len(store)
     return summary

@@ -57,6 +57,7 @@ class BackboneTrainConfig:
     max_minutes: float = 0.0  # stop at the first step past this many minutes, checking and keeping the best so far
     # (0 = no limit; the schedule is the steps')
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints (after a kill)
+    progress: bool | None = None  # the progress bar: True always, False never, None only on a terminal
     preset: str = "default"  # the preset these values came from (recorded in the checkpoint)
 
 
@@ -106,7 +107,7 @@ def embed_pool(model: DualEncoder, captions: list[list[str]], cfg: BackboneTrain
     from tqdm import tqdm
 
     with torch.inference_mode():
-        for start in tqdm(range(0, len(flat), 256), desc="captions", unit="batch"):
+        for start in tqdm(range(0, len(flat), 256), desc="captions", unit="batch", disable=None, leave=False):
             out.append(model.text(flat[start : start + 256]).float().cpu())
     emb = torch.cat(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +233,7 @@ def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0)
 
     loop = LoopConfig(epochs=1, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                       warmup_steps=cfg.warmup, grad_clip=5.0, amp=False, device=cfg.device, threads=cfg.threads,
-                      seed=cfg.seed, max_minutes=cfg.max_minutes, validate_every=cfg.eval_every)
+                      seed=cfg.seed, max_minutes=cfg.max_minutes, validate_every=cfg.eval_every, progress=cfg.progress)
     job = Job(parts, lambda epoch: list(range(cfg.steps)), loss, validate, export, load=load)
     result = fit(loop, job, out / "checkpoints", cfg.resume, log, "train backbone", stop_after_steps)
     log(f"backbone: best quick check at step {result.best_step} of {result.steps} ({result.best}); checkpoint in {out}")

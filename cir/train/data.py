@@ -163,7 +163,7 @@ def load_image_data(spec: str, seed: int = 0, scene_groups: int = 1000, limit: i
 
 # --- turning image references into model inputs -------------------------------------------------------------------
 # Files go through the one encoder (cir.encode): the pixels and vectors training sees are the ones search serves.
-def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool = True, desc: str = "images",
+def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool | None = None, desc: str = "images",
                 renderer=None) -> torch.Tensor:
     """(N, C, H, W) preprocessed inputs stored as float16 (half the memory of a large training set; the rounding is
     below a tenth of one 8-bit pixel step); files are decoded by the :class:`~cir.encode.Encoder`, scenes rendered
@@ -177,7 +177,7 @@ def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool =
     encoder = Encoder(backbone)
     renderer = renderer or SceneRenderer()
     out = None
-    for i, ref in enumerate(tqdm(images, desc=desc, unit="img", disable=not progress, leave=False)):
+    for i, ref in enumerate(tqdm(images, desc=desc, unit="img", disable=None if progress is None else not progress, leave=False)):
         x = _pixels(encoder, ref, renderer)
         if out is None:
             out = torch.empty((len(images), *x.shape), dtype=torch.float16)
@@ -193,7 +193,7 @@ def _pixels(encoder, ref: ImageRef, renderer) -> torch.Tensor:
     return encoder.pixels_from_file(ref)[0]
 
 
-def embed_table(backbone: Backbone, images: Sequence[ImageRef], batch_size: int = 128, progress: bool = True) -> torch.Tensor:
+def embed_table(backbone: Backbone, images: Sequence[ImageRef], batch_size: int = 128, progress: bool | None = None) -> torch.Tensor:
     """(N, dim) unit embeddings of the images with the (frozen) backbone; files go through the embedding cache
     (a later evaluation of the same files reuses them), scenes through the same encoder in float32, as search
     would encode them."""
@@ -210,7 +210,7 @@ def embed_table(backbone: Backbone, images: Sequence[ImageRef], batch_size: int 
         vecs, _ = cache.embed_files([images[i] for i in files], batch_size=batch_size, progress=progress)
         out[files] = torch.from_numpy(vecs)
     renderer = SceneRenderer()
-    for start in tqdm(range(0, len(scenes), batch_size), desc="embedding scenes", unit="batch", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(scenes), batch_size), desc="embedding scenes", unit="batch", disable=None if progress is None else not progress, leave=False):
         chunk = scenes[start : start + batch_size]
         pixels = torch.stack([_pixels(cache.encoder, images[i], renderer) for i in chunk])
         out[chunk] = torch.from_numpy(cache.encoder.encode_pixels(pixels))

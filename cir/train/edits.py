@@ -50,6 +50,7 @@ class EditsTrainConfig:
     # scoring inside the 20-minute budget; the cosine decay also ends there; 0 = no limit
     base: dict = field(default_factory=lambda: {"kind": "minilm"})  # pretrained base (tests: a tiny random BERT)
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints (after a kill)
+    progress: bool | None = None  # the progress bar: True always, False never, None only on a terminal
     preset: str = "default"  # the preset these values came from (recorded in the checkpoint)
 
 
@@ -129,7 +130,7 @@ def fit_edits(cfg: EditsTrainConfig, log=print, stop_after_steps: int = 0) -> tu
 
     loop = LoopConfig(epochs=1, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup,
                       grad_clip=1.0, amp=False, threads=cfg.threads, seed=cfg.seed, max_minutes=cfg.max_minutes,
-                      minutes_schedule=True, validate_every=cfg.eval_every, ema=cfg.ema)
+                      minutes_schedule=True, validate_every=cfg.eval_every, ema=cfg.ema, progress=cfg.progress)
     groups = [{"params": body, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
               {"params": head, "lr": cfg.head_lr, "weight_decay": cfg.weight_decay}]
     job = Job(TrainedLayers(model), lambda epoch: list(range(cfg.steps)), loss, validate, export, groups=groups)

@@ -131,7 +131,7 @@ def prefix_table(parts: TrainableParts, backbone, images, batch_size: int = 256)
     renderer = SceneRenderer()
     parts.eval()
     with torch.no_grad():
-        for start in tqdm(range(0, len(images), batch_size), desc="frozen features", unit="batch", leave=False):
+        for start in tqdm(range(0, len(images), batch_size), desc="frozen features", unit="batch", disable=None, leave=False):
             pixels = pixel_table(backbone, images[start : start + batch_size], progress=False, renderer=renderer).float().to(backbone.device)
             x = parts.frozen_prefix(pixels).to(torch.float16).cpu()
             if out is None:

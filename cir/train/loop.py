@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from cir.errors import ConfigError
+from cir.errors import ConfigError, Interrupted
 from cir.train.average import WeightAverage
 from cir.train.schedule import warmup_cosine
 
@@ -49,6 +49,7 @@ class LoopConfig:
     ema: float = 0.0  # > 0: keep an exponential moving average of the trained weights with this decay per step;
     # the average is what is validated and exported
     keep_checkpoints: int = 2  # checkpoints kept on disk (the newest)
+    progress: bool | None = None  # the progress bar on stderr: True always, False never, None only on a terminal
 
 
 @dataclass
@@ -94,8 +95,9 @@ def checkpoints(state_dir: Path) -> list[Path]:
 
 def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: Callable[[str], None] = print,
         desc: str = "train", stop_after_steps: int = 0) -> FitResult:
-    """Train for ``cfg.epochs``; returns the best validated state. ``stop_after_steps`` (tests) raises
-    KeyboardInterrupt after that many steps of this call, as a kill would."""
+    """Train for ``cfg.epochs``; returns the best validated state. An interrupt (Ctrl-C) raises
+    :class:`~cir.errors.Interrupted` naming the newest checkpoint and how to resume from it. ``stop_after_steps``
+    (tests) interrupts after that many steps of this call, as a Ctrl-C would."""
     from tqdm import tqdm
 
     if cfg.epochs < 1:
@@ -112,6 +114,8 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
     if existing and not resume:
         raise ConfigError(f"{state_dir} already holds training checkpoints ({existing[-1].name}); pass --resume to "
                           "continue that run, or choose another --out")
+    if resume and not existing:
+        log(f"nothing to resume: {state_dir} holds no checkpoint; starting a new run")
     opt, params = _optimizer(cfg, job)
     average = WeightAverage(params, cfg.ema) if cfg.ema else None
     per_epoch = len(job.batches(0))
@@ -120,6 +124,7 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
     total = per_epoch * cfg.epochs
     warmup = cfg.warmup_steps or int(round(cfg.warmup * total))
     step, start_epoch, offset, history, seconds_before = 0, 0, 0, [], 0.0
+    saved: tuple[int, Path] | None = None  # the newest checkpoint: its step and file
     best_score, best_epoch, best_step, best = float("-inf"), 0, 0, {}
     if existing and resume:
         ckpt = torch.load(existing[-1], map_location="cpu", weights_only=False)
@@ -139,84 +144,96 @@ def fit(cfg: LoopConfig, job: Job, state_dir: Path, resume: bool = False, log: C
         best_step, seconds_before = ckpt.get("best_step", 0), ckpt.get("seconds", 0.0)
         torch.set_rng_state(ckpt["rng"])
         log(f"resuming from {existing[-1]} (epoch {start_epoch}, step {step})")
+        saved = (step, existing[-1])
     else:
         torch.manual_seed(cfg.seed)
     amp = cfg.amp and device.type == "cuda"
     started = time.time() - seconds_before  # the run's clock, minutes before a resume included
     call_started, steps_this_call = time.time(), 0
-    bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
+               disable=None if cfg.progress is None else not cfg.progress)
     per_item = job.items_per_batch or cfg.batch_size
+
+    def say(msg: str) -> None:  # a line through ``log``, the bar cleared around it
+        with tqdm.external_write_mode():
+            log(msg)
     losses, t_record, stopped = [], time.time(), False
-    for epoch in range(start_epoch, cfg.epochs):
-        batches = job.batches(epoch)
-        todo = batches[offset:] if offset else batches
-        job.module.train()
-        for batch in job.load(todo) if job.load is not None else todo:
-            spent = time.time() - started
-            floor = spent / (cfg.max_minutes * 60) if cfg.minutes_schedule and cfg.max_minutes else 0.0
-            for group in opt.param_groups:
-                group["lr"] = warmup_cosine(step, total, warmup, group["peak"], floor)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = job.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.float().backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            if average is not None:
-                average.update()
-            step += 1
-            offset += 1
-            steps_this_call += 1
-            losses.append(float(loss.detach()))
-            elapsed = time.time() - call_started
-            bar.set_postfix(epoch=epoch + 1, loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}",
-                            items_s=f"{steps_this_call * per_item / max(elapsed, 1e-9):.0f}")
-            bar.update(1)
-            if stop_after_steps and steps_this_call >= stop_after_steps:
-                bar.close()
-                raise KeyboardInterrupt(f"stopped after {steps_this_call} steps (as asked)")
-            epoch_done = offset == len(batches)
-            over = bool(cfg.max_minutes) and time.time() - started > cfg.max_minutes * 60 and step < total
-            due = (step % cfg.validate_every == 0 or step == total) if cfg.validate_every else epoch_done
-            if due or over:
-                job.module.eval()
-                with average.swapped() if average is not None else contextlib.nullcontext():
-                    with torch.no_grad():
-                        metrics = job.validate()
-                    if "score" not in metrics:
-                        raise RuntimeError("a trainer's validate() must return a 'score'")
-                    record = {"epoch": epoch + 1, "step": step, "train_loss": sum(losses) / max(1, len(losses)),
-                              "validation": metrics, "seconds": round(time.time() - t_record, 1)}
-                    history.append(record)
-                    improved = metrics["score"] > best_score
-                    if improved:
-                        best_score, best_epoch, best_step, best = metrics["score"], epoch + 1, step, dict(metrics)
-                    left = (total - step) * (time.time() - call_started) / steps_this_call
-                    bar.write(f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}: train loss {record['train_loss']:.4f}, "
-                              "validation " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                              + (" (best so far: exported)" if improved else "") + f", eta {left / 60:.1f} min")
-                    if improved:
-                        job.export({"best_epoch": best_epoch, "best_step": best_step, "validation": best,
-                                    "history": history, "steps": step})
-                job.module.train()
-                losses, t_record = [], time.time()
-            if due or over or epoch_done:
-                _save(state_dir, epoch, 0 if epoch_done else offset, {
-                    "module": job.module.state_dict(), "optimizer": opt.state_dict(),
-                    "average": average.state_dict() if average is not None else None, "step": step,
-                    "epoch": epoch + 1 if epoch_done else epoch, "offset": 0 if epoch_done else offset,
-                    "history": history, "best_score": best_score, "best_epoch": best_epoch, "best_step": best_step,
-                    "best": best, "rng": torch.get_rng_state(), "seconds": time.time() - started,
-                    "config": asdict(cfg)}, cfg.keep_checkpoints)
-            if over:
-                bar.write(f"stopping at step {step} (epoch {epoch + 1}): --max-minutes {cfg.max_minutes} reached; "
-                          "resume with a larger --max-minutes to continue")
-                stopped = True
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            batches = job.batches(epoch)
+            todo = batches[offset:] if offset else batches
+            job.module.train()
+            for batch in job.load(todo) if job.load is not None else todo:
+                spent = time.time() - started
+                floor = spent / (cfg.max_minutes * 60) if cfg.minutes_schedule and cfg.max_minutes else 0.0
+                for group in opt.param_groups:
+                    group["lr"] = warmup_cosine(step, total, warmup, group["peak"], floor)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                    loss = job.loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.float().backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                if average is not None:
+                    average.update()
+                step += 1
+                offset += 1
+                steps_this_call += 1
+                losses.append(float(loss.detach()))
+                elapsed = time.time() - call_started
+                bar.set_postfix(epoch=epoch + 1, loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}",
+                                items_s=f"{steps_this_call * per_item / max(elapsed, 1e-9):.0f}")
+                bar.update(1)
+                if stop_after_steps and steps_this_call >= stop_after_steps:
+                    bar.close()
+                    raise KeyboardInterrupt(f"stopped after {steps_this_call} steps (as asked)")
+                epoch_done = offset == len(batches)
+                over = bool(cfg.max_minutes) and time.time() - started > cfg.max_minutes * 60 and step < total
+                due = (step % cfg.validate_every == 0 or step == total) if cfg.validate_every else epoch_done
+                if due or over:
+                    job.module.eval()
+                    with average.swapped() if average is not None else contextlib.nullcontext():
+                        with torch.no_grad():
+                            metrics = job.validate()
+                        if "score" not in metrics:
+                            raise RuntimeError("a trainer's validate() must return a 'score'")
+                        record = {"epoch": epoch + 1, "step": step, "train_loss": sum(losses) / max(1, len(losses)),
+                                  "validation": metrics, "seconds": round(time.time() - t_record, 1)}
+                        history.append(record)
+                        improved = metrics["score"] > best_score
+                        if improved:
+                            best_score, best_epoch, best_step, best = metrics["score"], epoch + 1, step, dict(metrics)
+                        left = (total - step) * (time.time() - call_started) / steps_this_call
+                        say(f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}: train loss {record['train_loss']:.4f}, "
+                                  "validation " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                                  + (" (best so far: exported)" if improved else "") + f", eta {left / 60:.1f} min")
+                        if improved:
+                            job.export({"best_epoch": best_epoch, "best_step": best_step, "validation": best,
+                                        "history": history, "steps": step})
+                    job.module.train()
+                    losses, t_record = [], time.time()
+                if due or over or epoch_done:
+                    saved = step, _save(state_dir, epoch, 0 if epoch_done else offset, {
+                        "module": job.module.state_dict(), "optimizer": opt.state_dict(),
+                        "average": average.state_dict() if average is not None else None, "step": step,
+                        "epoch": epoch + 1 if epoch_done else epoch, "offset": 0 if epoch_done else offset,
+                        "history": history, "best_score": best_score, "best_epoch": best_epoch, "best_step": best_step,
+                        "best": best, "rng": torch.get_rng_state(), "seconds": time.time() - started,
+                        "config": asdict(cfg)}, cfg.keep_checkpoints)
+                if over:
+                    say(f"stopping at step {step} (epoch {epoch + 1}): --max-minutes {cfg.max_minutes} reached; "
+                              "resume with a larger --max-minutes to continue")
+                    stopped = True
+                    break
+            offset = 0
+            if stopped:
                 break
-        offset = 0
-        if stopped:
-            break
+    except KeyboardInterrupt as exc:
+        bar.close()
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(_interrupted_at(step, total, saved)) from exc
     bar.close()
     (state_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     return FitResult(best_epoch, best, history, step, best_step)
@@ -261,7 +278,16 @@ def jsonable(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
-def _save(state_dir: Path, epoch: int, offset: int, state: dict, keep: int) -> None:
+def _interrupted_at(step: int, total: int, saved: tuple[int, Path] | None) -> str:
+    """What an interrupted run kept, and how to go on."""
+    if saved is None:
+        return (f"stopped at step {step} of {total}, before the first checkpoint; nothing to resume: run the same "
+                "command to start again")
+    return (f"stopped at step {step} of {total}; checkpoint at step {saved[0]} ({saved[1]}); add --resume to the "
+            "same command to continue from it")
+
+
+def _save(state_dir: Path, epoch: int, offset: int, state: dict, keep: int) -> Path:
     """``epoch`` is 0-based; ``offset`` the batches done in it when the checkpoint is not at its end."""
     state_dir.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{epoch + 1:03d}-step-{state['step']:07d}.pt" if offset else f"epoch-{epoch + 1:03d}.pt"
@@ -271,3 +297,4 @@ def _save(state_dir: Path, epoch: int, offset: int, state: dict, keep: int) -> N
     tmp.replace(path)
     for old in checkpoints(state_dir)[:-keep] if keep > 0 else []:
         old.unlink()
+    return path

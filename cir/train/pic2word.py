@@ -66,7 +66,7 @@ def train_pic2word(cfg: Pic2WordTrainConfig, backbone: Backbone | None = None, l
     refs = load_image_data(cfg.images, cfg.loop.seed, cfg.scene_groups, cfg.limit)
     log(f"pic2word: {len(refs)} unlabeled images from {cfg.images}; embedding them once with {backbone.spec}")
     t0 = time.time()
-    emb = embed_table(backbone, refs, progress=True).to(backbone.device)
+    emb = embed_table(backbone, refs, progress=cfg.loop.progress).to(backbone.device)
     log(f"pic2word: embedded in {time.time() - t0:.0f}s")
     n_val = max(2, int(round(cfg.validation * len(emb))))
     if len(emb) - n_val < cfg.loop.batch_size:

@@ -27,7 +27,7 @@ FORMATS = tuple(EXPORTERS)
 __all__ = ["FORMATS", "ExportConfig", "ExportSummary", "export_world"]
 
 
-def export_world(fmt: str, out: Path, config: ExportConfig | None = None, progress: bool = True) -> ExportSummary:
+def export_world(fmt: str, out: Path, config: ExportConfig | None = None, progress: bool | None = None) -> ExportSummary:
     """Write the world in layout ``fmt`` under ``out``.
 
     An earlier cir export there (marked by ``cir_export.json``) is replaced whole, so no stale file survives; any

@@ -33,7 +33,7 @@ def shared_concept(reference: Scene, target: Scene) -> str:
     return join_objects(common) if common else "the overall scene"
 
 
-def export_circo(out: Path, config: ExportConfig, progress: bool = True) -> ExportSummary:
+def export_circo(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     world = config.world(SPLITS)
     rng = np.random.default_rng([config.seed, 0xC1C0])
     gallery: list[Scene] = [s for split in SPLITS for s in world.splits[split].scenes]

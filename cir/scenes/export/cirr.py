@@ -9,7 +9,7 @@ from cir.scenes.export.common import ExportConfig, ExportSummary, ImageWriter, w
 SPLITS = {"train": ("train", "train"), "val": ("val", "dev"), "test": ("test1", "test1")}  # world -> (CIRR split, folder)
 
 
-def export_cirr(out: Path, config: ExportConfig, progress: bool = True) -> ExportSummary:
+def export_cirr(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     world = config.world(SPLITS)
     writer = ImageWriter(config.size, progress)
     queries = {}

@@ -39,7 +39,7 @@ class ExportSummary:
 class ImageWriter:
     """Renders scenes to files, with a progress bar; one renderer (and sprite cache) for the whole export."""
 
-    def __init__(self, size: int, progress: bool = True) -> None:
+    def __init__(self, size: int, progress: bool | None = None) -> None:
         self.size = size
         self.renderer = SceneRenderer()
         self.progress = progress
@@ -48,7 +48,7 @@ class ImageWriter:
     def write_all(self, items: list[tuple[Scene, Path]], desc: str) -> None:
         from tqdm.auto import tqdm
 
-        for scene, path in tqdm(items, desc=desc, unit="img", disable=None if self.progress else True, leave=False):
+        for scene, path in tqdm(items, desc=desc, unit="img", disable=None if self.progress is None else not self.progress, leave=False):
             path.parent.mkdir(parents=True, exist_ok=True)
             image = self.renderer.render(scene, self.size)
             if path.suffix.lower() in (".jpg", ".jpeg"):

@@ -13,7 +13,7 @@ TEXT2IMAGE_COLUMNS = ("id", "caption", "image")
 SPLIT = "val"
 
 
-def export_triplets(out: Path, config: ExportConfig, progress: bool = True) -> ExportSummary:
+def export_triplets(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     """``triplets.csv`` (query_image, query_text, target_image) and ``images/`` with every val scene."""
     data = config.world([SPLIT]).splits[SPLIT]
     writer = ImageWriter(config.size, progress)
@@ -28,7 +28,7 @@ def export_triplets(out: Path, config: ExportConfig, progress: bool = True) -> E
     return ExportSummary("triplets", out, writer.count, {SPLIT: len(data.triplets)})
 
 
-def export_text2image(out: Path, config: ExportConfig, progress: bool = True) -> ExportSummary:
+def export_text2image(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     """``captions.csv`` (id, caption, image): each val scene's canonical caption -> its image in ``images/``."""
     data = config.world([SPLIT]).splits[SPLIT]
     writer = ImageWriter(config.size, progress)

@@ -33,7 +33,7 @@ def paraphrase(t: Triplet, seed: int, split_index: int, index: int) -> str:
     return text
 
 
-def export_fashioniq(out: Path, config: ExportConfig, progress: bool = True) -> ExportSummary:
+def export_fashioniq(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     world = config.world(SPLITS)
     writer = ImageWriter(config.size, progress)
     queries = {}
