@@ -16,6 +16,7 @@ from cir.compose import strategy_names
 from cir.server import ServeConfig, create_app
 from tests.server_helpers import scene_store, scene_store_dir  # noqa: F401 - fixtures
 from tests.store_helpers import encoded_png_header, jpeg_bytes
+from tests.server_helpers import LOCAL_URL as LOCAL  # noqa: E402 - TestClient's base URL: a Host the server answers
 
 KEY = "s3cret-key-for-tests"
 
@@ -29,7 +30,7 @@ def app(scene_store):  # noqa: F811
 def client(app):
     from fastapi.testclient import TestClient
 
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -38,7 +39,7 @@ def keyed(scene_store):  # noqa: F811
     from fastapi.testclient import TestClient
 
     app = create_app(ServeConfig(store=scene_store.root, api_key=KEY), store=scene_store)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -171,7 +172,7 @@ def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
 def test_metrics_count_requests_latencies_and_errors(app):
     from fastapi.testclient import TestClient
 
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         c.get("/health")
         c.post("/search", data={"item_id": "0", "text": "x", "strategy": "sun"})
         c.post("/search", data={"item_id": "0", "text": "add a dog", "strategy": "arithmetic"})
@@ -300,7 +301,7 @@ def test_cors_is_off_by_default_and_on_for_named_origins(client, scene_store):  
     pre = client.options("/search", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in pre.headers and 400 <= pre.status_code < 500
     allowed = create_app(ServeConfig(store=scene_store.root, cors_origins=("https://app.example",)), store=scene_store)
-    with TestClient(allowed) as c:
+    with TestClient(allowed, base_url=LOCAL) as c:
         assert c.get("/health", headers={"Origin": "https://app.example"}).headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-origin" not in c.get("/health", headers={"Origin": "https://evil.example"}).headers
 

@@ -74,12 +74,11 @@ def test_client_with_an_api_key(scene_store):  # noqa: F811
 
 
 def test_cli_serve_builds_the_configured_app(scene_store_dir, monkeypatch, capsys):  # noqa: F811
-    import uvicorn
-
     from cir.cli import main
+    from cir.server import serving
 
     served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setattr(serving, "serve", lambda app, config: served.update(app=app, host=config.host, port=config.port))
     monkeypatch.setenv("CIR_API_KEY", KEY)
     assert main(["serve", "--store", str(scene_store_dir), "--port", "8123", "--max-upload-mb", "1"]) == 0
     assert served["host"] == "127.0.0.1" and served["port"] == 8123

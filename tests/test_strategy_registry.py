@@ -20,6 +20,7 @@ from cir.compose import (
 )
 from cir.errors import QueryError
 from tests.server_helpers import running_server, scene_store, scene_store_dir  # noqa: F401 - fixtures
+from tests.server_helpers import LOCAL_URL as LOCAL  # noqa: E402 - TestClient's base URL: a Host the server answers
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "remove the laptop and add a dog"
@@ -164,7 +165,7 @@ def test_a_new_strategy_reaches_store_cli_server_and_client(blend, scene_store, 
 
     # the server: a form field and a JSON variant with the declared bounds and help; /info lists it
     app = create_app(ServeConfig(store=scene_store.root, refresh_interval_s=0), store=scene_store)
-    client = TestClient(app)
+    client = TestClient(app, base_url=LOCAL)
     schema = client.get("/openapi.json").json()
     models = schema["components"]["schemas"]
     form = next(s for s in models.values() if "image" in s.get("properties", {}) and "alpha" in s["properties"])
@@ -286,7 +287,7 @@ def test_every_parameter_type_on_every_surface(scene_store, capsys):  # noqa: F8
                      "--flag", "--label", "hi", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["query"]["composition"] == want
 
-        client = TestClient(create_app(ServeConfig(store=scene_store.root), store=scene_store))
+        client = TestClient(create_app(ServeConfig(store=scene_store.root), store=scene_store), base_url=LOCAL)
         form = client.post("/search", data={"item_id": "1", "strategy": "typed", "count": "3", "flag": "true", "label": "hi"})
         assert form.status_code == 200, form.text
         assert {k: form.json()["explanation"][k] for k in want} == want

@@ -16,13 +16,13 @@ from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategi
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
-from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, search_request_model
+from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextInt, search_request_model
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
 from cir.server.thumbnails import ThumbnailCache
 from cir.server.uploads import check_declared_type, check_image_bytes
 
-ItemId = Annotated[int, Path(description="item id (= vector row), from a search result")]
+ItemId = Annotated[StrictTextInt, Path(description="item id (= vector row), from a search result")]
 
 
 def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) -> APIRouter:
@@ -34,7 +34,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     thumbnails = ThumbnailCache(config.thumbnail_cache)
     names = strategy_names()  # the registered strategies; /info says which of them this store's backbone can run
     StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
-    SearchRequest = search_request_model(names, config.max_k, config.max_text_chars)  # noqa: N806
+    SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
+                                         max_base64_chars=4 * -(-config.max_upload_bytes // 3))  # base64: 4 per 3
 
     @public.get("/health", response_model=Health, tags=["service"])
     def health() -> dict:
@@ -64,10 +65,10 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     def search(
         request: Request,
         image: Annotated[Optional[UploadFile], File(description="the reference image (or give item_id)")] = None,
-        item_id: Annotated[Optional[int], Form(description="a stored item as the reference (or upload image)")] = None,
+        item_id: Annotated[Optional[StrictTextInt], Form(description="a stored item as the reference (or upload image)")] = None,
         text: Annotated[Optional[str], Form(max_length=config.max_text_chars, description="the modification text")] = None,
         strategy: Annotated[StrategyName, Form(description="how image and text combine")] = DEFAULT_STRATEGY,
-        k: Annotated[int, Form(ge=1, le=config.max_k, description="results wanted")] = 10,
+        k: Annotated[StrictTextInt, Form(ge=1, le=config.max_k, description="results wanted")] = 10,
         exclude_reference: Annotated[bool, Form(description="leave the reference out of the results")] = True,
         **params,
     ) -> dict:

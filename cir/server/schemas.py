@@ -7,11 +7,27 @@ that strategy declares (bounds and help included); ``/info`` lists the same decl
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, create_model, model_validator
 
 from cir.compose.registry import DEFAULT_STRATEGY, ParamSpec, StrategySpec, strategy_specs
+
+
+def strict_int(value):
+    """An integer written as ASCII digits (an optional minus); not ``1_0``, ``+1``, `` 1``, ``1.0``, ``true`` or
+    other scripts' digits, which ``int()`` would accept. For form fields and path parameters (they arrive as text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("must be an integer written with the digits 0-9")
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?[0-9]{1,100}", value):
+            raise ValueError(f"{value[:40]!r} is not an integer written with the digits 0-9")
+        return int(value)
+    return value
+
+
+StrictTextInt = Annotated[int, BeforeValidator(strict_int)]  # form fields and path parameters
 
 
 class Hit(BaseModel):
@@ -64,7 +80,7 @@ def params_model(spec: StrategySpec) -> type[BaseModel]:
                         **fields)
 
 
-def search_request_model(names, max_k: int, max_text_chars: int) -> type[BaseModel]:
+def search_request_model(names, max_k: int, max_text_chars: int, max_base64_chars: int | None = None) -> type[BaseModel]:
     """The JSON variant of POST /search for the strategies ``names``: one variant per strategy, chosen by
     ``strategy`` (default ``sum``), each with that strategy's ``params``."""
     variants = []
@@ -74,11 +90,12 @@ def search_request_model(names, max_k: int, max_text_chars: int) -> type[BaseMod
         variants.append(create_model(
             f"Search{_camel(spec.name)}Request", __config__=ConfigDict(extra="forbid"),
             __doc__=f"strategy {spec.name}: {spec.description}",
-            item_id=(Optional[int], Field(None, description="a stored item as the reference")),
-            image_base64=(Optional[str], Field(None, description="the reference image file, base64-encoded")),
+            item_id=(Optional[int], Field(None, strict=True, description="a stored item as the reference")),
+            image_base64=(Optional[str], Field(None, max_length=max_base64_chars,
+                                               description="the reference image file, base64-encoded")),
             text=(Optional[str], Field(None, max_length=max_text_chars, description="the modification text")),
             strategy=(Literal[spec.name], Field(default, description=spec.description)),
-            k=(int, Field(10, ge=1, le=max_k, description="results wanted")),
+            k=(int, Field(10, ge=1, le=max_k, strict=True, description="results wanted")),
             params=(params, Field(default_factory=params, description=f"the parameters of {spec.name}")),
             exclude_reference=(bool, Field(True, description="leave the reference out of the results")),
         ))
