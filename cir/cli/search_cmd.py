@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from cir.cli.common import strategy_help
+from cir.cli.common import printable_path, strategy_help
 
 
 def param_options() -> list[inspect.Parameter]:
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("no results: the store is empty", err=True)
         width = len(str(len(result.results)))
         for rank, hit in enumerate(result.results, start=1):
-            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {hit.path}")
+            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {printable_path(hit.path)}")  # one line per result
 
     hints = typing.get_type_hints(search)
     fixed = [p.replace(annotation=hints[p.name]) for p in inspect.signature(search).parameters.values()
