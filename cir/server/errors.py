@@ -31,7 +31,7 @@ LIBRARY_ERRORS: tuple[tuple[type[CirError], ErrorKind], ...] = (
     (DecompressionBomb, ErrorKind(413, "image_too_large", "decompression bomb: more pixels than `--max-image-pixels`, read from the header before any pixel is decoded")),
     (ImageTooLarge, ErrorKind(413, "image_too_large", "a side over `--max-image-side` pixels")),
     (FileTooLarge, ErrorKind(413, "payload_too_large", "the image file is over the byte limit")),
-    (NotAnImage, ErrorKind(415, "unsupported_media_type", "the uploaded bytes are not an image no decoder recognises")),
+    (NotAnImage, ErrorKind(415, "unsupported_media_type", "the uploaded bytes are not an image in a format cir opens (JPEG, PNG, WebP, BMP, GIF, TIFF: an EPS, PSD or ICO is never decoded)")),
     (EmptyFile, ErrorKind(422, "invalid_image", "an empty (0 bytes) image")),
     (CorruptImage, ErrorKind(422, "invalid_image", "a truncated or corrupt image")),
     (PreprocessFailed, ErrorKind(422, "invalid_image", "an image the model's preprocessing refuses (e.g. 1 pixel wide)")),

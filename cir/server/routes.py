@@ -169,8 +169,10 @@ def _with_param_fields(endpoint) -> inspect.Signature:
 def _image_type(path: str) -> str:
     from PIL import Image
 
+    from cir.ingest.decode import ALLOWED_FORMATS
+
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=ALLOWED_FORMATS) as image:
             fmt = image.format
     except FileNotFoundError:
         raise ApiError(404, "image_unavailable", "the file of this item is gone from disk (re-run `cir index`)") from None
