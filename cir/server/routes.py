@@ -19,7 +19,6 @@ from cir.server.metrics import Metrics
 from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextInt, search_request_model
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
-from cir.server.thumbnails import ThumbnailCache
 from cir.server.uploads import check_declared_type, check_image_bytes
 
 ItemId = Annotated[StrictTextInt, Path(description="item id (= vector row), from a search result")]
@@ -31,7 +30,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
 
     public = APIRouter()
     api = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
-    thumbnails = ThumbnailCache(config.thumbnail_cache)
+    thumbnails = service.thumbnails  # bounded decodes, cached on disk (cir.server.thumbnails)
     names = strategy_names()  # the registered strategies; /info says which of them this store's backbone can run
     StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
     SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806

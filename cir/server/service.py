@@ -15,6 +15,7 @@ from typing import Callable
 from cir.compose import build_strategy, strategy_names, strategy_spec
 from cir.errors import QueryError, StrategyUnavailable
 from cir.server.config import ServeConfig
+from cir.server.thumbnails import ThumbnailCache
 
 
 @dataclass
@@ -42,6 +43,7 @@ class SearchService:
         self._parser_lock = threading.Lock()
         self._strategies: tuple[str, ...] | None = None
         self._unavailable: dict[str, str] = {}  # strategy -> why it cannot run on this store
+        self.thumbnails = ThumbnailCache(config.thumbnail_cache, _thumbnail_dir(config), config.thumbnail_concurrency)
 
     # --- freshness ---------------------------------------------------------------------------------------------
     def fresh_store(self):
@@ -139,3 +141,11 @@ class SearchService:
                 out.update(add=[], remove=[], parser=None)
         out["edits_used"] = used
         return out
+
+
+def _thumbnail_dir(config: ServeConfig):
+    if config.thumbnail_dir is not None:
+        return config.thumbnail_dir
+    from cir.paths import cache_dir
+
+    return cache_dir() / "thumbnails"
