@@ -44,6 +44,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        service.close()
         if owned:
             store.close()
 

@@ -61,6 +61,7 @@ HTTP_ERRORS: tuple[ErrorKind, ...] = (
     ErrorKind(422, "invalid_query", "both an image and an item_id as the reference"),
     ErrorKind(422, "invalid_image", "an empty upload or an unreadable image header"),
     ErrorKind(500, "internal_error", "a bug (the server log has the traceback)"),
+    ErrorKind(503, "store_unavailable", "the store directory is gone (deleted or moved) or was replaced by one that cannot be opened yet; a store created again at the same path is served as soon as it exists (`Retry-After`)"),
 )
 
 _DECLARED = {(e.status, e.kind) for e in HTTP_ERRORS}

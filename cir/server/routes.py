@@ -10,7 +10,7 @@ import inspect
 from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, Security, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategies, loosest_bounds, strategy_names
 from cir.server.config import ServeConfig
@@ -36,11 +36,16 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
                                          max_base64_chars=4 * -(-config.max_upload_bytes // 3))  # base64: 4 per 3
 
-    @public.get("/health", response_model=Health, tags=["service"])
-    def health() -> dict:
-        """Liveness: the store is open. Needs no API key."""
-        store = service.fresh_store()
-        return {"status": "ok", "items": len(store), "store_version": service.version,
+    @public.get("/health", response_model=Health, tags=["service"],
+                responses={503: {"model": Health, "description": "the store is gone, replaced or unreadable (reason)"}})
+    def health():
+        """Liveness: the store is served (503 with the reason when it is gone or unreadable). Needs no API key."""
+        reason = service.status()
+        if reason is not None:
+            body = {"status": "store_unavailable", "reason": reason, "items": None, "store_version": None,
+                    "api_key_required": config.api_key is not None}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        return {"status": "ok", "items": len(service.store), "store_version": service.version,
                 "api_key_required": config.api_key is not None}
 
     @api.get("/info", response_model=Info, tags=["service"])

@@ -159,9 +159,10 @@ class Item(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
-    items: int = Field(description="items in the store")
-    store_version: int
+    status: Literal["ok", "store_unavailable"] = Field(description="ok (200), or store_unavailable (503, see reason)")
+    reason: Optional[str] = Field(None, description="why the store is not served (absent when ok)")
+    items: Optional[int] = Field(description="items in the store (null when unavailable)")
+    store_version: Optional[int] = Field(description="the commit served (null when unavailable)")
     api_key_required: bool
 
 
