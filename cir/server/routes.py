@@ -36,7 +36,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
                                          max_base64_chars=4 * -(-config.max_upload_bytes // 3))  # base64: 4 per 3
 
-    @public.get("/health", response_model=Health, tags=["service"],
+    @public.get("/health", response_model=Health, response_model_exclude_none=True, tags=["service"],
                 responses={503: {"model": Health, "description": "the store is gone, replaced or unreadable (reason)"}})
     def health():
         """Liveness: the store is served (503 with the reason when it is gone or unreadable). Needs no API key."""
