@@ -155,13 +155,19 @@ def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
             "/items/{item_id}/thumbnail", "/health", "/metrics"} <= set(schema["paths"])
     models = schema["components"]["schemas"]
     form = next(s for s in models.values() if "strategy" in s.get("properties", {}) and "image" in s["properties"])
-    assert form["properties"]["image_weight"]["anyOf"][0] == {"type": "number", "maximum": 100.0, "minimum": -100.0}
-    assert "sum: weight of the reference image" in form["properties"]["image_weight"]["description"]
+    weight = form["properties"]["image_weight"]  # a form field is never null: optional = not required
+    assert (weight["type"], weight["maximum"], weight["minimum"]) == ("number", 100.0, -100.0) and "anyOf" not in weight
+    assert "sum: weight of the reference image" in weight["description"]
+    # the form is one variant per strategy this store runs, each with its own parameters and needs
+    forms = {v["properties"]["strategy"]["const"]: v for v in form["oneOf"]}
+    assert set(forms) == {s["name"] for s in info["strategies"]}
+    assert set(forms["sum"]["properties"]) >= {"image_weight", "text_weight"} and "add_weight" not in forms["sum"]["properties"]
+    assert "text" in forms["sum"]["required"] and "text" not in forms["image"]["required"]
     # the JSON body: one variant per strategy, told apart by strategy, each with its own params
     body = schema["paths"]["/search/json"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     body = models[body["$ref"].split("/")[-1]] if "$ref" in body else body
     assert body["discriminator"]["propertyName"] == "strategy"
-    assert set(body["discriminator"]["mapping"]) == set(strategy_names())
+    assert set(body["discriminator"]["mapping"]) == {s["name"] for s in info["strategies"]}  # only what this store runs
     sum_params = models["SumParams"]
     assert set(sum_params["properties"]) == {"image_weight", "text_weight"} and sum_params["additionalProperties"] is False
     assert sum_params["properties"]["text_weight"]["maximum"] == 100.0

@@ -172,12 +172,19 @@ def test_ids_are_parsed_strictly(server_url, scene_store):  # noqa: F811
             r = http.post("/search", data={"item_id": bad, "text": "add a dog"})
             assert r.status_code == 422, (bad, r.text)
             assert http.post("/search", data={"item_id": "1", "text": "x", "k": bad}).status_code == 422, bad
-        for bad in (True, False, 1.0, "1", "1_0"):
+        for bad in (True, False, 1.5, "1", "1_0"):
             r = http.post("/search/json", json={"item_id": bad, "text": "add a dog"})
             assert r.status_code == 422, (bad, r.text)
             assert http.post("/search/json", json={"item_id": 1, "text": "x", "k": bad}).status_code == 422, bad
+        for bad in ("0", "1", "yes", "on", ""):
+            r = http.post("/search", data={"item_id": "1", "text": "x", "exclude_reference": bad})
+            assert r.status_code == 422 or (bad == "" and r.status_code == 200), (bad, r.text)
+            assert http.post("/search/json", json={"item_id": 1, "text": "x", "exclude_reference": bad}).status_code == 422
+        r = http.post("/search", data={"item_id": "1", "text": "x", "colour": "red"})
+        assert r.status_code == 422 and "unknown form field" in r.json()["message"] and "'colour'" in r.json()["message"]
         assert http.get("/items/10").status_code == 200
         assert http.post("/search/json", json={"item_id": 1, "text": "add a dog", "k": 2}).status_code == 200
+        assert http.post("/search/json", json={"item_id": 1.0, "text": "add a dog", "k": 2.0}).status_code == 200  # JSON Schema integers
 
 
 def test_unknown_items_name_the_id_not_the_store_path(server_url, scene_store):  # noqa: F811

@@ -169,9 +169,12 @@ def test_a_new_strategy_reaches_store_cli_server_and_client(blend, scene_store, 
     schema = client.get("/openapi.json").json()
     models = schema["components"]["schemas"]
     form = next(s for s in models.values() if "image" in s.get("properties", {}) and "alpha" in s["properties"])
-    assert form["properties"]["alpha"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
-    assert form["properties"]["alpha"]["description"] == "blend: share of the reference image in the blend (default 0.25)"
+    alpha = form["properties"]["alpha"]
+    assert (alpha["type"], alpha["minimum"], alpha["maximum"]) == ("number", 0.0, 1.0)
+    assert alpha["description"] == "blend: share of the reference image in the blend (default 0.25)"
     assert "blend" in form["properties"]["strategy"]["enum"]
+    blend_form = next(v for v in form["oneOf"] if v["properties"]["strategy"]["const"] == "blend")
+    assert set(blend_form["properties"]) - {"image", "item_id", "text", "strategy", "k", "exclude_reference"} == {"alpha"}
     assert models["BlendParams"]["properties"]["alpha"]["maximum"] == 1.0
     assert models["SearchRequest"]["discriminator"]["mapping"]["blend"] == "#/components/schemas/SearchBlendRequest"
     info = {s["name"]: s for s in client.get("/info").json()["strategies"]}

@@ -57,6 +57,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     )
     app.state.config, app.state.service, app.state.metrics = config, service, metrics
     app.include_router(build_router(config, service, metrics))
+    _publish_truthful_schema(app, lambda: service.strategies)
     _add_page(app)
     _add_error_handlers(app)
     if config.cors_origins:
@@ -71,6 +72,20 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts every answer, 413s included
     return app
+
+
+def _publish_truthful_schema(app: FastAPI, names) -> None:  # names: called when the schema is first built
+    """The published schema states what the server takes (see schemas.publish_truthful_schema)."""
+    from cir.server.schemas import publish_truthful_schema
+
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = publish_truthful_schema(build(), names())
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def base64_length(nbytes: int) -> int:

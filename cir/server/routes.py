@@ -16,7 +16,7 @@ from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategi
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
-from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextInt, search_request_model
+from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextBool, StrictTextInt, search_request_model, strict_text_int
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
 from cir.server.uploads import check_declared_type, check_image_bytes
@@ -31,7 +31,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     public = APIRouter()
     api = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
     thumbnails = service.thumbnails  # bounded decodes, cached on disk (cir.server.thumbnails)
-    names = strategy_names()  # the registered strategies; /info says which of them this store's backbone can run
+    names = strategy_names()  # accepted by name (an unusable one is refused saying how to train it); the published
+    # schema offers only those this store can run (app.py: publish_truthful_schema)
     StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
     SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
                                          max_base64_chars=4 * -(-config.max_upload_bytes // 3))  # base64: 4 per 3
@@ -72,8 +73,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         item_id: Annotated[Optional[StrictTextInt], Form(description="a stored item as the reference (or upload image)")] = None,
         text: Annotated[Optional[str], Form(max_length=config.max_text_chars, description="the modification text")] = None,
         strategy: Annotated[StrategyName, Form(description="how image and text combine")] = DEFAULT_STRATEGY,
-        k: Annotated[StrictTextInt, Form(ge=1, le=config.max_k, description="results wanted")] = 10,
-        exclude_reference: Annotated[bool, Form(description="leave the reference out of the results")] = True,
+        k: Annotated[strict_text_int(1, config.max_k), Form(description="results wanted")] = 10,
+        exclude_reference: Annotated[StrictTextBool, Form(description="leave the reference out of the results")] = True,
         **params,
     ) -> dict:
         """Rank the store's images for a reference (an uploaded image or a stored item) modified by a text.
@@ -87,7 +88,15 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference))
 
     search.__signature__ = _with_param_fields(search)  # one form field per declared parameter
-    api.post("/search", response_model=SearchResponse, tags=["search"])(search)
+    form_fields = frozenset(search.__signature__.parameters) - {"request"}
+
+    async def known_form_fields(request: Request) -> None:  # an unknown field is refused, as an unknown JSON key is
+        unknown = sorted(set((await request.form()).keys()) - form_fields)
+        if unknown:
+            raise ApiError(422, "invalid_request", f"unknown form field(s) {', '.join(repr(n[:40]) for n in unknown[:5])}; "
+                           f"the search form takes {', '.join(sorted(form_fields))}")
+
+    api.post("/search", response_model=SearchResponse, tags=["search"], dependencies=[Depends(known_form_fields)])(search)
 
     @api.post("/search/json", response_model=SearchResponse, tags=["search"])
     def search_json(request: Request, body: SearchRequest) -> dict:
@@ -165,6 +174,7 @@ def _with_param_fields(endpoint) -> inspect.Signature:
             if kind is float:
                 constraints["allow_inf_nan"] = False
         description = "; ".join(f"{s.name}: {p.help} (default {p.default})" for s, p in owners)
+        kind = StrictTextBool if kind is bool else kind  # "true" / "false" only
         annotation = Annotated[Optional[kind], Form(description=description, **constraints)]
         fields.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     return inspect.Signature(fixed + fields)

@@ -155,8 +155,11 @@ class SearchService:
 
                 usable = []
                 for name in strategy_names():
+                    if not strategy_spec(name).learned:  # training-free: nothing to load (nor the edit parser)
+                        usable.append(name)
+                        continue
                     try:
-                        build_strategy(name, parser=self.parser).prepare(self.store.backbone)
+                        build_strategy(name).prepare(self.store.backbone)  # a learned one: no edit parser
                     except WeightsUnavailable as exc:
                         self._unavailable[name] = str(exc)
                         continue
