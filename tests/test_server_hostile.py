@@ -149,7 +149,7 @@ def test_a_kept_alive_connection_is_still_answered(server_url):
 def test_the_json_body_limit_allows_a_base64_image_of_the_upload_limit(scene_store):  # noqa: F811
     import base64
 
-    from cir.server.app import base64_length
+    from cir.server.schemas import base64_length
 
     limit = 64 * 1024
     app = create_app(ServeConfig(store=scene_store.root, max_upload_bytes=limit), store=scene_store)

@@ -46,10 +46,11 @@ def test_st_run_finds_nothing(scene_store_dir, tmp_path):  # noqa: F811
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         wait_for_health(url, server)
-        run = subprocess.run([str(ST), "run", f"{url}/openapi.json", "-H", f"X-API-Key: {KEY}", "--checks", "all",
+        run = subprocess.run([str(ST), "--config-file", str(ROOT / "schemathesis.toml"),  # what `st` reads in the repo root
+                              "run", f"{url}/openapi.json", "-H", f"X-API-Key: {KEY}", "--checks", "all",
                               "--seed", str(SEED), "--max-examples", str(EXAMPLES), "--no-color",
                               "--report-dir", str(tmp_path / "report")],
-                             cwd=ROOT, capture_output=True, text=True, timeout=600)  # cwd: schemathesis.toml
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)  # its .schemathesis/ cache: not in the tree
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
         assert "No issues found" in run.stdout, run.stdout[-3000:]
     finally:

@@ -17,6 +17,7 @@ from cir.server.config import ServeConfig
 from cir.server.errors import ApiError, from_library
 from cir.server.metrics import Metrics, MetricsMiddleware
 from cir.server.routes import build_router
+from cir.server.schemas import base64_length
 from cir.server.security import BodyDeadlineMiddleware, BodyLimitMiddleware, HostCheckMiddleware
 from cir.server.service import SearchService
 from cir.store import Store
@@ -86,11 +87,6 @@ def _publish_truthful_schema(app: FastAPI, names) -> None:  # names: called when
         return app.openapi_schema
 
     app.openapi = openapi
-
-
-def base64_length(nbytes: int) -> int:
-    """Characters of the base64 text of ``nbytes`` bytes (4 per 3, padded)."""
-    return 4 * -(-nbytes // 3)
 
 
 def _add_page(app: FastAPI) -> None:

@@ -16,7 +16,10 @@ from cir.compose.registry import DEFAULT_STRATEGY, all_params, describe_strategi
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
-from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextBool, StrictTextInt, search_request_model, strict_text_int
+from cir.server.schemas import (
+    ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextBool, StrictTextInt, base64_length,
+    search_request_model, strict_text_int,
+)
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
 from cir.server.uploads import check_declared_type, check_image_bytes
@@ -35,7 +38,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     # schema offers only those this store can run (app.py: publish_truthful_schema)
     StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
     SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
-                                         max_base64_chars=4 * -(-config.max_upload_bytes // 3))  # base64: 4 per 3
+                                         max_base64_chars=base64_length(config.max_upload_bytes))
 
     @public.get("/health", response_model=Health, response_model_exclude_none=True, tags=["service"],
                 responses={503: {"model": Health, "description": "the store is gone, replaced or unreadable (reason)"}})

@@ -15,6 +15,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, c
 from cir.compose.registry import DEFAULT_STRATEGY, ParamSpec, StrategySpec, strategy_specs
 
 
+def base64_length(nbytes: int) -> int:
+    """Characters of the base64 text of ``nbytes`` bytes (4 per 3, padded)."""
+    return 4 * -(-nbytes // 3)
+
+
 def strict_int(value):
     """An integer written as ASCII digits (an optional minus); not ``1_0``, ``+1``, `` 1``, ``1.0``, ``true`` or
     other scripts' digits, which ``int()`` would accept. For form fields and path parameters (they arrive as text)."""
