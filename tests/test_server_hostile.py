@@ -199,3 +199,28 @@ def test_unknown_items_name_the_id_not_the_store_path(server_url, scene_store): 
     with pytest.raises(UnknownItem) as info:
         scene_store.item(999)
     assert str(scene_store.root) not in str(info.value)
+
+
+def test_the_body_deadline_ends_with_the_body():
+    """After the whole body has arrived, receive() only waits for a disconnect (Starlette listens while streaming):
+    a response that takes longer than the body deadline is not cut."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from cir.server.security import BodyDeadlineMiddleware
+
+    async def slow(request):
+        async def chunks():
+            for _ in range(4):
+                await asyncio.sleep(0.3)
+                yield b"x"
+
+        return StreamingResponse(chunks())
+
+    app = BodyDeadlineMiddleware(Starlette(routes=[Route("/", slow, methods=["GET", "POST"])]), seconds=0.3)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get("/").content == b"xxxx"
+        assert http.post("/", content=b"a body").content == b"xxxx"

@@ -104,14 +104,20 @@ class BodyDeadlineMiddleware:
         deadline = time.monotonic() + self.seconds
         started = False
         timed_out = False
+        body_done = False  # after the whole body, receive() only waits for a disconnect: no deadline then
 
         async def timed_receive():
-            nonlocal timed_out
+            nonlocal timed_out, body_done
+            if body_done:
+                return await receive()
             try:
-                return await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
             except asyncio.TimeoutError:
                 timed_out = True
                 raise BodyTimeout() from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
 
         async def tracking_send(message):
             nonlocal started
