@@ -24,6 +24,7 @@ from cir.errors import QueryError, StoreError, StrategyUnavailable
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.thumbnails import ThumbnailCache
+from cir.store.layout import DB_NAME  # the store's database file: its inode names one store
 
 
 @dataclass
@@ -41,7 +42,6 @@ class SearchArgs:
 
 log = logging.getLogger("cir.server")
 
-DB_NAME = "items.sqlite"  # the store's database file (cir.store.layout.DB_NAME): its inode names one store
 
 
 def store_identity(root) -> tuple | None:
