@@ -66,13 +66,17 @@ class Client:
         """Same arguments and result as :meth:`cir.store.Store.search`; ``image`` is uploaded (a path is read here,
         never sent as a path). The strategy's parameters (``params`` and/or keywords, e.g. ``image_weight=0.8``)
         are sent as the form fields of the same names, and the server checks them against its own strategies
-        (``info()["strategies"]`` lists them). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
+        (``info()["strategies"]`` lists them); they need a named ``strategy`` (without one the server chooses). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
         from cir.compose.registry import merge_params
 
         form = {"k": str(k), "exclude_reference": "true" if exclude_reference else "false"}
         if strategy is not None:  # None: the server's default for the query (GET /info default_strategy)
             form["strategy"] = strategy
-        for name, value in merge_params(params, param_kwargs).items():
+        given = merge_params(params, param_kwargs)
+        if strategy is None and given:  # the server refuses them too: which strategy they belong to must be said
+            raise QueryError(f"parameters ({', '.join(sorted(given))}) go with a named strategy; pass strategy=... "
+                             "(info()['strategies'] lists each strategy's parameters)")
+        for name, value in given.items():
             if name in form or name in ("image", "text", "item_id", "strategy"):
                 raise QueryError(f"{name!r} is a search argument, not a strategy parameter")
             form[name] = _form_value(value)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+LOCAL_URL = "http://127.0.0.1"  # base URL for in-process clients (TestClient's default Host, testserver, is refused)
+
 SCENE_OBJECTS = (("cat",), ("dog",), ("cat", "laptop"), ("dog", "laptop"), ("umbrella",), ("umbrella", "cat"),
                  ("basket",), ("basket", "dog"), ("laptop",), ("teddy bear",), ("teddy bear", "umbrella"),
                  ("cat", "dog"))
@@ -64,8 +66,14 @@ def running_server(app, port: int | None = None):
     own ``started`` flag set by its event loop (an Event, not a poll of a subprocess)."""
     import uvicorn
 
+    from cir.server.serving import uvicorn_config
+
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    served = getattr(getattr(app, "state", None), "config", None)
+    if served is not None:  # a cir app: the protocol and deadlines `cir serve` runs with
+        config = uvicorn_config(app, served, host="127.0.0.1", port=port)
+    else:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     started = threading.Event()
     original_startup = server.startup

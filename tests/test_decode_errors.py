@@ -13,6 +13,7 @@ from cir.encode.encoder import ReferenceFailure, reference_failure
 from cir.errors import CirError, QueryError
 from cir.ingest.decode import (
     DECODE_FAILURES,
+    FORMATS_TEXT,
     CorruptImage,
     DecodeFailure,
     DecodeLimits,
@@ -83,7 +84,7 @@ def test_decompression_bomb():
 
 
 def test_not_an_image():
-    with pytest.raises(NotAnImage, match=r"not an image \(no decoder recognises its content\)"):
+    with pytest.raises(NotAnImage, match=r"not an image cir opens"):
         decode_image(b"%PDF-1.4 certainly not an image", DecodeLimits())
 
 
@@ -113,7 +114,7 @@ def test_indexing_records_the_message_as_the_skip_reason(tmp_path, tiny_backbone
     with cir.open_store(tmp_path / "store", backbone=tiny_backbone, create=True) as store:
         summary = store.index([folder], progress=False, workers=0)
     reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in summary.skipped}
-    assert reasons == {"empty.png": "empty file (0 bytes)", "text.png": "not an image (no decoder recognises its content)"}
+    assert reasons == {"empty.png": "empty file (0 bytes)", "text.png": f"not an image cir opens (it reads {FORMATS_TEXT}; other formats are never decoded)"}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.server_helpers import scene_store, scene_store_dir  # noqa: F401 - fixtures
+from tests.server_helpers import LOCAL_URL, scene_store, scene_store_dir  # noqa: F401 - fixtures
 
 
 def test_cir_demo_recommends_its_best_measured_strategy():
@@ -53,7 +53,8 @@ def test_store_search_and_the_server_follow_the_recorded_default(scene_store):  
     with recommendation(spec, {"sum": 41.5, "arithmetic": 73.8, "image": 14.8}):
         chosen = scene_store.search(item_id=2, text="add a dog", k=3)
         assert chosen.query["strategy"] == "arithmetic" and "arithmetic 73.8" in chosen.explanation["default_strategy"]
-        client = TestClient(create_app(ServeConfig(store=scene_store.root, refresh_interval_s=0), store=scene_store))
+        client = TestClient(create_app(ServeConfig(store=scene_store.root, refresh_interval_s=0), store=scene_store),
+                            base_url=LOCAL_URL)
         info = client.get("/info").json()
         assert info["default_strategy"] == "arithmetic" and info["default_strategy_recall_at_1"] == 73.8
         assert "a test table" in info["default_strategy_reason"]

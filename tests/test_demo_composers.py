@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cir.backbones import shipped_demo_dir
+from tests.server_helpers import LOCAL_URL as LOCAL  # noqa: E402 - TestClient's base URL: a Host the server answers
 
 
 @pytest.mark.slow
@@ -38,7 +39,7 @@ def test_demo_learned_strategies_are_served(tmp_path):
         renderer.render(Scene(f"s{i}", objects, "color", i), 64).save(folder / f"s{i}.png")
     with Store.open(tmp_path / "store", backbone="cir:demo", create=True) as store:
         store.index([folder], progress=False)
-    client = TestClient(create_app(ServeConfig(store=tmp_path / "store")))
+    client = TestClient(create_app(ServeConfig(store=tmp_path / "store")), base_url=LOCAL)
     info = client.get("/info").json()
     assert [s["name"] for s in info["strategies"]] == ["image", "text", "sum", "arithmetic", "pic2word", "combiner"]
     assert [s["learned"] for s in info["strategies"]] == [False] * 4 + [True] * 2

@@ -16,6 +16,7 @@ from cir.compose import strategy_names
 from cir.server import ServeConfig, create_app
 from tests.server_helpers import scene_store, scene_store_dir  # noqa: F401 - fixtures
 from tests.store_helpers import encoded_png_header, jpeg_bytes
+from tests.server_helpers import LOCAL_URL as LOCAL  # noqa: E402 - TestClient's base URL: a Host the server answers
 
 KEY = "s3cret-key-for-tests"
 
@@ -29,7 +30,7 @@ def app(scene_store):  # noqa: F811
 def client(app):
     from fastapi.testclient import TestClient
 
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -38,7 +39,7 @@ def keyed(scene_store):  # noqa: F811
     from fastapi.testclient import TestClient
 
     app = create_app(ServeConfig(store=scene_store.root, api_key=KEY), store=scene_store)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -154,13 +155,25 @@ def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
             "/items/{item_id}/thumbnail", "/health", "/metrics"} <= set(schema["paths"])
     models = schema["components"]["schemas"]
     form = next(s for s in models.values() if "strategy" in s.get("properties", {}) and "image" in s["properties"])
-    assert form["properties"]["image_weight"]["anyOf"][0] == {"type": "number", "maximum": 100.0, "minimum": -100.0}
-    assert "sum: weight of the reference image" in form["properties"]["image_weight"]["description"]
+    weight = form["properties"]["image_weight"]  # a form field is never null: optional = not required
+    assert (weight["type"], weight["maximum"], weight["minimum"]) == ("number", 100.0, -100.0) and "anyOf" not in weight
+    assert "sum: weight of the reference image" in weight["description"]
+    # the form is one variant per strategy this store runs, each with its own parameters and needs
+    forms = {v["properties"]["strategy"]["const"]: v for v in form["oneOf"] if "strategy" in v["properties"]}
+    assert set(forms) == {s["name"] for s in info["strategies"]}
+    assert all("strategy" in f["required"] for f in forms.values())
+    default_form = [v for v in form["oneOf"] if "strategy" not in v["properties"]]  # the store chooses
+    assert len(default_form) == 1 and not set(default_form[0]["properties"]) & {"image_weight", "add_weight"}
+    assert set(forms["sum"]["properties"]) >= {"image_weight", "text_weight"} and "add_weight" not in forms["sum"]["properties"]
+    assert "text" in forms["sum"]["required"] and "text" not in forms["image"]["required"]
     # the JSON body: one variant per strategy, told apart by strategy, each with its own params
     body = schema["paths"]["/search/json"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     body = models[body["$ref"].split("/")[-1]] if "$ref" in body else body
-    assert body["discriminator"]["propertyName"] == "strategy"
-    assert set(body["discriminator"]["mapping"]) == set(strategy_names())
+    variants = [models[v["$ref"].split("/")[-1]] for v in body["oneOf"]]
+    named = {v["properties"]["strategy"]["const"] for v in variants if "strategy" in v["properties"]}
+    assert named == {s["name"] for s in info["strategies"]}  # only what this store runs
+    assert all("strategy" in v["required"] for v in variants if "strategy" in v["properties"])
+    assert [v["title"] for v in variants if "strategy" not in v["properties"]] == ["SearchDefaultRequest"]
     sum_params = models["SumParams"]
     assert set(sum_params["properties"]) == {"image_weight", "text_weight"} and sum_params["additionalProperties"] is False
     assert sum_params["properties"]["text_weight"]["maximum"] == 100.0
@@ -171,7 +184,7 @@ def test_health_info_page_and_schema(client, scene_store):  # noqa: F811
 def test_metrics_count_requests_latencies_and_errors(app):
     from fastapi.testclient import TestClient
 
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         c.get("/health")
         c.post("/search", data={"item_id": "0", "text": "x", "strategy": "sun"})
         c.post("/search", data={"item_id": "0", "text": "add a dog", "strategy": "arithmetic"})
@@ -248,12 +261,16 @@ def test_json_body_errors(client):
     assert_error(client.post("/search/json", json=[1, 2]), 422, "invalid_request")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "strategy": "sun"}), 422, "invalid_request", "arithmetic")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "k": 0}), 422, "invalid_request", "k")
-    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "params": {"image_weight": "heavy"}}), 422)
-    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "params": {"image_weight": 1e9}}), 422,
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "strategy": "sum", "params": {"image_weight": "heavy"}}), 422)
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "strategy": "sum", "params": {"image_weight": 1e9}}), 422,
                  "invalid_request", "params.image_weight")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "strategy": "arithmetic",
                                                    "params": {"image_weight": 2}}), 422, "invalid_request", "image_weight")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "weights": {"image": 1}}), 422, "invalid_request", "weights")
+    assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "params": {"image_weight": 2}}), 422,
+                 "invalid_request", "named strategy")  # without a strategy the store chooses: params need one
+    assert_error(client.post("/search", data={"item_id": "0", "text": "x", "image_weight": "2"}), 422,
+                 "invalid_request", "named strategy")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x" * 1001}), 422, "invalid_request", "text")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "path": "/etc/passwd"}), 422, "invalid_request", "path")
     assert_error(client.post("/search/json", json={"image_base64": "***", "text": "x"}), 422, "invalid_request", "base64")
@@ -300,7 +317,7 @@ def test_cors_is_off_by_default_and_on_for_named_origins(client, scene_store):  
     pre = client.options("/search", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in pre.headers and 400 <= pre.status_code < 500
     allowed = create_app(ServeConfig(store=scene_store.root, cors_origins=("https://app.example",)), store=scene_store)
-    with TestClient(allowed) as c:
+    with TestClient(allowed, base_url=LOCAL) as c:
         assert c.get("/health", headers={"Origin": "https://app.example"}).headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-origin" not in c.get("/health", headers={"Origin": "https://evil.example"}).headers
 

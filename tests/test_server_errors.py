@@ -16,6 +16,7 @@ from cir.ingest.decode import CorruptImage, DecompressionBomb, EmptyFile, FileTo
 from cir.server import ServeConfig, create_app
 from cir.server.errors import HTTP_ERRORS, LIBRARY_ERRORS, ApiError, from_library, status_table
 from tests.server_helpers import scene_store, scene_store_dir  # noqa: F401 - fixtures
+from tests.server_helpers import LOCAL_URL as LOCAL  # noqa: E402 - TestClient's base URL: a Host the server answers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
 
@@ -84,7 +85,7 @@ def client(scene_store):  # noqa: F811
     from fastapi.testclient import TestClient
 
     app = create_app(ServeConfig(store=scene_store.root, refresh_interval_s=0), store=scene_store)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 

@@ -39,8 +39,10 @@ def test_client_mirrors_the_library(server_url, scene_store):  # noqa: F811
             assert 3 not in [h.id for h in remote.results]  # the server excluded the stored copy by content hash
             assert remote.explanation["remove"] == ["laptop"] and remote.explanation["weights"]["remove"] == 0.5
             assert remote.query["composition"] == local.explanation
-        by_item = client.search(item_id=0, text="add a dog", k=3, image_weight=0.5, exclude_reference=False)
-        assert by_item.results == scene_store.search(item_id=0, text="add a dog", k=3, image_weight=0.5,
+        with pytest.raises(QueryError, match="named strategy"):  # the server chooses without one: params need one
+            client.search(item_id=0, text="add a dog", k=3, image_weight=0.5)
+        by_item = client.search(item_id=0, text="add a dog", strategy="sum", k=3, image_weight=0.5, exclude_reference=False)
+        assert by_item.results == scene_store.search(item_id=0, text="add a dog", strategy="sum", k=3, image_weight=0.5,
                                                      exclude_reference=False).results
         assert client.parse("swap the cat for a basket").remove == ("cat",)
         assert client.item(7) == scene_store.item(7)
@@ -74,12 +76,11 @@ def test_client_with_an_api_key(scene_store):  # noqa: F811
 
 
 def test_cli_serve_builds_the_configured_app(scene_store_dir, monkeypatch, capsys):  # noqa: F811
-    import uvicorn
-
     from cir.cli import main
+    from cir.server import serving
 
     served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setattr(serving, "serve", lambda app, config: served.update(app=app, host=config.host, port=config.port))
     monkeypatch.setenv("CIR_API_KEY", KEY)
     assert main(["serve", "--store", str(scene_store_dir), "--port", "8123", "--max-upload-mb", "1"]) == 0
     assert served["host"] == "127.0.0.1" and served["port"] == 8123

@@ -20,6 +20,7 @@ from cir.compose import (
 )
 from cir.errors import QueryError
 from tests.server_helpers import running_server, scene_store, scene_store_dir  # noqa: F401 - fixtures
+from tests.server_helpers import LOCAL_URL as LOCAL  # noqa: E402 - TestClient's base URL: a Host the server answers
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "remove the laptop and add a dog"
@@ -164,15 +165,18 @@ def test_a_new_strategy_reaches_store_cli_server_and_client(blend, scene_store, 
 
     # the server: a form field and a JSON variant with the declared bounds and help; /info lists it
     app = create_app(ServeConfig(store=scene_store.root, refresh_interval_s=0), store=scene_store)
-    client = TestClient(app)
+    client = TestClient(app, base_url=LOCAL)
     schema = client.get("/openapi.json").json()
     models = schema["components"]["schemas"]
     form = next(s for s in models.values() if "image" in s.get("properties", {}) and "alpha" in s["properties"])
-    assert form["properties"]["alpha"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
-    assert form["properties"]["alpha"]["description"] == "blend: share of the reference image in the blend (default 0.25)"
-    assert "blend" in form["properties"]["strategy"]["anyOf"][0]["enum"]  # optional: the store's default when absent
+    alpha = form["properties"]["alpha"]
+    assert (alpha["type"], alpha["minimum"], alpha["maximum"]) == ("number", 0.0, 1.0)
+    assert alpha["description"] == "blend: share of the reference image in the blend (default 0.25)"
+    assert "blend" in form["properties"]["strategy"]["enum"]
+    blend_form = next(v for v in form["oneOf"] if v["properties"]["strategy"]["const"] == "blend")
+    assert set(blend_form["properties"]) - {"image", "item_id", "text", "strategy", "k", "exclude_reference"} == {"alpha"}
     assert models["BlendParams"]["properties"]["alpha"]["maximum"] == 1.0
-    assert models["SearchRequest"]["discriminator"]["mapping"]["blend"] == "#/components/schemas/SearchBlendRequest"
+    assert {"$ref": "#/components/schemas/SearchBlendRequest"} in models["SearchRequest"]["oneOf"]
     info = {s["name"]: s for s in client.get("/info").json()["strategies"]}
     assert info["blend"]["params"] == [{"name": "alpha", "type": "float", "default": 0.25, "min": 0.0, "max": 1.0,
                                         "help": "share of the reference image in the blend"}]
@@ -286,7 +290,7 @@ def test_every_parameter_type_on_every_surface(scene_store, capsys):  # noqa: F8
                      "--flag", "--label", "hi", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["query"]["composition"] == want
 
-        client = TestClient(create_app(ServeConfig(store=scene_store.root), store=scene_store))
+        client = TestClient(create_app(ServeConfig(store=scene_store.root), store=scene_store), base_url=LOCAL)
         form = client.post("/search", data={"item_id": "1", "strategy": "typed", "count": "3", "flag": "true", "label": "hi"})
         assert form.status_code == 200, form.text
         assert {k: form.json()["explanation"][k] for k in want} == want

@@ -7,7 +7,8 @@ orientation, takes the first frame of animations, and flattens transparency onto
 reduced DCT scale when the model input is much smaller (``draft``): the result still has at least the model's
 input size on both sides, and the model's own preprocessing does the final resize.
 
-Every failure is a :class:`DecodeFailure` subclass (empty, unreadable, too many bytes, a side too long, a bomb, not
+Only the formats in :data:`ALLOWED_FORMATS` are decoded (an EPS, PSD or ICO is "not an image", however it is
+named). Every failure is a :class:`DecodeFailure` subclass (empty, unreadable, too many bytes, a side too long, a bomb, not
 an image, corrupt, preprocessing refused), so callers choose what to do by type; the message is the reason shown to
 a person (indexing records it as the skip reason). Turning pixels into a model's tensor and vector is
 :mod:`cir.encode`, which calls this module.
@@ -27,6 +28,10 @@ from cir.errors import CirError
 from cir.ingest.hashing import sha256_bytes
 
 ORIENTATIONS_SWAPPING_SIDES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 or 270 degrees
+# The only Pillow decoders cir runs (Image.open's formats=): the formats cir documents. Every other plugin (EPS runs
+# Ghostscript on the file, PSD, ICO, TGA, ...) never sees a byte, whatever the file's name or declared type.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+FORMATS_TEXT = "JPEG, PNG, WebP, BMP, GIF or TIFF"  # for messages
 
 
 @dataclass(frozen=True)
@@ -117,9 +122,9 @@ def decode_image(data: bytes, limits: DecodeLimits, min_side: int | None = None)
     if not data:
         raise EmptyFile("empty file (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError as exc:
-        raise NotAnImage("not an image (no decoder recognises its content)") from exc
+        raise NotAnImage(f"not an image cir opens (it reads {FORMATS_TEXT}; other formats are never decoded)") from exc
     except Image.DecompressionBombError as exc:
         raise DecompressionBomb(f"decompression bomb: {exc}") from exc
     except Image.DecompressionBombWarning as exc:  # raised when the caller turned the warning into an error

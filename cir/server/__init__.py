@@ -6,7 +6,8 @@ Modules: :mod:`~cir.server.config` (ServeConfig, the limits), :mod:`~cir.server.
 middleware), :mod:`~cir.server.routes` (the endpoints), :mod:`~cir.server.schemas` (request and response models),
 :mod:`~cir.server.service` (the store behind the routes: refresh, search, parse), :mod:`~cir.server.uploads` (checks
 on uploaded images), :mod:`~cir.server.security` (API key, body size), :mod:`~cir.server.metrics` (Prometheus),
-:mod:`~cir.server.thumbnails`, and ``static/`` (the page). See docs/serving.md.
+:mod:`~cir.server.thumbnails`, :mod:`~cir.server.serving` (uvicorn with deadlines for slow clients), and ``static/``
+(the page). See docs/serving.md.
 """
 
 from cir.server.config import ServeConfig

@@ -17,7 +17,8 @@ from cir.server.config import ServeConfig
 from cir.server.errors import ApiError, from_library
 from cir.server.metrics import Metrics, MetricsMiddleware
 from cir.server.routes import build_router
-from cir.server.security import BodyLimitMiddleware
+from cir.server.schemas import base64_length
+from cir.server.security import BodyDeadlineMiddleware, BodyLimitMiddleware, HostCheckMiddleware
 from cir.server.service import SearchService
 from cir.store import Store
 
@@ -28,6 +29,7 @@ STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/static/style.css": ("style.css", "text/css; charset=utf-8")}
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+FORM_ROOM = 64 * 1024  # bytes of a request body besides the image (the other form fields, the JSON keys)
 HTTP_KINDS = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
               413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request"}
 
@@ -43,6 +45,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        service.close()
         if owned:
             store.close()
 
@@ -55,6 +58,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     )
     app.state.config, app.state.service, app.state.metrics = config, service, metrics
     app.include_router(build_router(config, service, metrics))
+    _publish_truthful_schema(app, lambda: service.strategies)
     _add_page(app)
     _add_error_handlers(app)
     if config.cors_origins:
@@ -62,10 +66,27 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
-    app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_bytes + 64 * 1024)  # + room for the form fields
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_bytes + FORM_ROOM,
+                       path_limits={"/search/json": base64_length(config.max_upload_bytes) + FORM_ROOM})
+    app.add_middleware(BodyDeadlineMiddleware, seconds=config.body_timeout_s)
+    app.add_middleware(HostCheckMiddleware, names=config.host_names)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts every answer, 413s included
     return app
+
+
+def _publish_truthful_schema(app: FastAPI, names) -> None:  # names: called when the schema is first built
+    """The published schema states what the server takes (see schemas.publish_truthful_schema)."""
+    from cir.server.schemas import publish_truthful_schema
+
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = publish_truthful_schema(build(), names())
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def _add_page(app: FastAPI) -> None:

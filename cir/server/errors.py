@@ -32,7 +32,7 @@ LIBRARY_ERRORS: tuple[tuple[type[CirError], ErrorKind], ...] = (
     (DecompressionBomb, ErrorKind(413, "image_too_large", "decompression bomb: more pixels than `--max-image-pixels`, read from the header before any pixel is decoded")),
     (ImageTooLarge, ErrorKind(413, "image_too_large", "a side over `--max-image-side` pixels")),
     (FileTooLarge, ErrorKind(413, "payload_too_large", "the image file is over the byte limit")),
-    (NotAnImage, ErrorKind(415, "unsupported_media_type", "the uploaded bytes are not an image no decoder recognises")),
+    (NotAnImage, ErrorKind(415, "unsupported_media_type", "the uploaded bytes are not an image in a format cir opens (JPEG, PNG, WebP, BMP, GIF, TIFF: an EPS, PSD or ICO is never decoded)")),
     (EmptyFile, ErrorKind(422, "invalid_image", "an empty (0 bytes) image")),
     (CorruptImage, ErrorKind(422, "invalid_image", "a truncated or corrupt image")),
     (PreprocessFailed, ErrorKind(422, "invalid_image", "an image the model's preprocessing refuses (e.g. 1 pixel wide)")),
@@ -54,13 +54,16 @@ HTTP_ERRORS: tuple[ErrorKind, ...] = (
     ErrorKind(404, "image_unavailable", "the item's file is gone from disk or no longer decodes (re-run `cir index`)"),
     ErrorKind(404, "not_found", "no such endpoint"),
     ErrorKind(405, "method_not_allowed", "no such method on the endpoint"),
+    ErrorKind(408, "request_timeout", "the request body did not arrive whole within the body deadline (`ServeConfig.body_timeout_s`); the connection is closed"),
     ErrorKind(413, "payload_too_large", "the body is over `--max-upload-mb` (checked from `Content-Length`, and while streaming for chunked bodies)"),
     ErrorKind(413, "image_too_large", "an upload whose header declares a decompression bomb or a side over the limit (refused before decoding)"),
     ErrorKind(415, "unsupported_media_type", "the image part is declared as a non-image type (e.g. `text/plain`), or its bytes are not an image"),
+    ErrorKind(421, "misdirected_request", "the `Host` header names a host this server does not answer for (DNS rebinding); `--allowed-host` adds names"),
     ErrorKind(422, "invalid_request", "a field fails its schema: unknown strategy, `k` outside 1..max_k or not an integer, parameters non-numeric, NaN, infinite or out of range, text over the limit, unknown JSON keys, bad base64"),
     ErrorKind(422, "invalid_query", "both an image and an item_id as the reference"),
     ErrorKind(422, "invalid_image", "an empty upload or an unreadable image header"),
     ErrorKind(500, "internal_error", "a bug (the server log has the traceback)"),
+    ErrorKind(503, "store_unavailable", "the store directory is gone (deleted or moved) or was replaced by one that cannot be opened yet; a store created again at the same path is served as soon as it exists (`Retry-After`)"),
 )
 
 _DECLARED = {(e.status, e.kind) for e in HTTP_ERRORS}

@@ -7,6 +7,19 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})  # any other token: "other"
+UNMATCHED_ROUTE = "unmatched"  # every path no route template matches
+KNOWN_KINDS_CAP = 64  # error kinds are declared (server/errors.py); anything past this many is a bug: "other"
+
+
+def method_label(method: str | None) -> str:
+    """A bounded label for a request method: a client may send any token as the method."""
+    return method if method in KNOWN_METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    """The status code when it is a real HTTP status, else its class ("5xx"): bounded either way."""
+    return str(status) if 100 <= status <= 599 else "5xx"
 
 
 class Metrics:
@@ -29,11 +42,13 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts every request by route template (never the raw path: bounded label values), status and latency."""
+    """Counts every request by route template (never the raw path), method (known ones, else "other"), status and
+    latency: every label comes from a fixed set, so no client can grow /metrics."""
 
     def __init__(self, app, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._kinds: set[str] = set()  # error kinds seen (a bounded set; see KNOWN_KINDS_CAP)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -52,10 +67,13 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             self.metrics.in_flight.dec()
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            self.metrics.requests.labels(method, route, str(status)).inc()
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            method = method_label(scope.get("method"))
+            self.metrics.requests.labels(method, route, status_label(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
             if status >= 400:
                 kind = scope.get("cir.error_kind", "error")
-                self.metrics.errors.labels(route, str(status), kind).inc()
+                if kind not in self._kinds:
+                    kind = kind if len(self._kinds) < KNOWN_KINDS_CAP else "other"
+                    self._kinds.add(kind)
+                self.metrics.errors.labels(route, status_label(status), kind).inc()

@@ -10,19 +10,21 @@ import inspect
 from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, Security, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from cir.compose.registry import all_params, describe_strategies, loosest_bounds, strategy_names
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
-from cir.server.schemas import ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, search_request_model
+from cir.server.schemas import (
+    ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextBool, StrictTextInt, base64_length,
+    search_request_model, strict_text_int,
+)
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
-from cir.server.thumbnails import ThumbnailCache
 from cir.server.uploads import check_declared_type, check_image_bytes
 
-ItemId = Annotated[int, Path(description="item id (= vector row), from a search result")]
+ItemId = Annotated[StrictTextInt, Path(description="item id (= vector row), from a search result")]
 
 
 def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) -> APIRouter:
@@ -31,17 +33,24 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
 
     public = APIRouter()
     api = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
-    thumbnails = ThumbnailCache(config.thumbnail_cache)
-    names = strategy_names()  # the registered strategies; /info says which of them this store's backbone can run
+    thumbnails = service.thumbnails  # bounded decodes, cached on disk (cir.server.thumbnails)
+    names = strategy_names()  # accepted by name (an unusable one is refused saying how to train it); the published
+    # schema offers only those this store can run (app.py: publish_truthful_schema)
     StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
     SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
-                                         lambda has_ref, has_text: service.default_strategy(has_ref, has_text).name)
+                                         lambda has_ref, has_text: service.default_strategy(has_ref, has_text).name,
+                                         max_base64_chars=base64_length(config.max_upload_bytes))
 
-    @public.get("/health", response_model=Health, tags=["service"])
-    def health() -> dict:
-        """Liveness: the store is open. Needs no API key."""
-        store = service.fresh_store()
-        return {"status": "ok", "items": len(store), "store_version": service.version,
+    @public.get("/health", response_model=Health, response_model_exclude_none=True, tags=["service"],
+                responses={503: {"model": Health, "description": "the store is gone, replaced or unreadable (reason)"}})
+    def health():
+        """Liveness: the store is served (503 with the reason when it is gone or unreadable). Needs no API key."""
+        reason = service.status()
+        if reason is not None:
+            body = {"status": "store_unavailable", "reason": reason, "items": None, "store_version": None,
+                    "api_key_required": config.api_key is not None}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        return {"status": "ok", "items": len(service.store), "store_version": service.version,
                 "api_key_required": config.api_key is not None}
 
     @api.get("/info", response_model=Info, tags=["service"])
@@ -67,12 +76,12 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     def search(
         request: Request,
         image: Annotated[Optional[UploadFile], File(description="the reference image (or give item_id)")] = None,
-        item_id: Annotated[Optional[int], Form(description="a stored item as the reference (or upload image)")] = None,
+        item_id: Annotated[Optional[StrictTextInt], Form(description="a stored item as the reference (or upload image)")] = None,
         text: Annotated[Optional[str], Form(max_length=config.max_text_chars, description="the modification text")] = None,
         strategy: Annotated[Optional[StrategyName], Form(description="how image and text combine (default: the "
                                                                      "store's, see GET /info)")] = None,
-        k: Annotated[int, Form(ge=1, le=config.max_k, description="results wanted")] = 10,
-        exclude_reference: Annotated[bool, Form(description="leave the reference out of the results")] = True,
+        k: Annotated[strict_text_int(1, config.max_k), Form(description="results wanted")] = 10,
+        exclude_reference: Annotated[StrictTextBool, Form(description="leave the reference out of the results")] = True,
         **params,
     ) -> dict:
         """Rank the store's images for a reference (an uploaded image or a stored item) modified by a text.
@@ -83,10 +92,21 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
             check_declared_type(image.content_type)
             data = image.file.read(config.max_upload_bytes + 1)
         given = {name: value for name, value in params.items() if value is not None}
+        if strategy is None and given:  # the store picks the strategy by the inputs: parameters need a named one
+            raise ApiError(422, "invalid_request", f"parameters ({', '.join(sorted(given))}) go with a named strategy; "
+                           "add the strategy field (GET /info lists each strategy's parameters)")
         return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference))
 
     search.__signature__ = _with_param_fields(search)  # one form field per declared parameter
-    api.post("/search", response_model=SearchResponse, tags=["search"])(search)
+    form_fields = frozenset(search.__signature__.parameters) - {"request"}
+
+    async def known_form_fields(request: Request) -> None:  # an unknown field is refused, as an unknown JSON key is
+        unknown = sorted(set((await request.form()).keys()) - form_fields)
+        if unknown:
+            raise ApiError(422, "invalid_request", f"unknown form field(s) {', '.join(repr(n[:40]) for n in unknown[:5])}; "
+                           f"the search form takes {', '.join(sorted(form_fields))}")
+
+    api.post("/search", response_model=SearchResponse, tags=["search"], dependencies=[Depends(known_form_fields)])(search)
 
     @api.post("/search/json", response_model=SearchResponse, tags=["search"])
     def search_json(request: Request, body: SearchRequest) -> dict:
@@ -164,6 +184,7 @@ def _with_param_fields(endpoint) -> inspect.Signature:
             if kind is float:
                 constraints["allow_inf_nan"] = False
         description = "; ".join(f"{s.name}: {p.help} (default {p.default})" for s, p in owners)
+        kind = StrictTextBool if kind is bool else kind  # "true" / "false" only
         annotation = Annotated[Optional[kind], Form(description=description, **constraints)]
         fields.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     return inspect.Signature(fixed + fields)
@@ -172,8 +193,10 @@ def _with_param_fields(endpoint) -> inspect.Signature:
 def _image_type(path: str) -> str:
     from PIL import Image
 
+    from cir.ingest.decode import ALLOWED_FORMATS
+
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=ALLOWED_FORMATS) as image:
             fmt = image.format
     except FileNotFoundError:
         raise ApiError(404, "image_unavailable", "the file of this item is gone from disk (re-run `cir index`)") from None

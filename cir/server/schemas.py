@@ -7,11 +7,59 @@ that strategy declares (bounds and help included); ``/info`` lists the same decl
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Callable, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, RootModel, create_model, model_validator
 
 from cir.compose.registry import DEFAULT_STRATEGY, ParamSpec, StrategySpec, strategy_specs
+
+
+def base64_length(nbytes: int) -> int:
+    """Characters of the base64 text of ``nbytes`` bytes (4 per 3, padded)."""
+    return 4 * -(-nbytes // 3)
+
+
+def strict_int(value):
+    """An integer written as ASCII digits (an optional minus); not ``1_0``, ``+1``, `` 1``, ``1.0``, ``true`` or
+    other scripts' digits, which ``int()`` would accept. For form fields and path parameters (they arrive as text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("must be an integer written with the digits 0-9")
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?[0-9]{1,100}", value):
+            raise ValueError(f"{value[:40]!r} is not an integer written with the digits 0-9")
+        return int(value)
+    return value
+
+
+def json_int(value):
+    """A JSON integer: a number without a fractional part (``3`` or ``3.0``, as JSON Schema counts them), never
+    ``true`` (which Python counts as 1) nor a string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a JSON integer (a number, not true/false or a string)")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def strict_bool(value):
+    """A boolean form field: ``true`` or ``false`` (what the page and the client send), not ``0``, ``yes`` or
+    ``off``, which pydantic would also take."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValueError("must be true or false")
+
+
+StrictTextInt = Annotated[int, BeforeValidator(strict_int)]  # form fields and path parameters
+StrictTextBool = Annotated[bool, BeforeValidator(strict_bool)]  # form fields
+JsonInt = Annotated[int, BeforeValidator(json_int)]  # JSON fields
+
+
+def strict_text_int(ge: int, le: int):
+    """:data:`StrictTextInt` within [ge, le], with the bounds in the published schema."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(strict_int)]
 
 
 class Hit(BaseModel):
@@ -43,6 +91,8 @@ def param_field(p: ParamSpec, *, optional: bool) -> tuple[Any, Any]:
     constraints = {"ge": p.min, "le": p.max} if p.type in (int, float) else {}
     if p.type is float:
         constraints["allow_inf_nan"] = False
+    if p.type is bool:
+        constraints["strict"] = True  # JSON true / false only
     kind = Optional[p.type] if optional else p.type
     return kind, Field(None if optional else p.default, description=p.help, **constraints)
 
@@ -64,26 +114,63 @@ def params_model(spec: StrategySpec) -> type[BaseModel]:
                         **fields)
 
 
-def search_request_model(names, max_k: int, max_text_chars: int,
-                         choose: Callable[[bool, bool], str] | None = None) -> type[BaseModel]:
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # strict base64, as decoded
+NON_BLANK = r"\S"  # a text the strategies count as given: at least one character that is not whitespace
+
+
+def reference_rule(spec: StrategySpec) -> dict:
+    """The JSON Schema of the reference a strategy needs: exactly one of ``item_id`` and ``image_base64`` (not
+    null) when it needs one, at most one otherwise (the library refuses both)."""
+    by_id = {"required": ["item_id"], "properties": {"item_id": {"type": "integer"}, "image_base64": {"type": "null"}}}
+    by_image = {"required": ["image_base64"], "properties": {"image_base64": {"type": "string"}, "item_id": {"type": "null"}}}
+    if spec.needs_image:
+        return {"oneOf": [by_id, by_image]}
+    return {"not": {"required": ["item_id", "image_base64"],
+                    "properties": {"item_id": {"type": "integer"}, "image_base64": {"type": "string"}}}}
+
+
+def _check_reference(spec: StrategySpec):
+    def check(self):
+        given = (self.item_id is not None) + (self.image_base64 is not None)
+        if given > 1:
+            raise ValueError("give either item_id or image_base64 as the reference, not both")
+        if spec.needs_image and not given:
+            raise ValueError(f"strategy {spec.name!r} needs a reference: item_id or image_base64; without one, use 'text'")
+        return self
+
+    return model_validator(mode="after")(check)
+
+
+def search_request_model(names, max_k: int, max_text_chars: int, choose: Callable[[bool, bool], str] | None = None,
+                         max_base64_chars: int | None = None) -> type[BaseModel]:
     """The JSON variant of POST /search for the strategies ``names``: one variant per strategy, chosen by
-    ``strategy``, each with that strategy's ``params``. A request without ``strategy`` gets ``choose(has_reference,
-    has_text)`` (the store's default for those inputs; without ``choose``: ``DEFAULT_STRATEGY``) and records that it
-    was chosen for it (``strategy_defaulted``)."""
+    ``strategy``, each with that strategy's ``params`` and what it needs stated in the schema (a reference: exactly
+    one of item_id / image_base64; a text: required, not blank), so that every request the schema calls valid is one
+    the server runs. A request without ``strategy`` gets ``choose(has_reference, has_text)`` (the store's default
+    for those inputs; without ``choose``: ``DEFAULT_STRATEGY``) and records that it was chosen for it
+    (``strategy_defaulted``)."""
     variants = []
     for spec in strategy_specs(names):
         params = params_model(spec)
         default = spec.name if spec.name == DEFAULT_STRATEGY else ...
+        if spec.needs_text:
+            text = (str, Field(..., min_length=1, max_length=max_text_chars, pattern=NON_BLANK,
+                               description="the modification text (this strategy needs one)"))
+        else:
+            text = (Optional[str], Field(None, max_length=max_text_chars, description="the modification text (ignored by image)"))
         variants.append(create_model(
-            f"Search{_camel(spec.name)}Request", __config__=ConfigDict(extra="forbid"),
+            f"Search{_camel(spec.name)}Request",
+            __config__=ConfigDict(extra="forbid", json_schema_extra=reference_rule(spec)),
             __doc__=f"strategy {spec.name}: {spec.description}",
-            item_id=(Optional[int], Field(None, description="a stored item as the reference")),
-            image_base64=(Optional[str], Field(None, description="the reference image file, base64-encoded")),
-            text=(Optional[str], Field(None, max_length=max_text_chars, description="the modification text")),
+            __validators__={"reference": _check_reference(spec)},
+            item_id=(Optional[JsonInt], Field(None, description="a stored item as the reference")),
+            image_base64=(Optional[str], Field(None, min_length=4, max_length=max_base64_chars, pattern=BASE64_PATTERN,
+                                               description="the reference image file (JPEG, PNG, WebP, BMP, GIF or TIFF), base64-encoded")),
+            text=text,
             strategy=(Literal[spec.name], Field(default, description=spec.description)),
-            k=(int, Field(10, ge=1, le=max_k, description="results wanted")),
+            k=(Annotated[int, Field(ge=1, le=max_k), BeforeValidator(json_int)], Field(10, description="results wanted")),
             params=(params, Field(default_factory=params, description=f"the parameters of {spec.name}")),
-            exclude_reference=(bool, Field(True, description="leave the reference out of the results")),
+            exclude_reference=(bool, Field(True, strict=True, description="leave the reference out of the results")),
         ))
     union = Annotated[Union[tuple(variants)], Field(discriminator="strategy")]
 
@@ -98,6 +185,8 @@ def search_request_model(names, max_k: int, max_text_chars: int,
         @classmethod
         def _default_strategy(cls, data, handler):
             defaulted = isinstance(data, dict) and "strategy" not in data
+            if defaulted and "params" in data:  # the store picks the strategy by the inputs: params need a named one
+                raise ValueError("params go with a named strategy; add strategy (GET /info lists each one's params)")
             if defaulted:
                 has_reference = data.get("item_id") is not None or data.get("image_base64") is not None
                 text = data.get("text")
@@ -160,9 +249,10 @@ class Item(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
-    items: int = Field(description="items in the store")
-    store_version: int
+    status: Literal["ok", "store_unavailable"] = Field(description="ok (200), or store_unavailable (503, see reason)")
+    reason: Optional[str] = Field(None, description="why the store is not served (absent when ok)")
+    items: Optional[int] = Field(description="items in the store (null when unavailable)")
+    store_version: Optional[int] = Field(description="the commit served (null when unavailable)")
     api_key_required: bool
 
 
@@ -194,3 +284,103 @@ ERROR_RESPONSES = {
     415: {"model": ErrorBody, "description": "not an image, or the wrong content type"},
     422: {"model": ErrorBody, "description": "invalid query (field values, unknown strategy, ...)"},
 }
+
+
+def publish_truthful_schema(schema: dict, names) -> dict:
+    """``schema`` (an OpenAPI document) with the truth about multipart forms, in place: a form field is text or a
+    file, never JSON null (an optional field is one that is not required: a client that sends the word ``null``
+    sends a string), and the search form is one variant per strategy in ``names`` (like the JSON request), each
+    with the parameters that strategy takes and the reference and text it needs. ``names``: the strategies this
+    store can run; the JSON request's variants are narrowed to them too (the server still names the others, to say
+    how to train them, but a request for one is refused)."""
+    components = schema.get("components", {}).get("schemas", {})
+    union = components.get("SearchRequest", {})
+    if "discriminator" in union:
+        keep = {f"#/components/schemas/Search{_camel(name)}Request" for name in names}
+        union["oneOf"] = [v for v in union.get("oneOf", []) if v.get("$ref") in keep]
+        union["discriminator"]["mapping"] = {k: v for k, v in union["discriminator"]["mapping"].items() if v in keep}
+        _publish_json_default(components, union)
+    for path, methods in schema.get("paths", {}).items():
+        for operation in methods.values():
+            content = (operation.get("requestBody") or {}).get("content", {})
+            ref = content.get("multipart/form-data", {}).get("schema", {}).get("$ref", "")
+            body = components.get(ref.rsplit("/", 1)[-1]) if ref else None
+            if body is None:
+                continue
+            for field in body.get("properties", {}).values():
+                alternatives = [alt for alt in field.get("anyOf", []) if alt.get("type") != "null"]
+                if "anyOf" in field and len(alternatives) == 1:
+                    del field["anyOf"]
+                    field.update(alternatives[0])
+            if path == "/search" and "strategy" in body.get("properties", {}):
+                body.update(_form_variants(body, names))
+                operation["requestBody"]["required"] = True  # every strategy needs a text or a reference
+    return schema
+
+
+def _form_variants(body: dict, names) -> dict:
+    props = body["properties"]
+    props["image"]["minLength"] = 1  # an empty file is no image
+    common = ("image", "item_id", "text", "strategy", "k", "exclude_reference")
+    variants = []
+    for spec in strategy_specs(names):
+        own = {name: dict(props[name]) for name in common if name in props}
+        own["strategy"] = {**own["strategy"], "const": spec.name}
+        own["strategy"].pop("enum", None)
+        required = ["strategy"]  # without one, the store chooses: the default variant below
+        if spec.needs_text:
+            own["text"] = {**own["text"], "minLength": 1, "pattern": NON_BLANK}
+            required.append("text")
+        for p in spec.params:
+            own[p.name] = {k: v for k, v in props[p.name].items() if k != "description"}
+            own[p.name]["description"] = f"{p.help} (default {p.default})"
+            if p.min is not None:
+                own[p.name]["minimum"] = p.min
+            if p.max is not None:
+                own[p.name]["maximum"] = p.max
+        if spec.needs_image:
+            rule = {"oneOf": [{"required": ["image"], "not": {"required": ["item_id"]}},
+                              {"required": ["item_id"], "not": {"required": ["image"]}}]}
+        else:
+            rule = {"not": {"required": ["image", "item_id"]}}
+        variants.append({"type": "object", "title": f"Search{_camel(spec.name)}Form",
+                         "description": f"strategy {spec.name}: {spec.description}",
+                         "properties": own, "required": required, "additionalProperties": False, **rule})
+    own = {name: dict(props[name]) for name in common if name in props and name != "strategy"}
+    variants.append({"type": "object", "title": "SearchDefaultForm", **_DEFAULT_RULE,
+                     "description": "no strategy: the store's default for the inputs given (GET /info: default_strategy; "
+                                    "text for a text alone, image for a reference alone); parameters need a named strategy",
+                     "properties": own, "additionalProperties": False,
+                     "not": {"required": ["image", "item_id"]}})
+    return {"oneOf": variants}
+
+
+# a request without a strategy needs something to search for: a reference, or a text that is not blank
+_DEFAULT_RULE = {"anyOf": [{"required": ["image"]}, {"required": ["item_id"]},
+                           {"required": ["text"], "properties": {"text": {"pattern": NON_BLANK}}}]}
+
+
+def _publish_json_default(components: dict, union: dict) -> None:
+    """The JSON request's variants each name their strategy; one more variant, without ``strategy`` and
+    ``params``, is the store's choice for the inputs given (the discriminator goes: one variant has no strategy)."""
+    variants = [components[ref["$ref"].rsplit("/", 1)[-1]] for ref in union["oneOf"] if "$ref" in ref]
+    if not variants:
+        return
+    for variant in variants:
+        variant["required"] = sorted(set(variant.get("required", [])) | {"strategy"})
+    model = variants[0]["properties"]
+    own = {name: dict(model[name]) for name in ("item_id", "image_base64", "text", "k", "exclude_reference") if name in model}
+    if "text" in own:  # the first variant may require a text: here it is optional
+        own["text"] = {key: value for key, value in own["text"].items() if key not in ("minLength", "pattern")}
+    components["SearchDefaultRequest"] = {
+        "type": "object", "title": "SearchDefaultRequest", "properties": own, "additionalProperties": False,
+        "description": "no strategy: the store's default for the inputs given (GET /info: default_strategy); "
+                       "params need a named strategy",
+        "anyOf": [{"required": ["image_base64"], "properties": {"image_base64": {"type": "string"}}},
+                  {"required": ["item_id"], "properties": {"item_id": {"type": "integer"}}},
+                  {"required": ["text"], "properties": {"text": {"type": "string", "pattern": NON_BLANK}}}],
+        "not": {"required": ["item_id", "image_base64"],
+                "properties": {"item_id": {"type": "integer"}, "image_base64": {"type": "string"}}},
+    }
+    union.pop("discriminator", None)
+    union["oneOf"].append({"$ref": "#/components/schemas/SearchDefaultRequest"})

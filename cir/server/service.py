@@ -1,20 +1,30 @@
-"""The store behind the routes: keeps it fresh, runs searches one commit at a time, parses edits.
+"""The store behind the routes: keeps it fresh, follows it, runs searches one commit at a time, parses edits.
 
 One :class:`SearchService` per application. A request first moves the store to the latest commit (at most every
 ``refresh_interval_s``; ``cir index`` may be writing meanwhile), then searches: ``Store.search`` answers from one
 snapshot, so ids, paths and scores of one response always belong to the same commit.
+
+The service follows the store *directory*: at each refresh it compares the identity (device, inode) of the
+directory and of its database with those of the store it holds. Deleted or moved away, the store is unavailable
+(``/health`` says why, with 503, and so does every request that needs it) instead of answering from the old data;
+re-created at the same path, the new store is opened and served.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from cir.compose import build_strategy, strategy_names, strategy_spec
-from cir.errors import QueryError, StrategyUnavailable
+from cir.errors import QueryError, StoreError, StrategyUnavailable
 from cir.server.config import ServeConfig
+from cir.server.errors import ApiError
+from cir.server.thumbnails import ThumbnailCache
+from cir.store.layout import DB_NAME  # the store's database file: its inode names one store
 
 
 @dataclass
@@ -30,10 +40,27 @@ class SearchArgs:
     exclude_reference: bool
 
 
+log = logging.getLogger("cir.server")
+
+
+
+def store_identity(root) -> tuple | None:
+    """(device, inode) of the store directory and of its database; None when either is missing."""
+    try:
+        folder, database = os.stat(root), os.stat(os.path.join(root, DB_NAME))
+    except OSError:
+        return None
+    return (folder.st_dev, folder.st_ino, database.st_dev, database.st_ino)
+
+
 class SearchService:
     def __init__(self, store, config: ServeConfig, observe: Callable[[str, float], None] | None = None) -> None:
         self.store = store
         self.config = config
+        self.root = store.root  # the path served: a store re-created here replaces the one held
+        self._identity = store_identity(store.root)
+        self._unavailable_reason: str | None = None  # why the store cannot be served now (None: it can)
+        self._opened: list = []  # stores this service opened (re-created ones); closed by close()
         self._observe = observe  # called with (strategy, seconds) for each search, time in the store only
         self._slots = threading.BoundedSemaphore(config.search_concurrency)
         self._refresh_guard = threading.Lock()
@@ -42,19 +69,77 @@ class SearchService:
         self._parser_lock = threading.Lock()
         self._strategies: tuple[str, ...] | None = None
         self._unavailable: dict[str, str] = {}  # strategy -> why it cannot run on this store
+        self.thumbnails = ThumbnailCache(config.thumbnail_cache, _thumbnail_dir(config), config.thumbnail_concurrency)
 
     # --- freshness ---------------------------------------------------------------------------------------------
     def fresh_store(self):
         """The store, moved to its latest commit when the refresh interval has passed. A refresh in progress in
-        another thread is not waited for: this request answers from the commit already loaded."""
+        another thread is not waited for: this request answers from the commit already loaded. Raises a 503
+        ``store_unavailable`` while the store directory is gone (deleted or moved) or holds no readable store."""
         now = time.monotonic()
         if now - self._last_refresh >= self.config.refresh_interval_s and self._refresh_guard.acquire(blocking=False):
             try:
-                self.store.refresh()
+                self._follow()
                 self._last_refresh = time.monotonic()
             finally:
                 self._refresh_guard.release()
+        if self._unavailable_reason is not None:
+            raise ApiError(503, "store_unavailable", self._unavailable_reason, {"Retry-After": "1"})
         return self.store
+
+    def status(self) -> str | None:
+        """None when the store is served; otherwise why not (for /health, which needs no key: no path in it)."""
+        try:
+            self.fresh_store()
+        except ApiError as exc:
+            return exc.message
+        except StoreError as exc:
+            return f"the store cannot be read now ({type(exc).__name__}); see the server log"
+        return None
+
+    def _follow(self) -> None:
+        """Refresh the store held, or notice that the directory now holds another store (or none)."""
+        identity = store_identity(self.root)
+        if identity is None:
+            if self._unavailable_reason is None:
+                log.warning("the store at %s is gone (deleted or moved): answering 503 until a store is there again", self.root)
+            self._unavailable_reason = ("the store directory is gone (deleted or moved); this server serves a store "
+                                        "created again at the same path as soon as it exists (`cir index ... --store`)")
+            return
+        if identity != self._identity:
+            self._reopen(identity)
+            return
+        self.store.refresh()
+        self._unavailable_reason = None
+
+    def _reopen(self, identity: tuple) -> None:
+        from cir.store import Store
+
+        old = self.store
+        try:
+            probe = Store.open(self.root)
+            if probe.spec == old.spec:  # the same model: reuse the loaded one rather than load it again
+                probe.close()
+                probe = Store.open(self.root, backbone=old.backbone)
+        except StoreError as exc:  # e.g. being created right now: try again at the next refresh
+            log.warning("a new store at %s cannot be opened yet: %s", self.root, exc)
+            self._unavailable_reason = "the store directory was replaced by one that cannot be opened yet; retry"
+            return
+        log.warning("the store at %s was replaced: now serving the new one (%d items, %s)", self.root, len(probe), probe.spec)
+        if probe.spec != old.spec:
+            with self._slots:
+                self._strategies, self._unavailable = None, {}  # which strategies run depends on the backbone
+        self._opened.append(probe)
+        self.store, self._identity, self._unavailable_reason = probe, identity, None
+        # the replaced store stays open: requests that took it a moment ago finish on it; only older ones close
+        while len(self._opened) > 2:
+            self._opened.pop(0).close()
+
+    def close(self) -> None:
+        """Close the stores this service opened itself (the one it was given belongs to the caller)."""
+        for store in self._opened:
+            store.close()
+        self._opened.clear()
 
     @property
     def version(self) -> int:
@@ -70,8 +155,11 @@ class SearchService:
 
                 usable = []
                 for name in strategy_names():
+                    if not strategy_spec(name).learned:  # training-free: nothing to load (nor the edit parser)
+                        usable.append(name)
+                        continue
                     try:
-                        build_strategy(name, parser=self.parser).prepare(self.store.backbone)
+                        build_strategy(name).prepare(self.store.backbone)  # a learned one: no edit parser
                     except WeightsUnavailable as exc:
                         self._unavailable[name] = str(exc)
                         continue
@@ -154,3 +242,11 @@ class SearchService:
                 out.update(add=[], remove=[], parser=None)
         out["edits_used"] = used
         return out
+
+
+def _thumbnail_dir(config: ServeConfig):
+    if config.thumbnail_dir is not None:
+        return config.thumbnail_dir
+    from cir.paths import cache_dir
+
+    return cache_dir() / "thumbnails"

@@ -10,6 +10,7 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
+from cir.ingest.decode import ALLOWED_FORMATS, FORMATS_TEXT
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 
@@ -33,10 +34,10 @@ def check_image_bytes(data: bytes, config: ServeConfig) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
                 width, height = image.size
     except UnidentifiedImageError:
-        raise ApiError(415, "unsupported_media_type", "the upload is not an image (no decoder recognises its content)") from None
+        raise ApiError(415, "unsupported_media_type", f"the upload is not an image cir opens; send {FORMATS_TEXT}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ApiError(413, "image_too_large", f"decompression bomb refused: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - hostile headers make decoders raise anything

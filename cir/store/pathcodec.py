@@ -27,8 +27,23 @@ def from_db(value: str | bytes) -> str:
 
 
 def printable(path: str) -> str:
-    """``path`` for a terminal or a log line: undecodable bytes shown as ``\\xNN`` escapes (never an encoding error)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace") if _has_surrogates(path) else path
+    """``path`` on one line, unambiguously: control characters (newline, tab, ...), backslashes and bytes that are
+    not UTF-8 (surrogate-escaped) are written as Python-style escapes (``\\n``, ``\\\\``, ``\\xff``); everything else,
+    accented letters included, is printed as is. A line-per-result output stays one line per result."""
+    out = []
+    for ch in path:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{code:02x}"))
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (os.fsdecode's surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or ch in "\u2028\u2029":
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _has_surrogates(path: str) -> bool:

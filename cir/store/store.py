@@ -113,7 +113,8 @@ class Store:
         try:
             return snap.item(int(item_id))
         except KeyError:
-            raise UnknownItem(f"no item {item_id} in the store at {self.root}; ids run from 0 to {snap.rows - 1}") from None
+            valid = f"ids run from 0 to {snap.rows - 1}" if snap.rows else "the store is empty"
+            raise UnknownItem(f"no item {item_id} in the store; {valid}") from None  # the id, never the path (served as is)
 
     def items(self) -> Iterator[ItemInfo]:
         snap = self._snapshot
