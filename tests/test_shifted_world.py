@@ -192,4 +192,4 @@ def test_cli_exports_the_shifted_world(tmp_path, capsys):
     shifted = build_world(WorldConfig(seed=0, groups={"val": 2}, phrasing="shifted")).splits["val"].triplets
     assert len(rows) == len(shifted) and all(t.text in row for t, row in zip(shifted, rows))
     assert main(["scenes", "export", "--format", "cirr", "--out", str(tmp_path / "u"), "--world", "odd"]) == 2
-    assert "choose one of default, shifted" in capsys.readouterr().err
+    assert "choose one of default, shifted, shifted-render, shifted-text" in capsys.readouterr().err

@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         train_groups: int = typer.Option(0, help="groups in the train split (0 = same as --groups)"),
         size: int = typer.Option(128, help="image side in pixels (the shifted world draws 1.5 times larger canvases)"),
         world: str = typer.Option("default", "--world", help="default (the world training uses) or shifted (another "
-                                  "renderer and phrasings no training uses: a test of generalisation)"),
+                                  "renderer and phrasings no training uses: a test of generalisation); shifted-render and shifted-text "
+                                  "shift only one of the two"),
         quiet: bool = quiet_option(),
         progress: Optional[bool] = progress_option(),
     ) -> None:

@@ -20,6 +20,8 @@ NOTICE = (
 WORLDS = {  # a named world -> (render config, phrasing of the modification texts)
     "default": ("default", "default"),  # the world every training run and every shipped number uses
     "shifted": ("shifted", "shifted"),  # the shifted test world: another renderer and phrasings no training uses
+    "shifted-render": ("shifted", "default"),  # ablation: only the renderer shifted
+    "shifted-text": ("default", "shifted"),  # ablation: only the phrasings shifted
 }
 
 
