@@ -15,8 +15,8 @@ def register(app: typer.Typer) -> None:
                          no_args_is_help=True)
     app.add_typer(scenes, name="scenes")
 
-    @scenes.command("export", epilog="Examples: cir scenes export --format all --out scenes --groups 20\n\n"
-                     "cir scenes export --format cirr --out scenes-shifted --world shifted")
+    @scenes.command("export", epilog="Example: cir scenes export --format all --out scenes --groups 20\n\n"
+                     "Shifted test world: cir scenes export --format cirr --out scenes-shifted --world shifted")
     def export(
         format: str = typer.Option(..., "--format", help="cirr, fashioniq, circo, triplets, text2image, or all (one sub-folder each)"),
         out: Path = typer.Option(..., "--out", help="directory to write (new, empty, or an earlier export, which is replaced)"),
