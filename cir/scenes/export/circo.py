@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cir.scenes.captions import join_objects
-from cir.scenes.export.common import ExportConfig, ExportSummary, ImageWriter, write_json, write_provenance
+from cir.scenes.export.common import ExportConfig, ExportSummary, write_json, write_provenance
 from cir.scenes.objects import load_objects
 from cir.scenes.render import Scene
 
@@ -50,12 +50,13 @@ def export_circo(out: Path, config: ExportConfig, progress: bool | None = None) 
 
     image_dir = out / "COCO2017_unlabeled" / "unlabeled2017"
     records = sorted(gallery, key=lambda s: id_of[s.id])
+    side = config.render_config.side(config.size)
     infos = [
-        {"license": 0, "file_name": f"{id_of[s.id]:012d}.jpg", "coco_url": "", "height": config.size, "width": config.size,
+        {"license": 0, "file_name": f"{id_of[s.id]:012d}.jpg", "coco_url": "", "height": side, "width": side,
          "date_captured": "", "flickr_url": "", "id": id_of[s.id]}
         for s in records
     ]
-    writer = ImageWriter(config.size, progress)
+    writer = config.writer(progress)
     writer.write_all([(s, image_dir / f"{id_of[s.id]:012d}.jpg") for s in records], "circo gallery")
     write_json(
         out / "COCO2017_unlabeled" / "annotations" / "image_info_unlabeled2017.json",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cir.scenes.export.common import ExportConfig, ExportSummary, ImageWriter, write_json, write_provenance
+from cir.scenes.export.common import ExportConfig, ExportSummary, write_json, write_provenance
 
 SPLITS = {"train": ("train", "train"), "val": ("val", "dev"), "test": ("test1", "test1")}  # world -> (CIRR split, folder)
 
 
 def export_cirr(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     world = config.world(SPLITS)
-    writer = ImageWriter(config.size, progress)
+    writer = config.writer(progress)
     queries = {}
     for world_split, (split, folder) in SPLITS.items():
         data = world.splits[world_split]

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from cir.scenes.captions import canonical_caption
-from cir.scenes.export.common import ExportConfig, ExportSummary, ImageWriter, write_provenance
+from cir.scenes.export.common import ExportConfig, ExportSummary, write_provenance
 
 TRIPLET_COLUMNS = ("query_image", "query_text", "target_image")
 TEXT2IMAGE_COLUMNS = ("id", "caption", "image")
@@ -16,7 +16,7 @@ SPLIT = "val"
 def export_triplets(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     """``triplets.csv`` (query_image, query_text, target_image) and ``images/`` with every val scene."""
     data = config.world([SPLIT]).splits[SPLIT]
-    writer = ImageWriter(config.size, progress)
+    writer = config.writer(progress)
     writer.write_all([(s, out / "images" / f"{s.id}.png") for s in data.scenes], "triplets")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "triplets.csv", "w", newline="", encoding="utf-8") as fh:
@@ -31,7 +31,7 @@ def export_triplets(out: Path, config: ExportConfig, progress: bool | None = Non
 def export_text2image(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     """``captions.csv`` (id, caption, image): each val scene's canonical caption -> its image in ``images/``."""
     data = config.world([SPLIT]).splits[SPLIT]
-    writer = ImageWriter(config.size, progress)
+    writer = config.writer(progress)
     writer.write_all([(s, out / "images" / f"{s.id}.png") for s in data.scenes], "text2image")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "captions.csv", "w", newline="", encoding="utf-8") as fh:

@@ -16,18 +16,20 @@ import numpy as np
 
 from cir.errors import CirError
 from cir.scenes.captions import modification_text
-from cir.scenes.export.common import ExportConfig, ExportSummary, ImageWriter, write_json, write_provenance
+from cir.scenes.shifted_phrasings import shifted_modification_text
+from cir.scenes.export.common import ExportConfig, ExportSummary, write_json, write_provenance
 from cir.scenes.world import SPLITS, Triplet
 
 CATEGORY_OF_KIND = {"objects": "dress", "multi": "shirt", "style": "toptee"}
 
 
-def paraphrase(t: Triplet, seed: int, split_index: int, index: int) -> str:
-    """Another modification text for the same edit (a different template when there is one)."""
+def paraphrase(t: Triplet, seed: int, split_index: int, index: int, phrasing: str = "default") -> str:
+    """Another modification text for the same edit (a different template of the same phrasing when there is one)."""
     rng = np.random.default_rng([seed, split_index, index, 0xF1])
+    write = shifted_modification_text if phrasing == "shifted" else modification_text
     text = t.text
     for _ in range(20):
-        text = modification_text(t.kind, list(t.added), list(t.removed), rng, style=t.target.style if t.kind == "style" else None)
+        text = write(t.kind, list(t.added), list(t.removed), rng, style=t.target.style if t.kind == "style" else None)
         if text != t.text:
             break
     return text
@@ -35,7 +37,7 @@ def paraphrase(t: Triplet, seed: int, split_index: int, index: int) -> str:
 
 def export_fashioniq(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
     world = config.world(SPLITS)
-    writer = ImageWriter(config.size, progress)
+    writer = config.writer(progress)
     queries = {}
     for si, split in enumerate(SPLITS):
         data = world.splits[split]
@@ -44,7 +46,7 @@ def export_fashioniq(out: Path, config: ExportConfig, progress: bool | None = No
         for kind, category in CATEGORY_OF_KIND.items():
             ids = [s.id for g in data.groups if g.kind == kind for s in g.members]
             entries = [
-                {"target": t.target.id, "candidate": t.reference.id, "captions": [t.text, paraphrase(t, config.seed, si, i)]}
+                {"target": t.target.id, "candidate": t.reference.id, "captions": [t.text, paraphrase(t, config.seed, si, i, config.phrasing)]}
                 for i, t in enumerate(data.triplets)
                 if kind_of_group[t.group] == kind
             ]
