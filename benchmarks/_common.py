@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+REPO = Path(__file__).resolve().parents[1]  # the checkout the benchmarks run from
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
 RESULTS_HEADER = (
     "# Benchmark results\n\n"
     "Each section is written by one script (`python benchmarks/<script>.py --write`) and replaced when it runs\n"
@@ -69,3 +70,39 @@ def write_section(key: str, markdown: str, path: Path = RESULTS) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
     path.write_text(text)
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(store: Path, port: int, env: dict | None = None, ready_timeout_s: float = 300) -> "subprocess.Popen":
+    """`cir serve` in its own process (this repo first on its path); returns once /health answers. The backbone
+    loads before the server binds, which takes a while on a busy machine (a benchmark may wait; tests never do)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    base = dict(os.environ if env is None else env)
+    base["PYTHONPATH"] = os.pathsep.join([str(REPO), base.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = subprocess.Popen([sys.executable, "-m", "cir.cli", "serve", "--store", str(store), "--port", str(port)],
+                            env=base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"cir serve exited with {proc.returncode}: {proc.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)  # not listening yet
+    proc.kill()
+    raise RuntimeError(f"cir serve did not answer within {ready_timeout_s:g} s")
+

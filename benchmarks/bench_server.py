@@ -30,7 +30,6 @@ if __name__ == "__main__":  # (imported by a test, it leaves the test process's 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -43,38 +42,13 @@ sys.path.insert(0, str(REPO))  # this checkout's cir, wherever it is run from
 
 import numpy as np  # noqa: E402
 
-from benchmarks._common import machine_description, percentiles, write_section  # noqa: E402
+from benchmarks._common import free_port, machine_description, percentiles, start_server, write_section  # noqa: E402
 from benchmarks.bench_search import TEXTS, synthesise_store  # noqa: E402
 
-READY_TIMEOUT_S = 300  # loading the backbone and mapping 100k vectors on a busy machine
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def start_server(store_dir: Path, port: int) -> subprocess.Popen:
-    """`cir serve` in its own process; returns once /health answers (the backbone is loaded before it binds)."""
-    import httpx
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cir.cli", "serve", "--store", str(store_dir), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"cir serve exited with {proc.returncode}: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)  # not listening yet (a benchmark may wait; the tests never do this)
-    proc.kill()
-    raise RuntimeError(f"cir serve did not answer within {READY_TIMEOUT_S} s")
 
 
 def in_process(store, queries, k: int) -> tuple[list[float], float, list[list[int]]]:

@@ -50,10 +50,9 @@ sys.path.insert(0, str(REPO))  # this checkout's cir, wherever it is run from
 
 import numpy as np  # noqa: E402
 
-from benchmarks._common import machine_description, percentiles, write_section  # noqa: E402
+from benchmarks._common import free_port, machine_description, percentiles, start_server, write_section  # noqa: E402
 
 KEY = "soak-benchmark-key"
-READY_TIMEOUT_S = 300  # loading the backbone on a busy machine
 TEXTS = ("add a dog", "remove the cat", "the same but with an umbrella", "take out the laptop and add a basket",
          "a teddy bear instead", "add a cat", "without the dog", "make it red")
 STRATEGIES = ("image", "text", "sum", "arithmetic")
@@ -122,28 +121,8 @@ def committed_rows(store: Path) -> int:
 
 
 # --- the server ---------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def start_server(store: Path, port: int, env: dict) -> subprocess.Popen:
-    import httpx
-
-    proc = subprocess.Popen([sys.executable, "-m", "cir.cli", "serve", "--store", str(store), "--port", str(port)],
-                            env={**env, "CIR_API_KEY": KEY}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"cir serve exited with {proc.returncode}: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)  # not listening yet
-    proc.kill()
-    raise RuntimeError(f"cir serve did not answer within {READY_TIMEOUT_S} s")
 
 
 def rss_bytes(pid: int) -> int:
@@ -371,7 +350,7 @@ def run(args) -> dict:
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = start_server(store, port, env)
+        server = start_server(store, port, {**env, "CIR_API_KEY": KEY})
         tally, stop = Tally(), threading.Event()
         items, down = [committed_rows(store)], [0]
         slow = {"opened": 0, "closed": 0, "held_past_limit": 0}
