@@ -77,3 +77,19 @@ def assert_vectors_are_fresh_encodings(store, backbone) -> None:
         with Image.open(item.path) as image:
             fresh = backbone.encode_images([image.convert("RGB")])[0]
         np.testing.assert_allclose(vectors[item.id], fresh, atol=1e-5, err_msg=item.path)
+
+
+def committed_rows(db_path: Path) -> int:
+    """``meta.rows`` of a store's database read from outside (0 while it is being created): how far a writer got."""
+    import sqlite3
+
+    if not db_path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
+    except sqlite3.OperationalError:  # the store is being created
+        return 0
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0

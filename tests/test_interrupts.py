@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import pytest
 
 import cir
 from cir.store.layout import DB_NAME
-from tests.store_helpers import write_images
+from tests.store_helpers import committed_rows, write_images
 
 REPO = Path(__file__).resolve().parent.parent
 DEADLINE_S = 300  # every wait below is bounded by this; none of them is a sleep standing in for a sync
@@ -69,17 +68,6 @@ class CirProcess:
             self.proc.wait(timeout=60)
 
 
-def committed_rows(db_path: Path) -> int:
-    if not db_path.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
-    except sqlite3.OperationalError:  # the store is being created
-        return 0
-    finally:
-        conn.close()
-    return int(row[0]) if row else 0
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from cir.store import Store
 from cir.store.layout import DB_NAME, vectors_name
 from cir.store.writer import StoreWriter
 from tests.store_helpers import (
+    committed_rows,
     assert_same_store,
     assert_vectors_are_fresh_encodings,
     encoded_png_header,
@@ -578,17 +578,6 @@ def test_cli_demo_backbone_notice_is_said_once(tmp_path, spec, capsys, monkeypat
 
 
 # --- a real kill -9 ---------------------------------------------------------------------------------------------
-def _committed_rows(db_path: Path) -> int:
-    if not db_path.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
-    except sqlite3.OperationalError:  # the store is being created
-        return 0
-    finally:
-        conn.close()
-    return int(row[0]) if row else 0
 
 
 @pytest.mark.slow
@@ -606,7 +595,7 @@ def test_kill_9_mid_index_then_resume_equals_an_uninterrupted_run(tmp_path, spec
     rows = 0
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            rows = _committed_rows(db_path)
+            rows = committed_rows(db_path)
             if rows >= 20:
                 break
             time.sleep(0.005)
