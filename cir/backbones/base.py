@@ -23,6 +23,7 @@ class Backbone(ABC):
     dim: int  # joint embedding dimension
     token_dim: int  # dimension of the text tower's input token embeddings
     image_size: int  # side of the square model input in pixels
+    image_token_dim: int  # width of one image token (see :meth:`image_tokens`)
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")
@@ -36,6 +37,10 @@ class Backbone(ABC):
     @abstractmethod
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Unnormalised image features for a batch of preprocessed tensors (N, C, H, W) on ``self.device``."""
+
+    @abstractmethod
+    def _image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The image tower's per-location tokens (N, T, image_token_dim) for a batch on ``self.device``."""
 
     @abstractmethod
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
@@ -98,6 +103,21 @@ class Backbone(ABC):
         """Preprocessed batch -> (N, dim) unit rows as a tensor on ``self.device``, with autograd."""
         return torch.nn.functional.normalize(self._image_features(pixels.to(self.device)).float(), dim=-1)
 
+    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed batch (N, C, H, W) -> (N, T, image_token_dim) float tensor, with autograd.
+
+        The tokens the image tower computes before it pools them into one vector: the cells of the last feature
+        map for ``cir:`` (T = h * w, row-major), the patch tokens of an OpenCLIP ViT (after its final norm, class
+        token excluded), transformers' ``vision_model(...).last_hidden_state`` for ``hf:`` (CLIP keeps its class
+        token first; SigLIP has none). Cross-attention modules (the ``qformer`` strategy, the ``verifier``
+        re-ranker) read these; they are not normalised and not in the joint space.
+        """
+        tokens = self._image_tokens(pixels.to(self.device)).float()
+        if tokens.ndim != 3 or tokens.shape[0] != pixels.shape[0] or tokens.shape[2] != self.image_token_dim:
+            raise RuntimeError(f"{self.spec}: image tokens have shape {tuple(tokens.shape)}, expected "
+                               f"({pixels.shape[0]}, T, {self.image_token_dim})")
+        return tokens
+
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
         """Texts -> (N, dim) unit rows as a tensor, with autograd."""
         return torch.nn.functional.normalize(self._text_features(list(texts)).float(), dim=-1)
@@ -119,7 +139,7 @@ class Backbone(ABC):
 
     def describe(self) -> dict:
         """What a store or a report records about this backbone."""
-        return {"spec": self.spec, "dim": self.dim, "image_size": self.image_size}
+        return {"spec": self.spec, "dim": self.dim, "image_size": self.image_size, "image_token_dim": self.image_token_dim}
 
 
 def _unit_rows(feats: torch.Tensor) -> np.ndarray:

@@ -154,6 +154,7 @@ class CirBackbone(Backbone):
         self.dim = model.cfg.image.embed_dim
         self.token_dim = model.text.hidden
         self.image_size = model.cfg.preprocess.image_size
+        self.image_token_dim = model.cfg.image.widths[-1]
 
     def modules(self) -> list[nn.Module]:
         return [self.model]
@@ -163,6 +164,10 @@ class CirBackbone(Backbone):
 
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.image(pixels)
+
+    def _image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        feats = self.model.image.features(pixels)  # (N, C, h, w)
+        return feats.flatten(2).transpose(1, 2)
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.project_text(self.model.text(texts))

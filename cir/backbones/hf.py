@@ -41,6 +41,7 @@ class HFBackbone(Backbone):
         self.token_embedding = self.model.text_model.embeddings.token_embedding
         self.token_dim = int(self.token_embedding.embedding_dim)
         self.image_size = int(config.vision_config.image_size)
+        self.image_token_dim = int(config.vision_config.hidden_size)
 
     def _load(self, spec: ModelSpec, source: str, cached_only: bool) -> None:
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
@@ -65,6 +66,9 @@ class HFBackbone(Backbone):
 
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_image_features(pixel_values=pixels))
+
+    def _image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.vision_model(pixel_values=pixels).last_hidden_state
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         return _pooled(self.model.get_text_features(**self._tokenize(texts)))

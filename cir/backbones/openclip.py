@@ -79,6 +79,7 @@ class OpenClipBackbone(Backbone):
         self.token_dim = int(self.token_embedding.embedding_dim)
         size = model.visual.image_size
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.image_token_dim = _vit_width(model.visual, self.spec)
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.model]
@@ -88,6 +89,19 @@ class OpenClipBackbone(Backbone):
 
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
+
+    def _image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        visual = self.model.visual
+        if self.image_token_dim == 0:
+            raise SpecError(f"{self.spec}: image tokens need a ViT image tower (open_clip VisionTransformer); "
+                                f"this model's is a {type(visual).__name__}: choose a ViT architecture, e.g. ViT-B-32")
+        before = visual.output_tokens
+        visual.output_tokens = True  # the tower then returns (pooled, patch tokens)
+        try:
+            _, tokens = visual(pixels)
+        finally:
+            visual.output_tokens = before
+        return tokens
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.encode_text(self.tokenizer(list(texts)).to(self.device))
@@ -173,6 +187,15 @@ def _open_clip_errors_held():
     root.removeFilter(hold)
     for record in held:
         root.handle(record)
+
+
+def _vit_width(visual, spec: str) -> int:
+    """The width of an open_clip ViT's patch tokens; 0 for other image towers (ResNet, timm), which have none."""
+    from open_clip.transformer import VisionTransformer
+
+    if not isinstance(visual, VisionTransformer):
+        return 0
+    return int(visual.ln_post.normalized_shape[0]) if hasattr(visual.ln_post, "normalized_shape") else int(visual.transformer.width)
 
 
 def _token_embedding(model) -> torch.nn.Embedding:
