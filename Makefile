@@ -13,7 +13,7 @@ $(PY):
 # torch/torchvision are pinned to the releases on this machine's disk (a newer torch pulls a multi-GB build).
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[openclip,serve,test]'
+	$(PY) -m pip install -q -e '.[openclip,serve,scale,test]'
 	touch $(STAMP)
 
 # The browser tests drive the system Chromium through Playwright (never a Playwright download); install it when
