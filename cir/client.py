@@ -61,12 +61,19 @@ class Client:
         k: int = 10,
         exclude_reference: bool = True,
         params: dict | None = None,
+        rerank: str | None = None,
+        rerank_k: int = 100,
+        rerank_params: dict | None = None,
+        rerank_weight: float | None = None,
+        rerank_fusion: str = "linear",
         **param_kwargs,
     ) -> SearchResult:
         """Same arguments and result as :meth:`cir.store.Store.search`; ``image`` is uploaded (a path is read here,
         never sent as a path). The strategy's parameters (``params`` and/or keywords, e.g. ``image_weight=0.8``)
         are sent as the form fields of the same names, and the server checks them against its own strategies
-        (``info()["strategies"]`` lists them); they need a named ``strategy`` (without one the server chooses). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
+        (``info()["strategies"]`` lists them); they need a named ``strategy`` (without one the server chooses). ``result.explanation`` also carries the parsed ``add`` and ``remove``.
+        ``rerank`` names a re-rank stage (``info()["rerankers"]`` lists them and their parameters, sent from
+        ``rerank_params`` as form fields of the same names); each hit then carries both stages' scores."""
         from cir.compose.registry import merge_params
 
         form = {"k": str(k), "exclude_reference": "true" if exclude_reference else "false"}
@@ -80,6 +87,14 @@ class Client:
             if name in form or name in ("image", "text", "item_id", "strategy"):
                 raise QueryError(f"{name!r} is a search argument, not a strategy parameter")
             form[name] = _form_value(value)
+        if rerank is not None:
+            form.update(rerank=rerank, rerank_k=str(int(rerank_k)), rerank_fusion=rerank_fusion)
+            if rerank_weight is not None:
+                form["rerank_weight"] = _form_value(float(rerank_weight))
+        for name, value in (rerank_params or {}).items():
+            if name in form or name in given:
+                raise QueryError(f"{name!r} is a search argument or a strategy parameter, not a re-ranker parameter")
+            form[name] = _form_value(value)
         if text is not None:
             form["text"] = text
         if item_id is not None:
@@ -89,7 +104,7 @@ class Client:
             name, data, content_type = _image_upload(image)
             files = {"image": (name, data, content_type)}
         body = self._request("POST", "/search", data=form, files=files).json()
-        hits = [Hit(int(h["id"]), h["path"], float(h["score"])) for h in body["results"]]
+        hits = [Hit(int(h["id"]), h["path"], float(h["score"]), h.get("stage_scores")) for h in body["results"]]
         return SearchResult(query=body["query"], results=hits, explanation=body["explanation"])
 
     def parse(self, text: str) -> "Edit":

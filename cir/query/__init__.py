@@ -5,16 +5,28 @@
 :func:`run_query` answers one query (``Store.search``, the CLI, the server); the stage functions in
 :mod:`cir.query.stages` answer batches (evaluation, the demo). The query path sees vectors only through the
 :class:`~cir.query.gallery.Gallery` protocol and its :class:`~cir.index.searcher.Searcher`, never the store itself.
+
+The names below are imported on first use (PEP 562), so that importing :mod:`cir.query.rerank` (the re-ranker
+interface the declarations in :mod:`cir.rerankers` subclass) loads neither torch nor faiss: ``cir --help`` stays light.
 """
 
-from cir.query.gallery import ArrayGallery, Gallery
-from cir.query.path import run_query
-from cir.query.request import Query
-from cir.query.rerank import Candidates, Fusion, IdentityReranker, QueryContext, Reranked, Reranker
-from cir.query.results import Hit, SearchResult
-from cir.query.stages import Ranked, compose_queries, first_stage, rerank_stage
+from __future__ import annotations
 
-__all__ = [
-    "ArrayGallery", "Candidates", "Fusion", "Gallery", "Hit", "IdentityReranker", "Query", "QueryContext", "Ranked",
-    "Reranked", "Reranker", "SearchResult", "compose_queries", "first_stage", "rerank_stage", "run_query",
-]
+import importlib
+
+_WHERE = {
+    "ArrayGallery": "gallery", "Gallery": "gallery", "run_query": "path", "Query": "request",
+    "Candidates": "rerank", "Fusion": "rerank", "IdentityReranker": "rerank", "QueryContext": "rerank",
+    "Reranked": "rerank", "Reranker": "rerank", "Hit": "results", "SearchResult": "results",
+    "Ranked": "stages", "compose_queries": "stages", "first_stage": "stages", "rerank_stage": "stages",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'cir.query' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cir.query.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -29,10 +29,15 @@ class Logistic:
         return cls(float(data["a"]), float(data["b"]), str(data.get("fitted_on", "")))
 
 
+MIN_SLOPE = 1e-6  # a fitted slope at or below zero becomes this: the score then carries (almost) no weight
+
+
 def fit_logistic(scores: np.ndarray, labels: np.ndarray, fitted_on: str = "", l2: float = 1e-4,
                  iterations: int = 50) -> Logistic:
     """Maximum-likelihood (a, b) by Newton's method on the log-loss, with a tiny ridge so separable data still
-    converge."""
+    converge. The map is kept increasing (a higher score never means a less likely target): a slope at or below
+    zero (a score that does not separate targets on this data) becomes :data:`MIN_SLOPE`, with the offset of the
+    base rate, so the fused order then follows the other stage."""
     x = np.asarray(scores, np.float64).reshape(-1)
     y = np.asarray(labels, np.float64).reshape(-1)
     if x.shape != y.shape or len(x) == 0:
@@ -53,4 +58,8 @@ def fit_logistic(scores: np.ndarray, labels: np.ndarray, fitted_on: str = "", l2
             break
     a = w[0] / scale
     b = w[1] - w[0] * x.mean() / scale
+    if not a > 0:
+        rate = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+        a = MIN_SLOPE
+        b = float(np.log(rate / (1 - rate))) - a * float(x.mean())
     return Logistic(float(a), float(b), fitted_on)

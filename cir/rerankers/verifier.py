@@ -71,7 +71,7 @@ class Verifier(Reranker):
             text, text_mask = text_inputs(self.backbone, [c.text for c in contexts], net.cfg.max_clauses)
             ref_tokens, ref_vectors = self._references(contexts)
             query = torch.from_numpy(np.stack([np.asarray(c.vector, np.float32) for c in contexts]))
-            seq, pad = net.query_part(text, text_mask, query, ref_tokens, ref_vectors)
+            seq, pad, summary, summary_mask = net.query_part(text, text_mask, query, ref_tokens, ref_vectors)
             out = []
             for q, cand in enumerate(candidates):
                 if len(cand) == 0:
@@ -85,6 +85,7 @@ class Verifier(Reranker):
                     stop = min(start + self.p.verifier_batch, len(ids))
                     n = stop - start
                     logits.append(net(seq[q : q + 1].expand(n, -1, -1), pad[q : q + 1].expand(n, -1),
+                                      summary[q : q + 1].expand(n, -1, -1), summary_mask[q : q + 1].expand(n, -1),
                                       tokens[start:stop], vectors[start:stop]))
                 out.append(torch.cat(logits).numpy().astype(np.float32))
         self.cache.flush_new()  # tokens projected for this query are kept for the next
@@ -109,7 +110,8 @@ class Verifier(Reranker):
                     pixels = encoder.pixels_from_bytes(c.reference_image)[0]
                 else:
                     pixels = encoder.pixels_from_image(c.reference_image)
-                rows.append(net.candidate_tokens(self.backbone.image_tokens(pixels[None].to(self.backbone.device)).cpu())[0])
+                projected = net.candidate_tokens(self.backbone.image_tokens(pixels[None].to(self.backbone.device)).cpu())[0]
+                rows.append(projected.half().float())  # rounded as the cache stores a stored item's
             else:
                 rows.append(None)
             vec = c.reference_vector

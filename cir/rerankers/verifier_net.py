@@ -11,8 +11,12 @@ One sequence per (query, candidate)::
   ViT patch tokens of ``openclip:``), layer-normed and projected, with a position embedding shared by the reference
   and the candidate (so the same place in both pictures can be compared) and a type embedding per role.
 
-Every joint-space vector goes through one projection plus its role's embedding. The encoder's ``[CLS]`` output gives
-one logit: P(candidate is the target) after the calibration saved with the weights. The candidate's projected
+Every joint-space vector goes through one projection plus its role's embedding. A ``match`` token carries the inner
+products of the candidate's embedding, and of its difference from the reference's, with each joint-space vector of
+the query (the text, each clause, the composed query, the reference): the comparisons a dual encoder makes, given
+to the cross-encoder as inputs (and, through a linear skip, straight to the logit) so that a short training run
+starts from them and learns what they miss. The encoder's ``[CLS]`` output gives one logit: P(candidate is the
+target) after the calibration saved with the weights. The candidate's projected
 tokens depend only on the candidate (:meth:`VerifierNet.candidate_tokens`), so they are cached per item
 (:mod:`cir.rerankers.token_cache`) and a query never decodes a gallery image.
 """
@@ -24,7 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-ROLES = ("cls", "text", "clause", "query", "ref", "ref_token", "cand", "cand_token")  # one type embedding each
+ROLES = ("cls", "text", "clause", "query", "ref", "ref_token", "cand", "cand_token", "match")  # one type embedding each
 
 
 @dataclass
@@ -72,6 +76,9 @@ class VerifierNet(nn.Module):
                                            norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
+        n_match = 2 * (cfg.max_clauses + 3)  # (text, clauses, query, ref) x (candidate, candidate - reference)
+        self.match_proj = nn.Linear(n_match, d)
+        self.match_skip = nn.Linear(n_match, 1)
 
     def _role(self, name: str) -> torch.Tensor:
         return self.role[ROLES.index(name)]
@@ -90,8 +97,9 @@ class VerifierNet(nn.Module):
         return torch.cat([head, body], dim=1)
 
     def query_part(self, text: torch.Tensor, text_mask: torch.Tensor, query: torch.Tensor, ref_tokens: torch.Tensor,
-                   ref_vector: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The query's side of the sequence for Q queries: (Q, L, d) and its padding mask (Q, L), True where padded.
+                   ref_vector: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The query's side for Q queries: its sequence (Q, L, d), padding mask (Q, L) True where padded, and the
+        joint-space vectors the match features compare with (Q, S, joint_dim) and their mask (Q, S).
 
         ``text``: (Q, 1 + max_clauses, joint_dim), the whole text first, then its clauses; ``text_mask``: (Q,
         1 + max_clauses) True where a clause slot is empty; ``query``: (Q, joint_dim); ``ref_tokens``: (Q, T, width)
@@ -105,15 +113,21 @@ class VerifierNet(nn.Module):
         seq = torch.cat([cls, words, query_token, ref], dim=1)
         pad = torch.zeros((q, seq.shape[1]), dtype=torch.bool, device=seq.device)
         pad[:, 1 : 1 + text.shape[1]] = text_mask
-        return seq, pad
+        summary = torch.cat([text, query.unsqueeze(1), ref_vector.unsqueeze(1)], dim=1)
+        summary_mask = torch.cat([text_mask, torch.zeros((q, 2), dtype=torch.bool, device=seq.device)], dim=1)
+        return seq, pad, summary, summary_mask
 
-    def forward(self, query_seq: torch.Tensor, query_pad: torch.Tensor, cand_tokens: torch.Tensor,
-                cand_vector: torch.Tensor) -> torch.Tensor:
-        """Logits (B,) for B (query, candidate) pairs: ``query_seq`` (B, L, d) and ``query_pad`` (B, L) from
-        :meth:`query_part` (a query's row repeated for each of its candidates), ``cand_tokens`` (B, T, d) projected,
-        ``cand_vector`` (B, joint_dim)."""
+    def forward(self, query_seq: torch.Tensor, query_pad: torch.Tensor, summary: torch.Tensor,
+                summary_mask: torch.Tensor, cand_tokens: torch.Tensor, cand_vector: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) for B (query, candidate) pairs: the four tensors of :meth:`query_part` (a query's row
+        repeated for each of its candidates), ``cand_tokens`` (B, T, d) projected, ``cand_vector`` (B, joint_dim)."""
+        ref_vector = summary[:, -1]
+        on = (~summary_mask).to(cand_vector.dtype)
+        match = torch.cat([torch.einsum("bsd,bd->bs", summary, cand_vector) * on,
+                           torch.einsum("bsd,bd->bs", summary, cand_vector - ref_vector) * on], dim=1)
+        match_token = (self.match_proj(match) + self._role("match")).unsqueeze(1)
         cand = self._image_part(cand_tokens, cand_vector, "cand")
-        seq = torch.cat([query_seq, cand], dim=1)
-        pad = torch.cat([query_pad, torch.zeros(cand.shape[:2], dtype=torch.bool, device=seq.device)], dim=1)
+        seq = torch.cat([query_seq, match_token, cand], dim=1)
+        pad = torch.cat([query_pad, torch.zeros((cand.shape[0], 1 + cand.shape[1]), dtype=torch.bool, device=seq.device)], dim=1)
         out = self.encoder(seq, src_key_padding_mask=pad)
-        return self.head(out[:, 0]).squeeze(-1)
+        return self.head(out[:, 0]).squeeze(-1) + self.match_skip(match).squeeze(-1)

@@ -16,9 +16,11 @@ from cir.compose.registry import all_params, describe_strategies, loosest_bounds
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.metrics import Metrics
+from cir.query.rerank import FUSIONS
+from cir.rerankers import all_reranker_params, describe_rerankers, reranker_names
 from cir.server.schemas import (
-    ERROR_RESPONSES, Edits, Health, Info, Item, SearchResponse, StrictTextBool, StrictTextInt, base64_length,
-    search_request_model, strict_text_int,
+    ERROR_RESPONSES, RERANK_MAX_K, Edits, Health, Info, Item, SearchResponse, StrictTextBool, StrictTextInt,
+    base64_length, search_request_model, strict_text_int,
 )
 from cir.server.security import api_key_scheme, check_api_key
 from cir.server.service import SearchArgs, SearchService
@@ -37,6 +39,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     names = strategy_names()  # accepted by name (an unusable one is refused saying how to train it); the published
     # schema offers only those this store can run (app.py: publish_truthful_schema)
     StrategyName = Literal[names]  # type: ignore[valid-type]  # noqa: N806
+    RerankerName = Literal[reranker_names()]  # type: ignore[valid-type]  # noqa: N806
+    FusionName = Literal[FUSIONS]  # type: ignore[valid-type]  # noqa: N806
     SearchRequest = search_request_model(names, config.max_k, config.max_text_chars,  # noqa: N806
                                          lambda has_ref, has_text: service.default_strategy(has_ref, has_text).name,
                                          max_base64_chars=base64_length(config.max_upload_bytes))
@@ -63,6 +67,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
             "strategies": describe_strategies(service.strategies), "default_strategy": default.name,
             "default_strategy_reason": default.reason, "default_strategy_recall_at_1": default.recall_at_1,
             "parser": service.parser.name,
+            "rerankers": describe_rerankers(service.rerankers),
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_image_pixels": config.max_image_pixels,
                        "max_image_side": config.max_image_side, "max_k": config.max_k,
                        "max_text_chars": config.max_text_chars, "max_thumbnail_size": config.max_thumbnail_size},
@@ -82,6 +87,12 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
                                                                      "store's, see GET /info)")] = None,
         k: Annotated[strict_text_int(1, config.max_k), Form(description="results wanted")] = 10,
         exclude_reference: Annotated[StrictTextBool, Form(description="leave the reference out of the results")] = True,
+        rerank: Annotated[Optional[RerankerName], Form(description="a re-rank stage over the first stage's top "
+                                                                   "rerank_k (GET /info lists them; default none)")] = None,
+        rerank_k: Annotated[strict_text_int(1, RERANK_MAX_K), Form(description="candidates handed to the re-ranker")] = 100,
+        rerank_weight: Annotated[Optional[float], Form(ge=0.0, le=1.0, allow_inf_nan=False, description="the "
+                                 "re-ranker's share w of the fused score (default: the one its trainer chose)")] = None,
+        rerank_fusion: Annotated[FusionName, Form(description="linear (calibrated scores) or rrf (reciprocal ranks)")] = "linear",
         **params,
     ) -> dict:
         """Rank the store's images for a reference (an uploaded image or a stored item) modified by a text.
@@ -92,10 +103,12 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
             check_declared_type(image.content_type)
             data = image.file.read(config.max_upload_bytes + 1)
         given = {name: value for name, value in params.items() if value is not None}
+        rerank_params = {name: given.pop(name) for name in list(given) if name in all_reranker_params()}
         if strategy is None and given:  # the store picks the strategy by the inputs: parameters need a named one
             raise ApiError(422, "invalid_request", f"parameters ({', '.join(sorted(given))}) go with a named strategy; "
                            "add the strategy field (GET /info lists each strategy's parameters)")
-        return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference))
+        return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference, rerank,
+                                              rerank_k, rerank_params, rerank_weight, rerank_fusion))
 
     search.__signature__ = _with_param_fields(search)  # one form field per declared parameter
     form_fields = frozenset(search.__signature__.parameters) - {"request"}
@@ -120,7 +133,9 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
             except (binascii.Error, ValueError):
                 raise ApiError(422, "invalid_request", "image_base64 is not valid base64") from None
         args = SearchArgs(data, query.item_id, query.text, None if body.strategy_defaulted else query.strategy, query.k,
-                          query.params.model_dump(exclude_unset=True), query.exclude_reference)
+                          query.params.model_dump(exclude_unset=True), query.exclude_reference, query.rerank,
+                          query.rerank_k, query.rerank_params.model_dump(exclude_none=True), query.rerank_weight,
+                          query.rerank_fusion)
         return run_search(request, args)
 
     def run_search(request: Request, args: SearchArgs) -> dict:
@@ -175,7 +190,7 @@ def _with_param_fields(endpoint) -> inspect.Signature:
     the loosest bounds of the strategies that declare it (each strategy checks its own), their help."""
     fixed = [p for p in inspect.signature(endpoint).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     fields = []
-    for name, owners in all_params().items():
+    for name, owners in [*all_params().items(), *all_reranker_params().items()]:  # re-rankers' names are their own
         kind = owners[0][1].type
         constraints = {}
         if kind in (int, float):

@@ -2,7 +2,9 @@
 
 The strategy parts are generated from the strategy registry (:mod:`cir.compose.registry`) when an application is
 built: the JSON request is a union of one model per strategy, told apart by ``strategy``, each with the ``params``
-that strategy declares (bounds and help included); ``/info`` lists the same declarations.
+that strategy declares (bounds and help included); ``/info`` lists the same declarations. The re-rank stage's fields
+(``rerank``, ``rerank_k``, ``rerank_weight``, ``rerank_fusion``, ``rerank_params``) come the same way from the
+re-ranker registry (:mod:`cir.rerankers.registry`).
 """
 
 from __future__ import annotations
@@ -65,7 +67,11 @@ def strict_text_int(ge: int, le: int):
 class Hit(BaseModel):
     id: int = Field(description="item id (= vector row); see GET /items/{id}")
     path: str = Field(description="the image's absolute path on the server")
-    score: float = Field(description="cosine of the item's vector and the query vector, in [-1, 1]")
+    score: float = Field(description="cosine of the item's vector and the query vector, in [-1, 1]; after a re-rank "
+                                     "stage, the fused score of both stages (see stage_scores)")
+    stage_scores: Optional[dict[str, float]] = Field(None, description="after a re-rank stage only: first_stage (the "
+        "cosine), rerank (the re-ranker's raw score) and each on its fixed scale (first_stage_calibrated, "
+        "rerank_calibrated), which the fused score combines")
 
 
 class Explanation(BaseModel):
@@ -114,6 +120,42 @@ def params_model(spec: StrategySpec) -> type[BaseModel]:
                         **fields)
 
 
+RERANK_MAX_K = 1000  # the most candidates a request may hand to a re-ranker
+
+
+def rerank_params_model() -> type[BaseModel]:
+    """``{name: value}`` of the re-rankers' declared parameters (each re-ranker checks that the ones given are its own)."""
+    from cir.rerankers import all_reranker_params
+
+    fields = {}
+    for name, owners in all_reranker_params().items():
+        kind, field = param_field(owners[0][1], optional=True)
+        field.description = "; ".join(f"{s.name}: {p.help} (default {p.default})" for s, p in owners)
+        fields[name] = (kind, field)
+    return create_model("RerankParams", __config__=ConfigDict(extra="forbid"),
+                        __doc__="The parameters of the re-ranker named by rerank (GET /info lists each one's)", **fields)
+
+
+def rerank_fields() -> dict:
+    """The JSON request's re-rank fields, from the re-ranker registry."""
+    from cir.query.rerank import FUSIONS
+    from cir.rerankers import reranker_names
+
+    params = rerank_params_model()
+    return {
+        "rerank": (Optional[Literal[tuple(reranker_names())]], Field(None, description="a re-rank stage over the first "
+                   "stage's top rerank_k (GET /info lists the re-rankers; default none)")),
+        "rerank_k": (Annotated[int, Field(ge=1, le=RERANK_MAX_K), BeforeValidator(json_int)],
+                     Field(100, description="candidates the first stage hands to the re-ranker")),
+        "rerank_weight": (Optional[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]],
+                          Field(None, description="the re-ranker's share w in (1-w)*first + w*re-rank on calibrated "
+                                                  "scores (default: the weight its trainer chose)")),
+        "rerank_fusion": (Literal[FUSIONS], Field("linear", description="linear (calibrated scores, independent of "
+                                                                        "rerank_k) or rrf (weighted reciprocal ranks)")),
+        "rerank_params": (params, Field(default_factory=params, description="the re-ranker's parameters")),
+    }
+
+
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # strict base64, as decoded
 NON_BLANK = r"\S"  # a text the strategies count as given: at least one character that is not whitespace
 
@@ -150,6 +192,7 @@ def search_request_model(names, max_k: int, max_text_chars: int, choose: Callabl
     for those inputs; without ``choose``: ``DEFAULT_STRATEGY``) and records that it was chosen for it
     (``strategy_defaulted``)."""
     variants = []
+    reranking = rerank_fields()
     for spec in strategy_specs(names):
         params = params_model(spec)
         default = spec.name if spec.name == DEFAULT_STRATEGY else ...
@@ -171,6 +214,7 @@ def search_request_model(names, max_k: int, max_text_chars: int, choose: Callabl
             k=(Annotated[int, Field(ge=1, le=max_k), BeforeValidator(json_int)], Field(10, description="results wanted")),
             params=(params, Field(default_factory=params, description=f"the parameters of {spec.name}")),
             exclude_reference=(bool, Field(True, strict=True, description="leave the reference out of the results")),
+            **reranking,
         ))
     union = Annotated[Union[tuple(variants)], Field(discriminator="strategy")]
 
@@ -214,6 +258,16 @@ class ParamInfo(BaseModel):
     min: Optional[float] = Field(description="inclusive lower bound (null: none)")
     max: Optional[float] = Field(description="inclusive upper bound (null: none)")
     help: str
+
+
+class RerankerInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    description: str = Field(description="what it checks")
+    learned: bool = Field(description="runs trained weights (found for this store's backbone)")
+    needs_backbone: bool = Field(description="reads the store's backbone (image tokens, the text tower)")
+    params: list[ParamInfo]
 
 
 class StrategyInfo(BaseModel):
@@ -267,6 +321,8 @@ class Info(BaseModel):
     default_strategy_reason: str = Field(description="why: the measured R@1 behind it and where it comes from")
     default_strategy_recall_at_1: Optional[float] = Field(None, description="its measured R@1 in %, when recorded")
     parser: str = Field(description="the edit parser behind /parse and the arithmetic strategy")
+    rerankers: list[RerankerInfo] = Field(default_factory=list, description="the re-rankers this store can run "
+                                          "(rerank=NAME), with their parameters (rerank_params)")
     limits: dict[str, float]
 
 
@@ -321,7 +377,7 @@ def publish_truthful_schema(schema: dict, names) -> dict:
 def _form_variants(body: dict, names) -> dict:
     props = body["properties"]
     props["image"]["minLength"] = 1  # an empty file is no image
-    common = ("image", "item_id", "text", "strategy", "k", "exclude_reference")
+    common = ("image", "item_id", "text", "strategy", "k", "exclude_reference") + rerank_form_fields()
     variants = []
     for spec in strategy_specs(names):
         own = {name: dict(props[name]) for name in common if name in props}
@@ -355,6 +411,13 @@ def _form_variants(body: dict, names) -> dict:
     return {"oneOf": variants}
 
 
+def rerank_form_fields() -> tuple[str, ...]:
+    """The search form's re-rank fields: the stage's own and one per declared re-ranker parameter."""
+    from cir.rerankers import all_reranker_params
+
+    return ("rerank", "rerank_k", "rerank_weight", "rerank_fusion", *all_reranker_params())
+
+
 # a request without a strategy needs something to search for: a reference, or a text that is not blank
 _DEFAULT_RULE = {"anyOf": [{"required": ["image"]}, {"required": ["item_id"]},
                            {"required": ["text"], "properties": {"text": {"pattern": NON_BLANK}}}]}
@@ -369,7 +432,8 @@ def _publish_json_default(components: dict, union: dict) -> None:
     for variant in variants:
         variant["required"] = sorted(set(variant.get("required", [])) | {"strategy"})
     model = variants[0]["properties"]
-    own = {name: dict(model[name]) for name in ("item_id", "image_base64", "text", "k", "exclude_reference") if name in model}
+    own = {name: dict(model[name]) for name in ("item_id", "image_base64", "text", "k", "exclude_reference", "rerank",
+                                                "rerank_k", "rerank_weight", "rerank_fusion", "rerank_params") if name in model}
     if "text" in own:  # the first variant may require a text: here it is optional
         own["text"] = {key: value for key, value in own["text"].items() if key not in ("minLength", "pattern")}
     components["SearchDefaultRequest"] = {

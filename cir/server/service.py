@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from cir.compose import build_strategy, strategy_names, strategy_spec
@@ -38,6 +38,11 @@ class SearchArgs:
     k: int
     params: dict  # the strategy's parameters that were given (the registry checks them and fills in the rest)
     exclude_reference: bool
+    rerank: str | None = None  # a registered re-ranker name (None or "none": no re-rank stage)
+    rerank_k: int = 100  # candidates handed to it
+    rerank_params: dict = field(default_factory=dict)  # its parameters that were given
+    rerank_weight: float | None = None  # its share in the fusion (None: its default)
+    rerank_fusion: str = "linear"  # linear or rrf
 
 
 log = logging.getLogger("cir.server")
@@ -69,6 +74,9 @@ class SearchService:
         self._parser_lock = threading.Lock()
         self._strategies: tuple[str, ...] | None = None
         self._unavailable: dict[str, str] = {}  # strategy -> why it cannot run on this store
+        self._rerankers: tuple[str, ...] | None = None  # the re-rankers this store can run (checked once)
+        self._reranker_unavailable: dict[str, str] = {}  # re-ranker -> why it cannot run on this store
+        self._built_rerankers: dict[tuple, object] = {}  # (name, params) -> a built Reranker (weights load once)
         self.thumbnails = ThumbnailCache(config.thumbnail_cache, _thumbnail_dir(config), config.thumbnail_concurrency)
 
     # --- freshness ---------------------------------------------------------------------------------------------
@@ -129,6 +137,7 @@ class SearchService:
         if probe.spec != old.spec:
             with self._slots:
                 self._strategies, self._unavailable = None, {}  # which strategies run depends on the backbone
+                self._rerankers, self._reranker_unavailable, self._built_rerankers = None, {}, {}
         self._opened.append(probe)
         self.store, self._identity, self._unavailable_reason = probe, identity, None
         # the replaced store stays open: requests that took it a moment ago finish on it; only older ones close
@@ -166,6 +175,37 @@ class SearchService:
                     usable.append(name)
                 self._strategies = tuple(usable)
             return self._strategies
+
+    @property
+    def rerankers(self) -> tuple[str, ...]:
+        """The re-rankers this store can run: every one that needs no weights, and a learned one only when its
+        folder is found for the backbone (``cir:demo`` ships the verifier's). Checked once, under a search slot."""
+        with self._slots:
+            if self._rerankers is None:
+                from cir.errors import WeightsUnavailable
+                from cir.rerankers import reranker_names, reranker_spec
+
+                usable = []
+                for name in reranker_names():
+                    if reranker_spec(name).learned:
+                        try:
+                            self._reranker(name, {})
+                        except WeightsUnavailable as exc:
+                            self._reranker_unavailable[name] = str(exc)
+                            continue
+                    usable.append(name)
+                self._rerankers = tuple(usable)
+            return self._rerankers
+
+    def _reranker(self, name: str, params: dict):
+        """The re-ranker ``name`` with ``params``, built once per distinct parameters (InvalidParameter names the
+        valid ones)."""
+        from cir.rerankers import build_reranker
+
+        key = (name, tuple(sorted(params.items())))
+        if key not in self._built_rerankers:
+            self._built_rerankers[key] = build_reranker(name, params, backbone=self.store.backbone)
+        return self._built_rerankers[key]
 
     # --- edits -------------------------------------------------------------------------------------------------
     @property
@@ -209,11 +249,26 @@ class SearchService:
         if args.item_id is not None:
             store.item(args.item_id)  # UnknownItem (404) before any work
         strategy = build_strategy(args.strategy, args.params, parser=self.parser)  # InvalidParameter names the valid ones
+        reranker = None
+        if args.rerank not in (None, "none"):
+            from cir.errors import WeightsUnavailable
+            from cir.rerankers import reranker_spec
+
+            reranker_spec(args.rerank)  # UnknownReranker, naming the valid ones
+            if args.rerank not in self.rerankers:
+                raise WeightsUnavailable(f"re-ranker {args.rerank!r} cannot run on this store "
+                                         f"({self._reranker_unavailable[args.rerank]}); this store runs {', '.join(self.rerankers)}")
+            reranker = self._reranker(args.rerank, args.rerank_params)
+        elif args.rerank_params:
+            from cir.compose.registry import InvalidParameter
+
+            raise InvalidParameter(f"rerank_params ({', '.join(sorted(args.rerank_params))}) go with a named re-ranker (rerank)")
         with self._slots:
             snapshot = store.snapshot()  # one commit for the whole answer, and the version we report
             start = time.perf_counter()
             result = store.search(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
-                                  exclude_reference=args.exclude_reference, snapshot=snapshot)
+                                  exclude_reference=args.exclude_reference, snapshot=snapshot, rerank=reranker,
+                                  rerank_k=args.rerank_k, rerank_weight=args.rerank_weight, rerank_fusion=args.rerank_fusion)
             if self._observe is not None:
                 self._observe(args.strategy, time.perf_counter() - start)
             explanation = self.explain(result.explanation, args.text)

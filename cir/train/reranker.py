@@ -10,6 +10,8 @@ first stage, the backbone frozen.
    are its hard negatives.
 4. Each step scores, per query, its target and ``negatives`` hard negatives drawn from those (with one of the
    strategies' composed vectors), under a softmax cross-entropy with the target as the class.
+   The encoded images and mined candidates are kept in the cache folder (:func:`features_path`), so a rerun
+   with other network or loop settings starts training at once.
 5. Validation (the held-out groups): the verifier re-ranks the default strategy's top ``rerank_k``; a logistic is
    fitted to its logits and one to the first stage's scores (target vs not), and the fusion weight is swept on
    that data. The score that picks the best state is the fused R@1 at the best weight; the exported folder holds
@@ -38,7 +40,7 @@ class RerankerTrainConfig:
     out: str = "runs/reranker"  # the verifier folder (verifier.safetensors, verifier.json) and checkpoints/
     data: str = "scenes"  # triplets: scenes, cirr:ROOT, fashioniq:ROOT or csv:FILE
     images: str | None = None  # csv: the folder its image names are relative to
-    scene_groups: int = 700  # train-split groups of the world when data = scenes
+    scene_groups: int = 600  # train-split groups of the world when data = scenes
     triplets_per_group: int = 6  # triplets drawn in each of those groups
     validation: float = 0.1  # share of the groups held out to choose the state, calibrate and pick the weight
     strategies: str = "default,sum"  # first stages whose composed queries and candidates it learns from
@@ -47,7 +49,7 @@ class RerankerTrainConfig:
     rerank_k: int = 50  # validation: candidates the verifier re-ranks per query
     net: VerifierConfig = field(default_factory=VerifierConfig)  # widths of the network (token and joint dims set
     # from the backbone)
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=12, batch_size=16, lr=1e-3, weight_decay=0.01,
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=12, batch_size=16, lr=2e-3, weight_decay=0.01,
                                                                 max_minutes=15, minutes_schedule=True))
     preset: str = "default"  # the preset these values came from
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
@@ -131,6 +133,24 @@ def build_part(backbone, data, strategies, vectors: torch.Tensor, depth: int, ma
     return Part(np.asarray(data.reference), np.asarray(data.target), text, text_mask, queries, candidates, scores)
 
 
+def features_path(cfg: RerankerTrainConfig, backbone, strategies: list[str]) -> Path:
+    """Where the encoded images and mined candidates of this data, backbone and mining are kept (the cache
+    folder): a second run with other network or loop settings skips the encoding and mining."""
+    import hashlib
+    import json
+
+    from cir.encode.cache import backbone_fingerprint
+    from cir.encode.encoder import DECODE_VERSION
+    from cir.paths import cache_dir
+
+    key = json.dumps({"backbone": backbone_fingerprint(backbone), "decode": DECODE_VERSION, "data": cfg.data,
+                      "images": cfg.images, "seed": cfg.loop.seed, "groups": cfg.scene_groups,
+                      "per_group": cfg.triplets_per_group, "validation": cfg.validation, "strategies": strategies,
+                      "mine_depth": cfg.mine_depth, "rerank_k": cfg.rerank_k, "clauses": cfg.net.max_clauses,
+                      "format": 1}, sort_keys=True)
+    return cache_dir() / "reranker-features" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
+
+
 def train_reranker(cfg: RerankerTrainConfig, backbone=None, log=print, stop_after_steps: int = 0) -> FitResult:
     from cir.backbones import load_backbone
     from cir.rerankers.calibration import fit_logistic
@@ -150,11 +170,19 @@ def train_reranker(cfg: RerankerTrainConfig, backbone=None, log=print, stop_afte
     train_set, val_set = data.split_by_group(cfg.validation, cfg.loop.seed)
     log(f"reranker: {len(train_set)} training and {len(val_set)} validation triplets from {data.name}; first stages "
         f"{', '.join(strategies)}")
-    tokens, vectors = encode_images(backbone, data.images, log)
-    t0 = time.time()
-    train = build_part(backbone, train_set, strategies, vectors, cfg.mine_depth, cfg.net.max_clauses)
-    val = build_part(backbone, val_set, strategies[:1], vectors, cfg.rerank_k, cfg.net.max_clauses)
-    log(f"reranker: composed and mined candidates in {time.time() - t0:.0f}s")
+    saved = features_path(cfg, backbone, strategies)
+    if saved.is_file():  # the same data, backbone and mining as an earlier run: its encoded features
+        tokens, vectors, train, val = torch.load(saved, weights_only=False)
+        log(f"reranker: encoded images and mined candidates read from {saved}")
+    else:
+        tokens, vectors = encode_images(backbone, data.images, log)
+        t0 = time.time()
+        train = build_part(backbone, train_set, strategies, vectors, cfg.mine_depth, cfg.net.max_clauses)
+        val = build_part(backbone, val_set, strategies[:1], vectors, cfg.rerank_k, cfg.net.max_clauses)
+        log(f"reranker: composed and mined candidates in {time.time() - t0:.0f}s")
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        torch.save((tokens, vectors, train, val), saved.with_suffix(".tmp"))
+        saved.with_suffix(".tmp").replace(saved)
     ncfg = VerifierConfig(**{**asdict(cfg.net), "image_token_dim": backbone.image_token_dim, "joint_dim": backbone.dim})
     net = VerifierNet(ncfg).to(backbone.device)
     dev = backbone.device
@@ -176,13 +204,13 @@ def train_reranker(cfg: RerankerTrainConfig, backbone=None, log=print, stop_afte
     def score_pairs(text, text_mask, query, ref, cand) -> torch.Tensor:
         """Logits (Q, C) for Q queries and their C candidates each (image indices ``cand``: (Q, C))."""
         qn, cn = cand.shape
+        ref = torch.as_tensor(np.asarray(ref))
         ref_tok = net.candidate_tokens(tokens[ref].to(dev))
-        seq, pad = net.query_part(text.to(dev), text_mask.to(dev), query.to(dev), ref_tok, vectors[ref].to(dev))
+        parts = net.query_part(text.to(dev), text_mask.to(dev), query.to(dev), ref_tok, vectors[ref].to(dev))
         flat = torch.as_tensor(cand.reshape(-1))
         cand_tok = net.candidate_tokens(tokens[flat].to(dev))
-        seq = seq.repeat_interleave(cn, dim=0)
-        pad = pad.repeat_interleave(cn, dim=0)
-        return net(seq, pad, cand_tok, vectors[flat].to(dev)).view(qn, cn)
+        repeated = [t.repeat_interleave(cn, dim=0) for t in parts]
+        return net(*repeated, cand_tok, vectors[flat].to(dev)).view(qn, cn)
 
     def loss(batch: list[int]) -> torch.Tensor:
         idx = np.asarray(batch)

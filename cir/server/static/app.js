@@ -9,6 +9,7 @@ const state = {
   trail: [],        // steps, oldest first: {ref: {kind: "upload", file, url, name} | {kind: "item", id, path, name},
                     //   text, results, explanation} (a step keeps the results and explanation its last search gave)
   strategies: {},   // name -> its declaration from /info: description, needs_image, needs_text, params
+  rerankers: {},    // name -> its declaration from /info: description, params
   results: [],
   explanation: null, // the explanation of the search the results came from
   defaultHelp: "",  // what "default" means for this store (from /info)
@@ -225,8 +226,8 @@ function humanize(name) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-function buildControls(strategies) {
-  const box = $("params");
+function buildControls(strategies, boxId = "params", prefix = "param") {
+  const box = $(boxId);
   box.replaceChildren();
   for (const strategy of strategies) {
     for (const p of strategy.params) {
@@ -234,7 +235,7 @@ function buildControls(strategies) {
       label.className = "param";
       label.dataset.strategy = strategy.name;
       const input = document.createElement("input");
-      input.id = `param-${strategy.name}-${p.name}`;
+      input.id = `${prefix}-${strategy.name}-${p.name}`;
       input.dataset.param = p.name;
       input.dataset.type = p.type;
       if (p.type === "bool") {
@@ -281,8 +282,36 @@ function buildStrategyLines(strategies) {
   }));
 }
 
-function appendParams(form, strategy) {
-  for (const input of document.querySelectorAll(`#params label.param[data-strategy="${strategy}"] input`)) {
+// The re-ranker control, like the strategy's: its choices and parameters come from /info's rerankers.
+function rerankControls() {
+  const name = $("rerank").value;
+  for (const label of document.querySelectorAll("#rerank-params label.param")) label.hidden = label.dataset.strategy !== name;
+  const declared = state.rerankers[name];
+  $("rerank-help").textContent = declared ? `${name}: ${declared.description}` : "no re-ranking: the first stage's order";
+}
+
+function appendRerank(form) {
+  const name = $("rerank").value;
+  if (!name || name === "none") return;
+  form.append("rerank", name);
+  appendParams(form, name, "rerank-params");
+}
+
+function rerankLine(query) {
+  const stage = query && query.stages && query.stages.rerank;
+  if (!stage || stage.name === "none") return "";
+  const fusion = stage.fusion ? `${stage.fusion.method}, weight ${stage.fusion.weight}` : "";
+  return `re-ranked by ${stage.name} over the top ${stage.k}${fusion ? ` (${fusion})` : ""}; each result shows the fused score, then the first stage's and the re-ranker's on their fixed scales`;
+}
+
+function stageText(hit) {
+  const s = hit.stage_scores;
+  if (!s) return "";
+  return `first stage ${s.first_stage_calibrated.toFixed(3)} (cosine ${s.first_stage.toFixed(3)}) · re-ranker ${s.rerank_calibrated.toFixed(3)}`;
+}
+
+function appendParams(form, strategy, boxId = "params") {
+  for (const input of document.querySelectorAll(`#${boxId} label.param[data-strategy="${strategy}"] input`)) {
     if (input.dataset.type === "bool") form.append(input.dataset.param, input.checked ? "true" : "false");
     else if (input.value !== "") form.append(input.dataset.param, input.value); // empty: the strategy's default
   }
@@ -301,6 +330,7 @@ async function search(event) {
   if (strategy) form.append("strategy", strategy); // none: the store's default for what was given
   form.append("k", $("k").value || "12");
   appendParams(form, strategy);
+  appendRerank(form);
   $("status").textContent = "searching…";
   $("search-btn").disabled = true;
   try {
@@ -308,7 +338,7 @@ async function search(event) {
     state.results = body.results;
     state.explanation = body.explanation;
     if (step) { step.results = body.results; step.explanation = body.explanation; }
-    renderExplanation(body.explanation);
+    renderExplanation(body.explanation, body.query);
     renderResults();
     $("status").textContent = `${body.results.length} results`;
   } catch (error) {
@@ -318,7 +348,7 @@ async function search(event) {
   }
 }
 
-function renderExplanation(explanation) {
+function renderExplanation(explanation, query) {
   const box = $("explanation");
   if (!explanation) { box.hidden = true; box.textContent = ""; return; }
   const weights = Object.entries(explanation.weights || {}).map(([k, v]) => `${k} ${v}`).join(", ");
@@ -329,6 +359,13 @@ function renderExplanation(explanation) {
   if (explanation.parser) parts.push(`read by ${explanation.parser}${explanation.edits_used ? "" : " (shown, not used by this strategy)"}`);
   if (explanation.default_strategy) parts.push(`chosen because ${explanation.default_strategy}`);
   box.textContent = parts.join(" · ");
+  const reranked = rerankLine(query);
+  if (reranked) {
+    const line = document.createElement("p");
+    line.className = "rerank";
+    line.textContent = reranked;
+    box.append(line);
+  }
   for (const warning of explanation.warnings || []) {
     const line = document.createElement("p");
     line.className = "warning";
@@ -356,6 +393,12 @@ function renderResults() {
     const score = document.createElement("span");
     score.className = "score";
     score.textContent = hit.score.toFixed(3);
+    if (hit.stage_scores) {  // both stages' scores, beside the fused one
+      const stages = document.createElement("span");
+      stages.className = "stages";
+      stages.textContent = stageText(hit);
+      score.append(" ", stages);
+    }
     const label = document.createElement("span");
     label.className = "name";
     label.textContent = `#${rank + 1} ${name}`;
@@ -379,7 +422,7 @@ function renderResults() {
 async function openViewer(hit) {
   const dialog = $("viewer");
   $("viewer-path").textContent = hit.path;
-  $("viewer-score").textContent = `score ${hit.score.toFixed(3)}`;
+  $("viewer-score").textContent = `score ${hit.score.toFixed(3)}${hit.stage_scores ? ` · ${stageText(hit)}` : ""}`;
   const img = $("viewer-img");
   img.alt = fileName(hit.path);
   img.removeAttribute("src");
@@ -420,6 +463,15 @@ async function loadInfo() {
   buildControls(info.strategies);
   $("k").max = String(Math.min(200, info.limits.max_k));
   strategyControls();
+  const rerankers = info.rerankers || [];
+  state.rerankers = Object.fromEntries(rerankers.map((r) => [r.name, r]));
+  $("rerank").replaceChildren(...rerankers.map((r) => {
+    const option = new Option(r.name, r.name, r.name === "none", r.name === "none");
+    option.title = r.description;
+    return option;
+  }));
+  buildControls(rerankers, "rerank-params", "rerank-param");
+  rerankControls();
   $("store-info").textContent = `${info.items} images · ${info.backbone}`;
 }
 
@@ -445,6 +497,7 @@ function wire() {
   $("search-form").addEventListener("submit", search);
   $("text").addEventListener("input", schedulePreview);
   $("strategy").addEventListener("change", strategyControls);
+  $("rerank").addEventListener("change", rerankControls);
   $("undo").addEventListener("click", undo);
   $("viewer-close").addEventListener("click", () => $("viewer").close());
   $("key-form").addEventListener("submit", (event) => {
