@@ -98,7 +98,8 @@ def main(argv=None) -> None:
     ap.add_argument("--sweep", default="", help="a strategy whose learned re-rankers are also run at --weights and rrf")
     ap.add_argument("--weights", default="0.1,0.2,0.3,0.5,0.7,0.9,1.0")
     ap.add_argument("--failures", type=int, default=0, help="verifier top-1 misses shown per edit kind (shifted and default)")
-    ap.add_argument("--out", type=Path, default=None, help="write every number as JSON here")
+    ap.add_argument("--out", type=Path, default=None, help="write every number as JSON here (after each run)")
+    ap.add_argument("--worlds", default=",".join(WORLDS), help="which exports to measure (default: both)")
     args = ap.parse_args(argv)
 
     from cir.backbones import load_backbone
@@ -129,7 +130,7 @@ def main(argv=None) -> None:
     results: dict = {"backbone": args.backbone, "rerank_k": args.rerank_k, "skipped": skipped, "runs": []}
     kinds = edit_kinds(args.data / "default" / "cirr")
     failures: dict = {}
-    for world in WORLDS:
+    for world in [w for w in args.worlds.split(",") if w]:
         task = load_cirr(args.data / world / "cirr", "val")
         for rname, reranker in rerankers.items():
             settings = [(None, "linear")]
@@ -145,6 +146,10 @@ def main(argv=None) -> None:
                     row = {"world": world, "strategy": strategy, "rerank": rname, "weight": w, "fusion": fusion,
                            "metrics": run.metrics, "seconds": round(time.perf_counter() - t0, 1)}
                     results["runs"].append(row)
+                    results["failures"] = failures
+                    if args.out is not None:  # after every run: a long table that is stopped keeps what it measured
+                        args.out.parent.mkdir(parents=True, exist_ok=True)
+                        args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
                     print(f"{world:8s} {strategy:12s} {rname:10s} w={w} {fusion:6s} " +
                           " ".join(f"{m} {run.metrics[m]:.2f}" for m in METRICS) + f"  ({row['seconds']} s)", file=sys.stderr)
                     if args.failures and reranker is not None and weight is None and fusion == "linear":
