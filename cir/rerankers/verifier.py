@@ -20,6 +20,8 @@ from cir.compose.registry import param
 from cir.query.rerank import Candidates, QueryContext, Reranker
 from cir.rerankers.registry import register_reranker
 
+TEXT_MEMO = 4096  # texts whose embeddings a verifier keeps
+
 
 @dataclass(frozen=True)
 class VerifierParams:
@@ -37,6 +39,8 @@ class Verifier(Reranker):
         self.p = params or VerifierParams()
         self.default_weight = weights.default_weight
         self.cache = TokenCache(backbone, weights.fingerprint, weights.net.candidate_tokens, token_root)
+        self._texts: dict = {}  # text -> (its and its clauses' embeddings, mask): a text is encoded once (the
+        # evaluator re-ranks each query's CIRR subset with the same text; a server sees repeated queries)
 
     @classmethod
     def from_params(cls, params, *, weights_dir=None, backbone=None) -> "Verifier":
@@ -62,13 +66,11 @@ class Verifier(Reranker):
     def score_many(self, contexts: Sequence[QueryContext], candidates: Sequence[Candidates]) -> list[np.ndarray]:
         import torch
 
-        from cir.rerankers.verifier_inputs import text_inputs
-
         if not contexts:
             return []
         net = self.weights.net
         with torch.inference_mode():
-            text, text_mask = text_inputs(self.backbone, [c.text for c in contexts], net.cfg.max_clauses)
+            text, text_mask = self._text_inputs([c.text for c in contexts])
             ref_tokens, ref_vectors = self._references(contexts)
             query = torch.from_numpy(np.stack([np.asarray(c.vector, np.float32) for c in contexts]))
             seq, pad, summary, summary_mask = net.query_part(text, text_mask, query, ref_tokens, ref_vectors)
@@ -90,6 +92,23 @@ class Verifier(Reranker):
                 out.append(torch.cat(logits).numpy().astype(np.float32))
         self.cache.flush_new()  # tokens projected for this query are kept for the next
         return out
+
+    def _text_inputs(self, texts: list):
+        import torch
+
+        from cir.rerankers.verifier_inputs import text_inputs
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if missing:
+            vecs, masks = text_inputs(self.backbone, missing, self.weights.net.cfg.max_clauses)
+            for t, v, m in zip(missing, vecs, masks):
+                self._texts[t] = (v, m)
+            while len(self._texts) > TEXT_MEMO:
+                self._texts.pop(next(iter(self._texts)))
+        rows = [self._texts[t] if t in self._texts else text_inputs(self.backbone, [t], self.weights.net.cfg.max_clauses)
+                for t in texts]
+        return (torch.stack([r[0] if len(r[0].shape) == 2 else r[0][0] for r in rows]),
+                torch.stack([r[1] if len(r[1].shape) == 1 else r[1][0] for r in rows]))
 
     def _references(self, contexts: Sequence[QueryContext]):
         """Projected tokens (Q, T, width) and embeddings (Q, dim) of each query's reference (zeros without one)."""
