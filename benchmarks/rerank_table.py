@@ -100,6 +100,7 @@ def main(argv=None) -> None:
     ap.add_argument("--failures", type=int, default=0, help="verifier top-1 misses shown per edit kind (shifted and default)")
     ap.add_argument("--out", type=Path, default=None, help="write every number as JSON here (after each run)")
     ap.add_argument("--worlds", default=",".join(WORLDS), help="which exports to measure (default: both)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 suits a shared, busy machine)")
     args = ap.parse_args(argv)
 
     from cir.backbones import load_backbone
@@ -110,6 +111,9 @@ def main(argv=None) -> None:
     from cir.eval.runner import RunConfig, run_task
     from cir.rerankers import build_reranker, reranker_names, reranker_spec
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     export_if_missing(args.data)
     backbone = load_backbone(args.backbone)
     cache = EmbeddingCache(backbone)
