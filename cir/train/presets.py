@@ -55,6 +55,10 @@ TRAINERS: dict[str, TrainerPresets] = {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo (most of it rendering and embedding)"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
     }),
+    "captioner": TrainerPresets("cir.train.captioner:CaptionerTrainConfig", {
+        "default": Preset({}, "the captioner shipped beside cir:demo; a few minutes on 2 CPU cores (most of it rendering)"),
+        "smoke": Preset({"scene_groups": 6, "width": 32, "layers": 1, "heads": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
+    }),
     "finetune": TrainerPresets("cir.train.finetune:FinetuneTrainConfig", {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo: the last 2 blocks and the head"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
