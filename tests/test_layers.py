@@ -21,6 +21,7 @@ LAYERS = (
     ("datasets", "index"),
     ("compose",),
     ("query",),
+    ("rerankers",),
     ("store",),
     ("eval",),
     ("train", "demo", "server", "client"),

@@ -11,8 +11,9 @@ import pytest
 from cir.errors import QueryError
 from cir.index import build_index
 from cir.index.searcher import ExactSearcher, IndexSearcher
-from cir.query import RERANKERS, ArrayGallery, Candidates, Reranked, Reranker, first_stage, rerank_stage
+from cir.query import ArrayGallery, Candidates, Fusion, IdentityReranker, Reranker, first_stage, rerank_stage
 from cir.query.rerank import QueryContext, UnknownReranker
+from cir.rerankers import register_reranker, unregister_reranker
 from tests.store_helpers import write_images
 
 
@@ -80,27 +81,25 @@ def test_first_stage_exclusions_leave_the_exact_top_k_of_the_rest():
 
 
 class ReverseByFirstStage(Reranker):
-    """A test double: the first stage's candidates in reverse order, scored 0, 1, 2, ... from the bottom."""
+    """A test double: scores each candidate by minus its first-stage score, on a scale it declares fixed, and
+    takes the whole fusion (w = 1), so the fused order is the first stage's reversed."""
 
-    name = "test-reverse"
+    default_weight = 1.0
 
     def __init__(self):
         self.seen: list[int] = []
 
-    def rerank(self, context, candidates):
+    def score(self, context, candidates):
         self.seen.append(len(candidates))
-        order = candidates.ids[::-1]
-        return Reranked(order, np.arange(len(order), 0, -1, dtype=np.float32), {"rerank": -candidates.scores[::-1]})
+        return -np.asarray(candidates.scores, np.float32)
 
 
-class WrongIds(Reranker):
-    name = "test-wrong"
-
-    def rerank(self, context, candidates):
-        return Reranked(candidates.ids + 1000, candidates.scores)
+class WrongLength(Reranker):
+    def score(self, context, candidates):
+        return np.zeros(len(candidates) + 1, np.float32)
 
 
-def test_the_rerank_stage_hands_over_the_candidates_and_keeps_the_reranker_order():
+def test_the_rerank_stage_hands_over_the_candidates_and_keeps_the_fused_order():
     rng = np.random.default_rng(3)
     vectors, queries = unit(rng, 60), unit(rng, 2)
     space = ArrayGallery(vectors, [f"img{i}" for i in range(60)])
@@ -111,10 +110,15 @@ def test_the_rerank_stage_hands_over_the_candidates_and_keeps_the_reranker_order
     assert double.seen == [20, 20]
     assert out.ids.tolist() == [first.ids[q][::-1][:5].tolist() for q in range(2)]
     assert out.stage_scores[0]["first_stage"].tolist() == first.scores[0][::-1][:5].tolist()
-    identity = rerank_stage(RERANKERS.build("none"), contexts, first, 5)
+    assert out.stage_scores[0]["rerank"].tolist() == (-first.scores[0][::-1][:5]).tolist()
+    # w = 0 keeps the first stage's order; the first stage's calibrated score is (s + 1) / 2 by default
+    kept = rerank_stage(double, contexts, first, 5, Fusion("linear", 0.0))
+    assert kept.ids.tolist() == first.ids[:, :5].tolist()
+    assert kept.scores[0] == pytest.approx((first.scores[0][:5] + 1) / 2)
+    identity = rerank_stage(IdentityReranker(), contexts, first, 5)
     assert identity.ids.tolist() == first.ids[:, :5].tolist() and identity.stage_scores is None
-    with pytest.raises(RuntimeError, match="other ids than the candidates"):
-        rerank_stage(WrongIds(), contexts, first, 5)
+    with pytest.raises(RuntimeError, match="returned 21 scores for 20 candidates"):
+        rerank_stage(WrongLength(), contexts, first, 5)
 
 
 @pytest.fixture
@@ -129,7 +133,7 @@ def store(tmp_path, tiny_cir_checkpoint):
 
 
 def test_store_search_runs_the_rerank_stage_and_explains_both_stages(store):
-    RERANKERS.register(ReverseByFirstStage)
+    register_reranker("test-reverse", "the first stage reversed")(ReverseByFirstStage)
     try:
         plain = store.search(item_id=0, text="add a cat", strategy="sum", k=4)
         assert plain.query["stages"]["rerank"] == {"name": "none"}
@@ -137,7 +141,7 @@ def test_store_search_runs_the_rerank_stage_and_explains_both_stages(store):
         deep = store.search(item_id=0, text="add a cat", strategy="sum", k=11)
         reranked = store.search(item_id=0, text="add a cat", strategy="sum", k=4, rerank="test-reverse", rerank_k=6)
         assert [h.id for h in reranked.results] == [h.id for h in deep.results[:6]][::-1][:4]
-        assert reranked.query["stages"]["rerank"]["name"] == "test-reverse"
+        assert reranked.query["stages"]["rerank"] == {"name": "test-reverse", "k": 6, "fusion": {"method": "linear", "weight": 1.0}}
         assert reranked.query["stages"]["first_stage"]["k"] == 6
         first = {h.id: h.score for h in deep.results}
         for hit in reranked.results:  # both scores travel with each hit
@@ -145,7 +149,7 @@ def test_store_search_runs_the_rerank_stage_and_explains_both_stages(store):
             assert hit.to_json()["stage_scores"]["rerank"] == pytest.approx(-first[hit.id])
         assert 0 not in [h.id for h in reranked.results]  # the reference stays excluded through both stages
     finally:
-        RERANKERS.unregister("test-reverse")
+        unregister_reranker("test-reverse")
     with pytest.raises(UnknownReranker, match="unknown re-ranker 'test-reverse'; choose one of none"):
         store.search(item_id=0, text="add a cat", rerank="test-reverse")
 

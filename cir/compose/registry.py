@@ -39,7 +39,8 @@ PARAM_TYPES = {float: "float", int: "int", bool: "bool", str: "str"}  # the type
 TYPE_WORDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}  # the same, in messages
 # names the query surfaces already use (Store.search arguments, CLI options, form fields): no parameter may take them
 RESERVED_NAMES = frozenset({"image", "text", "item_id", "strategy", "k", "exclude_reference", "include_reference",
-                            "composer", "parser", "name", "params", "image_base64", "store", "json", "json_out", "self"})
+                            "composer", "parser", "name", "params", "image_base64", "store", "json", "json_out", "self",
+                            "rerank", "rerank_k", "rerank_weight", "rerank_fusion", "rerank_params", "reranker_weights"})
 
 
 class UnknownStrategy(QueryError):
@@ -51,7 +52,7 @@ class InvalidParameter(QueryError):
 
 
 def param(default: Any, *, help: str, min: float | None = None, max: float | None = None) -> Any:  # noqa: A002
-    """A declared strategy parameter: a dataclass field with its bounds (inclusive) and a one-line help."""
+    """A declared strategy (or re-ranker) parameter: a dataclass field with its bounds (inclusive) and a one-line help."""
     return dataclasses.field(default=default, metadata={"help": help, "min": min, "max": max})
 
 
@@ -75,9 +76,10 @@ class ParamSpec:
         high = "inf" if self.max is None else f"{self.max:g}"
         return f"[{low}, {high}]"
 
-    def check(self, strategy: str, value: Any) -> Any:
-        """``value`` as this parameter's type, or :class:`InvalidParameter` naming the type and bounds."""
-        where = f"parameter {self.name!r} of strategy {strategy!r}"
+    def check(self, owner: str, value: Any, kind: str = "strategy") -> Any:
+        """``value`` as this parameter's type, or :class:`InvalidParameter` naming the type and bounds. ``owner``:
+        the strategy's (or, with ``kind="re-ranker"``, the re-ranker's) name, as the message says it."""
+        where = f"parameter {self.name!r} of {kind} {owner!r}"
         if self.type is float:
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
             if ok:
@@ -216,31 +218,37 @@ def unregister_strategy(name: str) -> None:
     del _REGISTRY[name]
 
 
-def _param_specs(strategy: str, params_cls: type | None) -> tuple[ParamSpec, ...]:
+def _param_specs(strategy: str, params_cls: type | None, kind: str = "strategy",
+                 reserved: frozenset = RESERVED_NAMES) -> tuple[ParamSpec, ...]:
+    """The :class:`ParamSpec` of each field of ``params_cls``, checked (type, help, default within bounds, name not
+    ``reserved``). ``kind``: what owns them, as messages say it ("strategy", "re-ranker")."""
     if params_cls is None:
         return ()
     if not dataclasses.is_dataclass(params_cls):
-        raise TypeError(f"the parameters of strategy {strategy!r} must be a dataclass, got {params_cls!r}")
+        raise TypeError(f"the parameters of {kind} {strategy!r} must be a dataclass, got {params_cls!r}")
     hints = typing.get_type_hints(params_cls)
     out = []
     for f in dataclasses.fields(params_cls):
-        kind = hints[f.name]
-        where = f"parameter {f.name!r} of strategy {strategy!r}"
-        if kind not in PARAM_TYPES:
-            raise TypeError(f"{where} has type {kind!r}; a parameter is one of {', '.join(PARAM_TYPES.values())}")
-        if f.name in RESERVED_NAMES or f.name.startswith("_"):
-            raise TypeError(f"{where}: the name is taken by the query itself ({', '.join(sorted(RESERVED_NAMES))}); rename it")
+        type_ = hints[f.name]
+        where = f"parameter {f.name!r} of {kind} {strategy!r}"
+        if type_ not in PARAM_TYPES:
+            raise TypeError(f"{where} has type {type_!r}; a parameter is one of {', '.join(PARAM_TYPES.values())}")
+        if f.name in reserved or f.name.startswith("_"):
+            raise TypeError(f"{where}: the name is taken by the query itself ({', '.join(sorted(reserved))}); rename it")
         if not f.metadata.get("help"):
             raise TypeError(f"{where} has no help; declare it with param(default, help=..., min=..., max=...)")
         if f.default is dataclasses.MISSING:
             raise TypeError(f"{where} has no default")
         low, high = f.metadata.get("min"), f.metadata.get("max")
-        if (low is not None or high is not None) and kind not in (int, float):
+        if (low is not None or high is not None) and type_ not in (int, float):
             raise TypeError(f"{where}: only numbers have bounds")
-        spec = ParamSpec(f.name, kind, f.default, low, high, f.metadata["help"])
-        spec.check(strategy, f.default)  # a default outside its own bounds is a declaration bug
+        spec = ParamSpec(f.name, type_, f.default, low, high, f.metadata["help"])
+        spec.check(strategy, f.default, kind)  # a default outside its own bounds is a declaration bug
         out.append(spec)
     return tuple(out)
+
+
+param_specs = _param_specs  # public: the re-ranker registry (cir.rerankers.registry) declares its parameters alike
 
 
 # --- looking up ---------------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from cir.errors import CirError
 from cir.encode.cache import EmbeddingCache, EncodeStats
 from cir.eval.metrics import compute_metrics, metric_depth, relevance
 from cir.datasets.task import EvalTask
-from cir.query import ArrayGallery, QueryContext, Ranked, compose_queries, first_stage, rerank_stage
-from cir.query.rerank import RERANKERS, Reranker
+from cir.query import ArrayGallery, Fusion, QueryContext, Ranked, compose_queries, first_stage, rerank_stage
+from cir.query.rerank import IdentityReranker, Reranker
 
 
 @dataclass
@@ -35,6 +35,10 @@ class RunConfig:
     composer: str | None = None  # learned strategies: weights file or directory (None: the backbone's own)
     rerank: str | Reranker | None = None  # a re-rank stage after the first (None: none)
     rerank_k: int = 100  # candidates the first stage hands to the re-ranker
+    rerank_params: dict = field(default_factory=dict)  # the named re-ranker's parameters (cir.rerankers registry)
+    rerank_weight: float | None = None  # the re-ranker's share w in the fusion (None: its default_weight)
+    rerank_fusion: str = "linear"  # linear (calibrated scores) or rrf, see cir.query.rerank
+    reranker_weights: str | None = None  # a learned re-ranker's folder (None: the backbone's own)
 
 
 @dataclass
@@ -97,25 +101,30 @@ def run_task(
 
     index_of = {g: i for i, g in enumerate(task.gallery_ids)}
     references = _reference_vectors(task, gallery, index_of, outside)
-    space = ArrayGallery(gallery, task.gallery_ids)
-    reranker = _reranker(config.rerank)
+    space = ArrayGallery(gallery, [str(p) for p in task.gallery_paths])  # path(i): the file a re-ranker reads
+    reranker = _reranker(config, backbone)
+    fusion = Fusion(config.rerank_fusion, config.rerank_weight)
     runs, params = {}, {}
     for name, strategy in strategies.items():
         t1 = time.perf_counter()
         texts = [q.texts for q in task.queries]
         queries = compose_queries(strategy, backbone, references if strategy.needs_image else None,
                                   texts if strategy.needs_text else None).vectors
-        runs[name] = _rank_and_measure(task, queries, references, space, index_of, reranker, backbone, config)
+        runs[name] = _rank_and_measure(task, queries, references, space, index_of, reranker, backbone, config, fusion)
         runs[name].seconds = time.perf_counter() - t1
         params[name] = strategy.params()
         say(f"{task.name}: {name} done in {runs[name].seconds:.1f}s")
     return TaskRun(task, runs, encode_seconds, stats, params)
 
 
-def _reranker(rerank) -> Reranker:
-    if rerank is None:
-        return RERANKERS.build("none")
-    return rerank if isinstance(rerank, Reranker) else RERANKERS.build(rerank)
+def _reranker(config: RunConfig, backbone: Backbone) -> Reranker:
+    if config.rerank is None:
+        return IdentityReranker()
+    if isinstance(config.rerank, Reranker):
+        return config.rerank
+    from cir.rerankers import build_reranker
+
+    return build_reranker(config.rerank, config.rerank_params, weights_dir=config.reranker_weights, backbone=backbone)
 
 
 def _reference_vectors(task: EvalTask, gallery: np.ndarray, index_of: dict, outside: dict) -> np.ndarray | None:
@@ -128,7 +137,8 @@ def _reference_vectors(task: EvalTask, gallery: np.ndarray, index_of: dict, outs
 
 
 def _rank_and_measure(task: EvalTask, queries: np.ndarray, references: np.ndarray | None, space: ArrayGallery,
-                      index_of: dict, reranker: Reranker, backbone: Backbone, config: RunConfig) -> StrategyRun:
+                      index_of: dict, reranker: Reranker, backbone: Backbone, config: RunConfig,
+                      fusion: Fusion | None = None) -> StrategyRun:
     qs = task.queries
     ref_index = [index_of.get(q.reference, -1) if q.reference is not None else -1 for q in qs]
     exclude = [[r] if task.exclude_reference and r >= 0 else [] for r in ref_index]
@@ -137,10 +147,10 @@ def _rank_and_measure(task: EvalTask, queries: np.ndarray, references: np.ndarra
     first = first_stage(space.searcher, queries, first_k, exclude)
     contexts = [] if reranker.is_identity else [
         QueryContext(queries[i], q.texts[0] if q.texts else None, None if references is None else references[i],
-                     ref_index[i] if ref_index[i] >= 0 else None, space, backbone)
+                     ref_index[i] if ref_index[i] >= 0 else None, space, backbone, reference_image=q.reference_path)
         for i, q in enumerate(qs)
     ]
-    ranking = rerank_stage(reranker, contexts, first, depth).ids
+    ranking = rerank_stage(reranker, contexts, first, depth, fusion).ids
     with_subsets = any(q.subset is not None for q in qs)
     subset_ranking = _subset_rankings(task, queries, space, index_of, ref_index) if with_subsets else None
 

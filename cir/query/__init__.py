@@ -10,11 +10,11 @@
 from cir.query.gallery import ArrayGallery, Gallery
 from cir.query.path import run_query
 from cir.query.request import Query
-from cir.query.rerank import RERANKERS, Candidates, IdentityReranker, QueryContext, Reranked, Reranker, register_reranker
+from cir.query.rerank import Candidates, Fusion, IdentityReranker, QueryContext, Reranked, Reranker
 from cir.query.results import Hit, SearchResult
 from cir.query.stages import Ranked, compose_queries, first_stage, rerank_stage
 
 __all__ = [
-    "ArrayGallery", "Candidates", "Gallery", "Hit", "IdentityReranker", "Query", "QueryContext", "RERANKERS", "Ranked",
-    "Reranked", "Reranker", "SearchResult", "compose_queries", "first_stage", "register_reranker", "rerank_stage", "run_query",
+    "ArrayGallery", "Candidates", "Fusion", "Gallery", "Hit", "IdentityReranker", "Query", "QueryContext", "Ranked",
+    "Reranked", "Reranker", "SearchResult", "compose_queries", "first_stage", "rerank_stage", "run_query",
 ]

@@ -13,7 +13,7 @@ from cir.errors import QueryError
 from cir.query.gallery import Gallery
 from cir.query.reference import resolve_reference
 from cir.query.request import Query
-from cir.query.rerank import RERANKERS, QueryContext, Reranker
+from cir.query.rerank import Fusion, IdentityReranker, QueryContext, Reranker
 from cir.query.results import Hit, SearchResult
 from cir.query.stages import compose_queries, first_stage, rerank_stage
 from cir.query.timing import stage
@@ -49,13 +49,13 @@ def default_for(query: Query, backbone_spec: str | None):
 
 
 def resolve_reranker(query: Query) -> Reranker:
+    """The query's ready re-ranker (names are built a layer up, by cir.rerankers.build_reranker: Store.search does)."""
     if query.rerank is None:
-        return RERANKERS.build("none")
+        return IdentityReranker()
     if isinstance(query.rerank, Reranker):
         return query.rerank
-    if not isinstance(query.rerank, str):
-        raise QueryError(f"rerank must be a name or a Reranker, got {type(query.rerank).__name__}")
-    return RERANKERS.build(query.rerank, **(query.rerank_params or {}))
+    raise QueryError(f"rerank must be a Reranker here (got {type(query.rerank).__name__}); build one by name with "
+                     "cir.rerankers.build_reranker(name, params), or pass the name to Store.search(rerank=NAME)")
 
 
 def check_query(query: Query, strategy) -> None:
@@ -83,6 +83,7 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
     with stage("prepare strategy"):  # building it may load a model (arithmetic's edit tagger)
         strategy = resolve_strategy(query, backbone.spec)
     reranker = resolve_reranker(query)
+    fusion = Fusion(query.rerank_fusion, query.rerank_weight)
     check_query(query, strategy)
     with stage("prepare strategy"):
         strategy.prepare(backbone)  # trained weights found and checked before the reference is encoded
@@ -97,9 +98,10 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
     depth = k if reranker.is_identity else max(k, min(int(query.rerank_k), max(len(gallery), 1)))
     with stage("first stage"):
         first = first_stage(gallery.searcher, composed.vectors[:1], depth, [exclude])
-    context = QueryContext(composed.vectors[0], query.text, reference.vector, reference.item_id, gallery, backbone)
+    context = QueryContext(composed.vectors[0], query.text, reference.vector, reference.item_id, gallery, backbone,
+                           reference_image=query.image)
     with stage("rerank"):
-        ranked = rerank_stage(reranker, [context], first, k)
+        ranked = rerank_stage(reranker, [context], first, k, fusion)
     hits = []
     for j, (i, s) in enumerate(zip(ranked.ids[0], ranked.scores[0])):
         if i < 0:
@@ -122,7 +124,8 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
         "composition": explanation,
         "stages": {
             "first_stage": {**gallery.searcher.describe(), "k": int(depth)},
-            "rerank": reranker.describe(),
+            "rerank": reranker.describe() if reranker.is_identity else {**reranker.describe(), "k": int(depth),
+                                                                         "fusion": fusion.describe(reranker)},
         },
     }
     return SearchResult(query=described, results=hits, explanation=explanation)

@@ -16,6 +16,8 @@ class Query:
     k: int = 10  # results wanted
     exclude_reference: bool = True  # leave the reference (by id, or by content hash) out of the results
     composer: str | None = None  # learned strategies: trained weights (None: the backbone's own)
-    rerank: object = None  # a re-ranker name or a ready Reranker (None: no re-rank stage)
-    rerank_params: dict = field(default_factory=dict)  # the re-ranker's parameters (for a name)
+    rerank: object = None  # a ready Reranker (None: no re-rank stage); Store.search builds one from a name
+    # (cir.rerankers.build_reranker), since the query path sits below the re-rankers
     rerank_k: int = 100  # candidates the first stage hands to the re-ranker
+    rerank_weight: float | None = None  # the re-ranker's share w in the fusion (None: the re-ranker's default)
+    rerank_fusion: str = "linear"  # linear (on calibrated scores) or rrf (reciprocal ranks), see cir.query.rerank

@@ -15,7 +15,7 @@ from cir.compose.base import Composed, Strategy, unit_rows
 from cir.errors import QueryError
 from cir.index.searcher import Searcher
 from cir.index.topk import NO_ITEM
-from cir.query.rerank import Candidates, QueryContext, Reranked, Reranker
+from cir.query.rerank import Candidates, Fusion, QueryContext, Reranked, Reranker, fuse
 
 
 def compose_queries(strategy: Strategy, backbone, references: np.ndarray | None,
@@ -75,23 +75,26 @@ def first_stage(searcher: Searcher, vectors: np.ndarray, k: int, exclude: Sequen
     return Ranked(out_i, out_s)
 
 
-def rerank_stage(reranker: Reranker, contexts: Sequence[QueryContext], first: Ranked, k: int) -> Ranked:
-    """Hand each query's first-stage candidates to ``reranker``; keep the best ``k`` of its order."""
+def rerank_stage(reranker: Reranker, contexts: Sequence[QueryContext], first: Ranked, k: int,
+                 fusion: Fusion | None = None) -> Ranked:
+    """Score each query's first-stage candidates with ``reranker``, fuse with the first stage (``fusion``; default
+    linear at the re-ranker's default weight, see :mod:`cir.query.rerank`) and keep the best ``k`` of the fused order."""
     if reranker.is_identity:
         return Ranked(first.ids[:, :k], first.scores[:, :k])
+    fusion = fusion if fusion is not None else Fusion()
     out_i = np.full((len(first.ids), k), NO_ITEM, np.int64)
     out_s = np.full((len(first.ids), k), -np.inf, np.float32)
-    stages = []
-    for q, context in enumerate(contexts):
+    candidates = []
+    for q in range(len(first.ids)):
         live = first.ids[q] >= 0
-        candidates = Candidates(first.ids[q][live], first.scores[q][live])
-        done: Reranked = reranker.rerank(context, candidates)
-        if sorted(done.ids.tolist()) != sorted(candidates.ids.tolist()):
-            raise RuntimeError(f"re-ranker {reranker.name!r} returned other ids than the candidates it was given")
+        candidates.append(Candidates(first.ids[q][live], first.scores[q][live]))
+    raw = reranker.score_many(contexts, candidates)
+    if len(raw) != len(candidates):
+        raise RuntimeError(f"re-ranker {reranker.name!r} scored {len(raw)} queries of {len(candidates)}")
+    stages = []
+    for q, (cand, scores) in enumerate(zip(candidates, raw)):
+        done: Reranked = fuse(reranker, cand, scores, fusion)
         n = min(k, len(done.ids))
         out_i[q, :n], out_s[q, :n] = done.ids[:n], done.scores[:n]
-        first_score = dict(zip(candidates.ids.tolist(), candidates.scores.tolist()))
-        per = {"first_stage": np.asarray([first_score[i] for i in done.ids[:n].tolist()], np.float32)}
-        per.update({name: np.asarray(v)[:n] for name, v in done.stage_scores.items()})
-        stages.append(per)
+        stages.append({name: np.asarray(v)[:n] for name, v in done.stage_scores.items()})
     return Ranked(out_i, out_s, stages)

@@ -149,6 +149,9 @@ class Store:
         rerank: "str | Reranker | None" = None,
         rerank_k: int = 100,
         rerank_params: dict | None = None,
+        rerank_weight: float | None = None,
+        rerank_fusion: str = "linear",
+        reranker_weights: "str | os.PathLike | None" = None,
         snapshot: Snapshot | None = None,
         **param_kwargs,
     ) -> "SearchResult":
@@ -163,18 +166,27 @@ class Store:
         :class:`~cir.compose.base.Strategy` (it then takes no parameters here). The learned strategies (pic2word,
         combiner) read their trained weights from ``composer`` (a file or directory), else from the backbone's own
         (``cir:demo`` ships them). ``rerank`` names a re-rank stage over the first ``rerank_k`` candidates
-        (default: none). The reference is left out of the results when it is in the store (by id, or by content
+        (default: none; ``cir.rerankers.describe_rerankers()`` lists them and their ``rerank_params``), or is a
+        ready :class:`~cir.query.rerank.Reranker`; its scores are fused with the first stage's as
+        ``rerank_fusion`` says (linear on calibrated scores with the re-ranker's share ``rerank_weight``, or rrf);
+        a learned one reads its folder from ``reranker_weights`` (default: the backbone's own). The reference is left out of the results when it is in the store (by id, or by content
         hash for a path, bytes or a PIL image opened from a file). ``snapshot``: answer from this commit (default:
         the one loaded now). See docs/search-json.md for the result's JSON form.
         """
-        from cir.compose.registry import merge_params
+        from cir.compose.registry import InvalidParameter, merge_params
         from cir.query import Query, run_query
 
         snap = snapshot if snapshot is not None else self._snapshot
         self._refuse_damaged(snap, "search")
+        if isinstance(rerank, str):
+            from cir.rerankers import build_reranker
+
+            rerank = build_reranker(rerank, rerank_params, weights_dir=reranker_weights, backbone=self.backbone)
+        elif rerank_params or reranker_weights is not None:
+            raise InvalidParameter("rerank_params and reranker_weights go with a re-ranker given by name (rerank=NAME)")
         query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params=merge_params(params, param_kwargs),
                       k=k, exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None,
-                      rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k)
+                      rerank=rerank, rerank_k=rerank_k, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion)
         result = run_query(snap, self.backbone, query)
         result.version = int(snap.version)
         return result
