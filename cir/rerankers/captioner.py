@@ -14,7 +14,7 @@ vocabulary order with no repeats, then the end (at most ``max_objects``).
 Trained by ``cir train captioner`` (:mod:`cir.train.captioner`) with teacher forcing on the world's train split,
 chosen on held-out train groups. The weights file is a composer-format safetensors (:mod:`cir.compose.composer_file`,
 kind ``captioner``): the network, its config and vocabulary, and the probes of the backbone it was trained for, so
-loading it for another backbone is refused. ``cir:demo`` ships one (``reranker-captioner.safetensors`` beside it).
+loading it for another backbone is refused. ``cir:demo`` ships one (``reranker-rewrite/captioner.safetensors``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cir.rerankers.descriptions import SceneCaption
+
 KIND = "captioner"
-SHIPPED_NAME = "reranker-captioner.safetensors"  # in a cir: checkpoint directory (cir:demo ships one)
+FILE_NAME = "captioner.safetensors"  # in a run folder and in reranker-rewrite/ beside a cir: checkpoint
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 
@@ -37,6 +39,7 @@ SPECIALS = ("<pad>", "<bos>", "<eos>")
 class CaptionerConfig:
     token_dim: int = 256  # width of the backbone's image tokens (set from the backbone at training)
     n_image_tokens: int = 16  # image tokens per picture (set from the backbone at training)
+    embed_dim: int = 0  # > 0: the picture's joint embedding (this wide) joins the tokens as one more memory token
     width: int = 192  # decoder width
     layers: int = 2  # decoder layers (self-attention, cross-attention to the image tokens, feed-forward)
     heads: int = 4  # attention heads
@@ -62,25 +65,6 @@ class CaptionerConfig:
         return cls(**{**data, "styles": tuple(data["styles"]), "objects": tuple(data["objects"])})
 
 
-@dataclass(frozen=True)
-class SceneCaption:
-    """What the captioner read in one picture."""
-
-    style: str  # one of the config's styles
-    objects: tuple[str, ...]  # object names, vocabulary order
-
-    def text(self) -> str:
-        from cir.scenes.captions import canonical_caption
-
-        return canonical_caption(list(self.objects), self.style) if self.objects else _style_only(self.style)
-
-
-def _style_only(style: str) -> str:
-    from cir.scenes.render import STYLE_PHRASES
-
-    return f"{STYLE_PHRASES[style]} nothing"
-
-
 def world_config(**overrides) -> CaptionerConfig:
     """A config whose vocabulary is the offline world's styles and objects."""
     from cir.scenes.objects import load_objects
@@ -99,7 +83,8 @@ class Captioner(nn.Module):
         self.cfg = cfg
         self.memory_norm = nn.LayerNorm(cfg.token_dim)
         self.memory_proj = nn.Linear(cfg.token_dim, cfg.width)
-        self.memory_pos = nn.Parameter(torch.zeros(cfg.n_image_tokens, cfg.width))
+        self.memory_pos = nn.Parameter(torch.zeros(cfg.n_image_tokens + (1 if cfg.embed_dim else 0), cfg.width))
+        self.embedding_proj = nn.Linear(cfg.embed_dim, cfg.width) if cfg.embed_dim else None
         self.embed = nn.Embedding(cfg.vocab_size, cfg.width)
         self.pos = nn.Parameter(torch.zeros(cfg.max_length, cfg.width))
         layer = nn.TransformerDecoderLayer(cfg.width, cfg.heads, cfg.ff, cfg.dropout, batch_first=True, norm_first=True)
@@ -135,15 +120,21 @@ class Captioner(nn.Module):
         return SceneCaption(style, objs)
 
     # --- network -------------------------------------------------------------------------------------------------
-    def memory(self, image_tokens: torch.Tensor) -> torch.Tensor:
+    def memory(self, image_tokens: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's memory: the projected image tokens (and the embedding's token when the config has one)."""
         if image_tokens.shape[1:] != (self.cfg.n_image_tokens, self.cfg.token_dim):
             raise ValueError(f"image tokens of shape {tuple(image_tokens.shape[1:])}; this captioner was trained on "
                              f"({self.cfg.n_image_tokens}, {self.cfg.token_dim})")
-        return self.memory_proj(self.memory_norm(image_tokens)) + self.memory_pos
+        parts = [self.memory_proj(self.memory_norm(image_tokens))]
+        if self.embedding_proj is not None:
+            if embedding is None or embedding.shape[1:] != (self.cfg.embed_dim,):
+                raise ValueError(f"this captioner also reads the picture's {self.cfg.embed_dim}-dimensional embedding")
+            parts.append(self.embedding_proj(embedding)[:, None])
+        return torch.cat(parts, dim=1) + self.memory_pos
 
-    def forward(self, image_tokens: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, image_tokens: torch.Tensor, inputs: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing: ``inputs`` (N, L) token ids -> (N, L, vocab) logits of the next token at each place."""
-        memory = self.memory(image_tokens)
+        memory = self.memory(image_tokens, embedding)
         length = inputs.shape[1]
         x = self.embed(inputs) + self.pos[:length]
         causal = _causal(length, inputs.device)
@@ -151,16 +142,23 @@ class Captioner(nn.Module):
         h = self.decoder(x, memory, tgt_mask=causal, tgt_key_padding_mask=pad, tgt_is_causal=True)
         return self.head(self.norm(h))
 
-    def loss(self, image_tokens: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+    def loss(self, image_tokens: torch.Tensor, captions: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy of each next token; ``captions`` (N, max_length) padded with PAD."""
-        logits = self.forward(image_tokens, captions[:, :-1])
+        logits = self.forward(image_tokens, captions[:, :-1], embedding)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), captions[:, 1:].reshape(-1), ignore_index=PAD)
 
     @torch.inference_mode()
-    def generate(self, image_tokens: torch.Tensor) -> list[SceneCaption]:
+    def caption_pixels(self, backbone, pixels: torch.Tensor) -> list[SceneCaption]:
+        """Captions of a preprocessed batch, through ``backbone`` (the one the captioner was trained on)."""
+        pixels = pixels.to(backbone.device)
+        embedding = torch.from_numpy(backbone.encode_pixels(pixels)).to(backbone.device) if self.cfg.embed_dim else None
+        return self.generate(backbone.image_tokens(pixels), embedding)
+
+    @torch.inference_mode()
+    def generate(self, image_tokens: torch.Tensor, embedding: torch.Tensor | None = None) -> list[SceneCaption]:
         """Grammar-constrained greedy decoding, a batch at a time."""
         n, dev = image_tokens.shape[0], image_tokens.device
-        memory = self.memory(image_tokens)
+        memory = self.memory(image_tokens, embedding)
         seq = torch.full((n, 1), BOS, dtype=torch.long, device=dev)
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         vocab = torch.arange(self.cfg.vocab_size, device=dev)
@@ -218,22 +216,3 @@ def load_captioner(path: str | Path, backbone) -> Captioner:
     net = Captioner(CaptionerConfig.from_dict(weights.config))
     net.load_state_dict({k: v.float() for k, v in weights.state.items()})
     return net.eval()
-
-
-def default_captioner_path(backbone) -> Path:
-    """The captioner shipped beside a ``cir:`` checkpoint (``cir:demo`` ships one); other backbones pass a file or
-    use an ``hf:`` captioner."""
-    from cir.backbones import demo_checkpoint_dir, parse_model_spec
-    from cir.errors import WeightsUnavailable
-
-    head = backbone.spec.partition(":")[0]
-    parsed = parse_model_spec(backbone.spec) if head in ("cir", "openclip", "hf") else None
-    if parsed is not None and parsed.kind == "cir":
-        directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
-        if (directory / SHIPPED_NAME).is_file():
-            return directory / SHIPPED_NAME
-    raise WeightsUnavailable(
-        f"the rewrite re-ranker needs a captioner for backbone {backbone.spec} and none ships with it; train one with "
-        f"`cir train captioner --backbone {backbone.spec} --out DIR` and pass captioner=DIR/captioner.safetensors, "
-        "or use an hf: captioner (captioner=hf:Salesforce/blip-image-captioning-base)"
-    )

@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from cir.edits.base import Edit
-from cir.rerankers.captioner import SceneCaption
+from cir.compose.registry import InvalidParameter, param
+from cir.query.rerank import Candidates, QueryContext, Reranker
+from cir.rerankers.descriptions import SceneCaption
+from cir.rerankers.registry import RerankerWeights, register_reranker
 
 
 # --- editing a description -----------------------------------------------------------------------------------------
@@ -72,13 +76,13 @@ def rewrite_scene(caption: SceneCaption, edit: Edit, vocabulary: Sequence[str], 
 
 def rewrite_text(description: str, edit: Edit) -> str:
     """Free text after the edit: mentions of removed objects are cut, added ones appended."""
-    text = description.strip()
+    text = " ".join(description.split())
     for phrase in edit.remove:
-        name = re.escape(" ".join(phrase.split()))
-        text = re.sub(rf"\b(?:(?:a|an|the|some|one|two|three)\s+)?{name}(?:s|es)?\b", "", text, flags=re.IGNORECASE)
-    text = re.sub(r"\s*,\s*(,\s*)+", ", ", text)
-    text = re.sub(r"\b(and|with|,)\s+(and|with|,)\b", r"\2", text)
-    text = re.sub(r"\s+(and|with|,)\s*$", "", re.sub(r"\s+", " ", text)).strip(" ,")
+        mention = rf"(?:(?:a|an|the|some|one|two|three)\s+)?{re.escape(' '.join(phrase.split()))}(?:s|es)?\b"
+        joined = rf"(?:\s*,\s*|\s+and\s+|\s+with\s+)(?:{mention})"  # "a man and a dog": the "and" goes too
+        text = re.sub(joined, "", text, flags=re.IGNORECASE)
+        text = re.sub(rf"\b{mention}(?:\s*,|\s+and\b|\s+with\b)?", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"\s+", " ", text).strip(" ,")
     if edit.add:
         from cir.scenes.captions import join_objects
 
@@ -178,3 +182,151 @@ def _load_causal_lm(source: str, cached_only: bool):
 
     model = AutoModelForCausalLM.from_pretrained(source, local_files_only=cached_only).eval()
     return model, AutoTokenizer.from_pretrained(source, local_files_only=cached_only)
+
+
+# --- the re-ranker ---------------------------------------------------------------------------------------------------
+CAPTIONER_WEIGHTS = RerankerWeights("rewrite", "cir train captioner")  # reranker-rewrite/captioner.safetensors
+EDITORS = ("tagger", "rules")  # the cir.edits parsers; or hf:REPO
+
+
+@dataclass(frozen=True)
+class RewriteParams:
+    captioner: str = param("auto", help="who describes the reference: auto (the captioner beside a cir: checkpoint; "
+                           "cir:demo ships one), a captioner.safetensors file or its folder, or hf:REPO (BLIP captioning)")
+    editor: str = param("tagger", help="who applies the text to the description: tagger or rules (cir.edits' adds and "
+                        "removes), or hf:REPO (an instruction-following language model)")
+
+
+@register_reranker("rewrite", "describes the reference, edits the description by the text and scores each candidate "
+                   "by the text tower's cosine with the rewritten description (seed 001's query rewriting)",
+                   params=RewriteParams, needs_backbone=True, train_command="cir train captioner")
+class RewriteReranker(Reranker):
+    """Raw score: the cosine between the rewritten description's text embedding and the candidate's stored vector;
+    calibrated as the first stage's cosine is, ``(s + 1) / 2``, so both stages sit on one fixed scale."""
+
+    default_weight = 0.5  # the fusion weight when none is given (docs/benchmarks.md: measured per weight)
+
+    def __init__(self, backbone, params: RewriteParams | None = None) -> None:
+        self.backbone = backbone
+        self.settings = params or RewriteParams()
+        if not (self.settings.editor in EDITORS or self.settings.editor.startswith("hf:")):
+            raise InvalidParameter(f"parameter 'editor' of re-ranker 'rewrite' must be one of {', '.join(EDITORS)} "
+                                   f"or hf:REPO, got {self.settings.editor!r}")
+        self._captioner = None  # a Captioner (scene grammar) or an HFCaptioner, loaded on first use
+        self._editor = None
+        self._styles = StyleReader(backbone)
+        self._descriptions: dict[str, object] = {}  # reference content sha256 -> its description
+
+    @classmethod
+    def from_params(cls, params, *, weights_dir=None, backbone=None) -> "RewriteReranker":
+        reranker = cls(backbone, params)
+        reranker.prepare()
+        return reranker
+
+    def prepare(self) -> None:
+        """Load the captioner and the editor now, so a missing model fails before any search."""
+        self._load_captioner()
+        self._load_editor()
+
+    def params(self) -> dict:
+        return {"captioner": self.settings.captioner, "editor": self.settings.editor}
+
+    # --- the pieces ------------------------------------------------------------------------------------------------
+    def _load_captioner(self):
+        if self._captioner is None:
+            spec = self.settings.captioner
+            if spec.startswith("hf:"):
+                self._captioner = HFCaptioner(spec)
+            else:
+                from cir.rerankers.captioner import FILE_NAME, load_captioner
+
+                if spec == "auto":
+                    path = CAPTIONER_WEIGHTS.locate(self.backbone) / FILE_NAME
+                else:
+                    path = Path(spec).expanduser()
+                    path = path / FILE_NAME if path.is_dir() else path
+                self._captioner = load_captioner(path, self.backbone).to(self.backbone.device)
+        return self._captioner
+
+    def _load_editor(self):
+        if self._editor is None:
+            spec = self.settings.editor
+            if spec.startswith("hf:"):
+                self._editor = InstructionEditor(spec)
+            else:
+                from cir.edits import get_parser
+
+                self._editor = get_parser(spec)
+        return self._editor
+
+    def describe_references(self, contexts: Sequence[QueryContext]) -> list:
+        """Each query's reference description (a SceneCaption, or text from an hf: captioner), cached per content."""
+        from cir.rerankers.images import reference_picture
+
+        captioner = self._load_captioner()
+        pictures = [reference_picture(c, self.backbone.image_size) for c in contexts]
+        keys = [p.sha256 or f"object:{id(c.reference_image)}" for p, c in zip(pictures, contexts)]
+        todo = [i for i, k in enumerate(keys) if k not in self._descriptions]
+        for start in range(0, len(todo), 64):
+            chunk = todo[start : start + 64]
+            images = [pictures[i].image for i in chunk]
+            if isinstance(captioner, HFCaptioner):
+                found = captioner.describe(images)
+            else:
+                import torch
+
+                from cir.encode.encoder import Encoder
+
+                encoder = Encoder(self.backbone)
+                pixels = torch.stack([encoder.pixels_from_image(im) for im in images])
+                found = captioner.caption_pixels(self.backbone, pixels)
+            for i, description in zip(chunk, found):
+                if pictures[i].sha256 is not None:
+                    self._descriptions[keys[i]] = description
+                else:
+                    self._descriptions.setdefault(keys[i], description)
+        out = [self._descriptions[k] for k in keys]
+        for k, p in zip(keys, pictures):  # an in-memory image has no stable key: not kept past this call
+            if p.sha256 is None:
+                self._descriptions.pop(k, None)
+        return out
+
+    def rewrite_queries(self, contexts: Sequence[QueryContext]) -> list[str]:
+        """The rewritten description of each query (what the candidates are scored against)."""
+        descriptions = self.describe_references(contexts)
+        texts = [c.text or "" for c in contexts]
+        editor = self._load_editor()
+        if isinstance(editor, InstructionEditor):
+            plain = [d.text() if isinstance(d, SceneCaption) else d for d in descriptions]
+            return editor.rewrite(plain, texts)
+        edits = editor.parse_many(texts)
+        vocabulary = getattr(self._captioner, "cfg", None)
+        out, style_rows = [None] * len(contexts), []
+        for i, (description, edit) in enumerate(zip(descriptions, edits)):
+            if isinstance(description, SceneCaption):
+                if not edit.add and not edit.remove and texts[i].strip():
+                    style_rows.append(i)
+                    continue
+                out[i] = rewrite_scene(description, edit, vocabulary.objects).text()
+            else:
+                out[i] = rewrite_text(description, edit)
+        if style_rows:
+            styles = self._styles.read([texts[i] for i in style_rows])
+            for i, style in zip(style_rows, styles):
+                out[i] = rewrite_scene(descriptions[i], edits[i], vocabulary.objects, style=style).text()
+        return out
+
+    # --- the contract ----------------------------------------------------------------------------------------------
+    def score(self, context: QueryContext, candidates: Candidates) -> np.ndarray:
+        return self.score_many([context], [candidates])[0]
+
+    def score_many(self, contexts: Sequence[QueryContext], candidates: Sequence[Candidates]) -> list[np.ndarray]:
+        if not contexts:
+            return []
+        texts = self.rewrite_queries(contexts)
+        queries = self.backbone.encode_texts(texts)
+        return [np.asarray(c.gallery.searcher.vectors(cand.ids), np.float32) @ q
+                for c, cand, q in zip(contexts, candidates, queries)]
+
+    def calibrate(self, scores: np.ndarray) -> np.ndarray:
+        return ((np.asarray(scores, np.float32) + 1.0) / 2.0).astype(np.float32)

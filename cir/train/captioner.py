@@ -23,15 +23,16 @@ from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze
 class CaptionerTrainConfig:
     backbone: str = "cir:demo"  # model spec of the frozen backbone whose image tokens the decoder reads
     out: str = "runs/captioner"  # directory: captioner.safetensors (best epoch) and checkpoints/
-    scene_groups: int = 2000  # train-split groups of the world (six scenes each)
+    scene_groups: int = 3000  # train-split groups of the world (six scenes each)
     validation: float = 0.1  # share of those groups held out to choose the epoch
     width: int = 192  # decoder width
     layers: int = 2  # decoder layers
     heads: int = 4  # attention heads
     dropout: float = 0.1  # decoder dropout
+    with_embedding: bool = True  # the picture's joint embedding joins its image tokens in the decoder's memory
     token_batch: int = 128  # pictures per batch when computing image tokens
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=25, batch_size=128, lr=1e-3, weight_decay=0.01,
-                                                                max_minutes=20))
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=20, batch_size=128, lr=1e-3, weight_decay=0.01,
+                                                                max_minutes=25))
     preset: str = "default"  # the preset these values came from
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 
@@ -45,21 +46,23 @@ def preset_config(preset: str, **overrides) -> CaptionerTrainConfig:
 @dataclass
 class CaptionSet:
     tokens: torch.Tensor  # (N, T, token_dim) float16 image tokens
+    embeddings: torch.Tensor  # (N, dim) float32 joint embeddings (unit rows)
     captions: torch.Tensor  # (N, max_length) caption token ids, PAD-padded
     objects: list[tuple[str, ...]]  # (N,) true object names (vocabulary order)
     styles: list[str]  # (N,) true styles
 
 
-def image_tokens(backbone, images, batch: int = 128, renderer=None, progress: bool | None = None) -> torch.Tensor:
-    """(N, T, token_dim) float16 image tokens of scenes or files (through the one encoder)."""
+def image_features(backbone, images, batch: int = 128, renderer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T, token_dim) float16 image tokens and (N, dim) embeddings of scenes or files (through the one encoder)."""
     from cir.train.data import pixel_table
 
-    out = []
+    tokens, embeddings = [], []
     for start in range(0, len(images), batch):
-        pixels = pixel_table(backbone, images[start : start + batch], progress=False, renderer=renderer)
+        pixels = pixel_table(backbone, images[start : start + batch], progress=False, renderer=renderer).float()
         with torch.inference_mode():
-            out.append(backbone.image_tokens(pixels.float()).to(torch.float16).cpu())
-    return torch.cat(out)
+            tokens.append(backbone.image_tokens(pixels).to(torch.float16).cpu())
+        embeddings.append(torch.from_numpy(backbone.encode_pixels(pixels)))
+    return torch.cat(tokens), torch.cat(embeddings)
 
 
 def caption_set(net, backbone, scenes, batch: int, renderer=None) -> CaptionSet:
@@ -68,7 +71,8 @@ def caption_set(net, backbone, scenes, batch: int, renderer=None) -> CaptionSet:
     rows = [net.encode_caption(s.style, s.names()) for s in scenes]
     captions = pad_captions(rows, net.cfg.max_length)
     objects = [net.caption_of(r).objects for r in rows]
-    return CaptionSet(image_tokens(backbone, scenes, batch, renderer), captions, objects, [s.style for s in scenes])
+    tokens, embeddings = image_features(backbone, scenes, batch, renderer)
+    return CaptionSet(tokens, embeddings, captions, objects, [s.style for s in scenes])
 
 
 def caption_accuracy(net, data: CaptionSet, batch: int = 512) -> dict[str, float]:
@@ -76,7 +80,8 @@ def caption_accuracy(net, data: CaptionSet, batch: int = 512) -> dict[str, float
     net.eval()
     got = []
     for start in range(0, len(data.objects), batch):
-        got += net.generate(data.tokens[start : start + batch].float())
+        emb = data.embeddings[start : start + batch] if net.cfg.embed_dim else None
+        got += net.generate(data.tokens[start : start + batch].float(), emb)
     objects = np.mean([g.objects == t for g, t in zip(got, data.objects)])
     both = np.mean([g.objects == t and g.style == s for g, t, s in zip(got, data.objects, data.styles)])
     return {"score": float(objects), "object_set": float(objects), "object_set_and_style": float(both)}
@@ -109,6 +114,7 @@ def train_captioner(cfg: CaptionerTrainConfig, backbone=None, log=print, stop_af
     t0 = time.time()
     probe = backbone.image_tokens(torch.zeros(1, 3, backbone.image_size, backbone.image_size, device=backbone.device))
     ccfg = world_config(token_dim=backbone.image_token_dim, n_image_tokens=int(probe.shape[1]), width=cfg.width,
+                        embed_dim=backbone.dim if cfg.with_embedding else 0,
                         layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout)
     net = Captioner(ccfg).to(backbone.device)
     renderer = SceneRenderer()
@@ -124,10 +130,11 @@ def train_captioner(cfg: CaptionerTrainConfig, backbone=None, log=print, stop_af
         return [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
 
     def loss(batch) -> torch.Tensor:
-        return net.loss(train.tokens[batch].float().to(dev), train.captions[batch].to(dev))
+        emb = train.embeddings[batch].to(dev) if ccfg.embed_dim else None
+        return net.loss(train.tokens[batch].float().to(dev), train.captions[batch].to(dev), emb)
 
     def validate() -> dict[str, float]:
-        return caption_accuracy(net, CaptionSet(val.tokens.to(dev), val.captions, val.objects, val.styles))
+        return caption_accuracy(net, CaptionSet(val.tokens.to(dev), val.embeddings.to(dev), val.captions, val.objects, val.styles))
 
     def export(summary: dict) -> None:
         provenance = {"command": command_line(), "config": jsonable(asdict(cfg)),
