@@ -11,6 +11,7 @@ import typer
 
 from cir.backbones.spec import DEFAULT_BACKBONE
 from cir.cli.common import BACKBONE_HELP, device_option, progress_option, quiet_option, resolve_device, show_progress, strategy_help
+from cir.cli.rerank_options import RerankChoice, with_rerank_options
 
 # options every evaluator takes (typer needs them in each signature; the objects are shared)
 BACKBONE = typer.Option(DEFAULT_BACKBONE, "--backbone", help=BACKBONE_HELP)
@@ -46,9 +47,10 @@ class CommonOptions:
     quiet: bool  # no progress output
     progress: bool | None  # progress bars: True, False, None = only on a terminal
     composer: Path | None = None  # learned strategies' weights (None: the backbone's own)
+    rerank: "RerankChoice | None" = None  # the re-rank stage (None: none)
 
     def as_dict(self) -> dict:
-        return {
+        return {**(self.rerank.as_dict() if self.rerank is not None else {}),
             "backbone": self.backbone, "strategy": list(self.strategies), "out": _s(self.out),
             "save_rankings": _s(self.save_rankings), "compare": self.compare, "device": self.device,
             "batch_size": self.batch_size, "workers": self.workers, "composer": _s(self.composer),
@@ -73,10 +75,10 @@ def parse_strategies(values: list[str] | None, compare: bool, text_only: bool) -
 
 
 def common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=False,
-           composer=None, progress=None) -> CommonOptions:
+           composer=None, progress=None, rerank=None) -> CommonOptions:
     return CommonOptions(
         backbone, parse_strategies(strategy, compare, text_only), out, save_rankings, compare, resolve_device(device),
-        batch_size, workers, quiet, progress, composer,
+        batch_size, workers, quiet, progress, composer, rerank,
     )
 
 
@@ -93,8 +95,12 @@ def execute(benchmark: str, tasks: list, labels: list[str] | None, opts: CommonO
     log = (lambda msg: None) if opts.quiet else (lambda msg: typer.echo(msg, err=True))
     backbone = load_backbone(opts.backbone, device=opts.device)
     cache = EmbeddingCache(backbone)
+    choice = opts.rerank
+    reranking = {} if choice is None or choice.name is None else {
+        "rerank": choice.name, "rerank_k": choice.k, "rerank_params": dict(choice.params), "rerank_weight": choice.weight,
+        "rerank_fusion": choice.fusion, "reranker_weights": str(choice.weights_dir) if choice.weights_dir else None}
     config = RunConfig(strategies=opts.strategies, batch_size=opts.batch_size, workers=opts.workers, progress=show_progress(opts.progress, opts.quiet),
-                       composer=str(opts.composer) if opts.composer is not None else None)
+                       composer=str(opts.composer) if opts.composer is not None else None, **reranking)
     runs = [run_task(task, backbone, config, cache, log) for task in tasks]
     report = build_report(
         benchmark, runs, labels, backbone, cache.fingerprint, {**options, **opts.as_dict()}, time.perf_counter() - started
@@ -118,6 +124,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ev, name="eval")
 
     @ev.command("cirr", epilog="Example: cir eval cirr --root data/cirr --split val --strategy sum,arithmetic --compare")
+    @with_rerank_options
     def cirr(
         root: Path = typer.Option(..., "--root", help="CIRR root holding captions/ and image_splits/"),
         split: str = typer.Option("val", "--split", help="val or test1 (test1 writes the two server files)"),
@@ -125,13 +132,13 @@ def register(app: typer.Typer) -> None:
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
-        composer: Optional[Path] = COMPOSER,
+        composer: Optional[Path] = COMPOSER, rerank_choice=None,
     ) -> None:
         """CIRR rc2: Recall@{1,5,10,50} and Recall_subset@{1,2,3}; reference excluded from its own ranking."""
         from cir.datasets.cirr import load_cirr, submissions
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress, rerank=rerank_choice)
         task = load_cirr(root, split)
         _, runs = execute("cirr", [task], None, opts, {"root": str(root), "split": split})
         if split == "test1":
@@ -142,6 +149,7 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"wrote CIRR test1 submission {path}", err=True)
 
     @ev.command("fashioniq", epilog="Example: cir eval fashioniq --root data/fashioniq --category dress --strategy sum")
+    @with_rerank_options
     def fashioniq(
         root: Path = typer.Option(..., "--root", help="FashionIQ root holding captions/, image_splits/ and images/"),
         category: str = typer.Option("all", "--category", help="dress, shirt, toptee or all (per category and averaged)"),
@@ -150,13 +158,13 @@ def register(app: typer.Typer) -> None:
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
-        composer: Optional[Path] = COMPOSER,
+        composer: Optional[Path] = COMPOSER, rerank_choice=None,
     ) -> None:
         """FashionIQ val: R@10 and R@50 per category and their average."""
         from cir.datasets.common import choose
         from cir.datasets.fashioniq import CATEGORIES, load_fashioniq
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress, rerank=rerank_choice)
         choose(category, CATEGORIES + ("all",), "FashionIQ category")
         categories = list(CATEGORIES) if category == "all" else [category]
         tasks = [load_fashioniq(root, c, "val", caption_join, exclude_reference) for c in categories]
@@ -164,6 +172,7 @@ def register(app: typer.Typer) -> None:
         execute("fashioniq", tasks, categories if category == "all" else None, opts, options)
 
     @ev.command("circo", epilog="Example: cir eval circo --root data/circo --split val --strategy sum,pic2word")
+    @with_rerank_options
     def circo(
         root: Path = typer.Option(..., "--root", help="CIRCO root holding annotations/ and COCO2017_unlabeled/"),
         split: str = typer.Option("val", "--split", help="val or test (test writes the server file)"),
@@ -172,13 +181,13 @@ def register(app: typer.Typer) -> None:
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
-        composer: Optional[Path] = COMPOSER,
+        composer: Optional[Path] = COMPOSER, rerank_choice=None,
     ) -> None:
         """CIRCO: mAP@{5,10,25,50} and Recall@{5,10,25,50} on val; the submission file on test."""
         from cir.datasets.circo import load_circo, submission
         from cir.eval.report import write_json
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress, rerank=rerank_choice)
         task = load_circo(root, split, exclude_reference)
         _, runs = execute("circo", [task], None, opts, {"root": str(root), "split": split, "exclude_reference": exclude_reference})
         if split == "test":
@@ -188,6 +197,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"wrote CIRCO test submission {path}", err=True)
 
     @ev.command("triplets", epilog="Example: cir eval triplets --csv triplets.csv --images photos/ --compare")
+    @with_rerank_options
     def triplets(
         csv: Path = typer.Option(..., "--csv", help="CSV with columns query_image, query_text, target_image"),
         images: Path = typer.Option(..., "--images", help="folder the CSV's image names are relative to"),
@@ -196,17 +206,18 @@ def register(app: typer.Typer) -> None:
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
-        composer: Optional[Path] = COMPOSER,
+        composer: Optional[Path] = COMPOSER, rerank_choice=None,
     ) -> None:
         """A triplet CSV (reference image, modification text, target image): top-1 accuracy and Recall@{1,5,10}."""
         from cir.datasets.csv_triplets import load_triplets
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress, rerank=rerank_choice)
         task = load_triplets(csv, images, database, exclude_reference)
         options = {"csv": str(csv), "images": str(images), "database": _s(database), "exclude_reference": exclude_reference}
         execute("triplets", [task], None, opts, options)
 
     @ev.command("text2image", epilog="Example: cir eval text2image --csv pairs.csv --images photos/ --text-column caption --image-column file")
+    @with_rerank_options
     def text2image(
         csv: Path = typer.Option(..., "--csv", help="CSV with a text column and an image column"),
         images: Path = typer.Option(..., "--images", help="folder of the CSV's images"),
@@ -216,12 +227,12 @@ def register(app: typer.Typer) -> None:
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
-        composer: Optional[Path] = COMPOSER,
+        composer: Optional[Path] = COMPOSER, rerank_choice=None,
     ) -> None:
         """Text -> image retrieval from a CSV of (text, image) pairs: Hits@{1,5,10,25,50} and MRR@50."""
         from cir.datasets.text2image import load_text2image
 
-        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True, composer=composer, progress=progress)
+        opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, text_only=True, composer=composer, progress=progress, rerank=rerank_choice)
         task = load_text2image(csv, images, text_column, image_column, database)
         options = {"csv": str(csv), "images": str(images), "text_column": text_column, "image_column": image_column,
                    "database": _s(database)}

@@ -1,7 +1,8 @@
 """``cir search``: rank a store's images for a reference image modified by a text.
 
 The strategy parameters are not written here: one ``--NAME`` option per parameter the strategy registry declares
-(``cir.compose.registry``), with its bounds and help, built when the command is registered.
+(``cir.compose.registry``), with its bounds and help, built when the command is registered; the re-rank stage's
+options and each re-ranker's parameters come the same way from :mod:`cir.cli.rerank_options`.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
         from cir.query.timing import stage_times
         from cir.store.pathcodec import printable
 
+        choice = param_values.pop("rerank_choice")
         given = {name: v for name, v in param_values.items() if v is not None}
         started = time.perf_counter()
         with open_store(store) as opened, stage_times() as times:
@@ -97,6 +99,8 @@ def register(app: typer.Typer) -> None:
             result = opened.search(
                 image=image, text=text, item_id=item_id, strategy=strategy, k=k, params=params,
                 exclude_reference=not include_reference, composer=composer,
+                rerank=choice.name, rerank_k=choice.k, rerank_params=choice.params, rerank_weight=choice.weight,
+                rerank_fusion=choice.fusion, reranker_weights=choice.weights_dir,
             )
         if verbose:
             times["total"] = time.perf_counter() - started
@@ -115,7 +119,11 @@ def register(app: typer.Typer) -> None:
             typer.echo("no results: the store is empty", err=True)
         width = len(str(len(result.results)))
         for rank, hit in enumerate(result.results, start=1):
-            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {printable(hit.path)}")
+            stages = ""
+            if hit.stage_scores is not None:  # both stages' calibrated scores beside the fused one
+                stages = (f"  (first stage {hit.stage_scores['first_stage_calibrated']:.4f}, "
+                          f"{choice.name} {hit.stage_scores['rerank_calibrated']:.4f})")
+            typer.echo(f"{rank:>{width}}  {hit.score:.4f}  {printable(hit.path)}{stages}")
 
     hints = typing.get_type_hints(search)
     fixed = [p.replace(annotation=hints[p.name]) for p in inspect.signature(search).parameters.values()
@@ -123,5 +131,7 @@ def register(app: typer.Typer) -> None:
     declared = param_options()
     search.__signature__ = inspect.Signature(fixed + declared)  # typer reads the options from the signature
     search.__annotations__ = {p.name: p.annotation for p in fixed + declared}
+    from cir.cli.rerank_options import with_rerank_options
+
     app.command("search", epilog='Example: cir search --store photos.cir --item-id 12 --text "the same but at night" '
-                '--strategy sum -k 5')(search)
+                '--strategy sum -k 5 --rerank verifier')(with_rerank_options(search))

@@ -152,7 +152,7 @@ def _rank_and_measure(task: EvalTask, queries: np.ndarray, references: np.ndarra
     ]
     ranking = rerank_stage(reranker, contexts, first, depth, fusion).ids
     with_subsets = any(q.subset is not None for q in qs)
-    subset_ranking = _subset_rankings(task, queries, space, index_of, ref_index) if with_subsets else None
+    subset_ranking = _subset_rankings(task, queries, space, index_of, ref_index, reranker, contexts, fusion) if with_subsets else None
 
     metrics = {}
     if task.has_ground_truth:
@@ -173,13 +173,18 @@ def _rank_and_measure(task: EvalTask, queries: np.ndarray, references: np.ndarra
     return StrategyRun(metrics, rankings, subset_rankings, 0.0)
 
 
-def _subset_rankings(task: EvalTask, queries: np.ndarray, space: ArrayGallery, index_of: dict, ref_index: list[int]) -> np.ndarray:
+def _subset_rankings(task: EvalTask, queries: np.ndarray, space: ArrayGallery, index_of: dict, ref_index: list[int],
+                     reranker: Reranker | None = None, contexts: list | None = None, fusion: Fusion | None = None) -> np.ndarray:
     """CIRR's Recall_subset: each query's img_set members minus its reference, ranked by the same searcher with the
-    members as the allowed ids (whatever the gallery exclusion)."""
-    parts: list[Ranked] = []
+    members as the allowed ids (whatever the gallery exclusion), then by the re-rank stage when one runs (over
+    every member: a set is a handful of images)."""
+    parts: list[np.ndarray] = []
     for i, q in enumerate(task.queries):
         allowed = sorted({index_of[m] for m in (q.subset or ())} - {ref_index[i]})
-        parts.append(first_stage(space.searcher, queries[i : i + 1], max(len(allowed), 1), allowed=allowed).ids)
+        first = first_stage(space.searcher, queries[i : i + 1], max(len(allowed), 1), allowed=allowed)
+        if reranker is not None and not reranker.is_identity and allowed:
+            first = rerank_stage(reranker, contexts[i : i + 1], first, first.ids.shape[1], fusion)
+        parts.append(first.ids)
     return _concat_padded(parts)
 
 

@@ -6,6 +6,7 @@ and whose stage fuses their scores), below :mod:`cir.store` (``Store.search(rera
 Start-up stays light: the modules declare their classes and load torch and their weights only when built.
 """
 
+from cir.rerankers import verifier  # noqa: F401 - registers the verifier
 from cir.rerankers.registry import (
     RerankerSpec,
     RerankerWeights,

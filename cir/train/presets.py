@@ -55,6 +55,15 @@ TRAINERS: dict[str, TrainerPresets] = {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo (most of it rendering and embedding)"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
     }),
+    "reranker": TrainerPresets("cir.train.reranker:RerankerTrainConfig", {
+        "default": Preset({}, "the verifier shipped with cir:demo; at most 15 minutes of training on a CPU (plus encoding)"),
+        "long": Preset({"scene_groups": 1500, "loop": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.01,
+                                                      "max_minutes": 60, "minutes_schedule": True}},
+                       "more groups and epochs: an hour on a CPU, minutes on a GPU (--device cuda)"),
+        "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "mine_depth": 8, "negatives": 3, "rerank_k": 8,
+                         "validation": 0.25, "net": {"width": 16, "layers": 1, "heads": 2, "ffn": 32},
+                         "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
+    }),
     "captioner": TrainerPresets("cir.train.captioner:CaptionerTrainConfig", {
         "default": Preset({}, "the captioner shipped beside cir:demo; a few minutes on 2 CPU cores (most of it rendering)"),
         "smoke": Preset({"scene_groups": 6, "width": 32, "layers": 1, "heads": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
