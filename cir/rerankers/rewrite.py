@@ -198,7 +198,7 @@ class RewriteParams:
 
 
 @register_reranker("rewrite", "describes the reference, edits the description by the text and scores each candidate "
-                   "by the text tower's cosine with the rewritten description (seed 001's query rewriting)",
+                   "by the text tower's cosine with the rewritten description",
                    params=RewriteParams, needs_backbone=True, train_command="cir train captioner")
 class RewriteReranker(Reranker):
     """Raw score: the cosine between the rewritten description's text embedding and the candidate's stored vector;
