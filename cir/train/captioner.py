@@ -23,16 +23,16 @@ from cir.train.loop import FitResult, Job, LoopConfig, command_line, fit, freeze
 class CaptionerTrainConfig:
     backbone: str = "cir:demo"  # model spec of the frozen backbone whose image tokens the decoder reads
     out: str = "runs/captioner"  # directory: captioner.safetensors (best epoch) and checkpoints/
-    scene_groups: int = 3000  # train-split groups of the world (six scenes each)
+    scene_groups: int = 2000  # train-split groups of the world (six scenes each)
     validation: float = 0.1  # share of those groups held out to choose the epoch
     width: int = 192  # decoder width
     layers: int = 2  # decoder layers
     heads: int = 4  # attention heads
     dropout: float = 0.1  # decoder dropout
-    with_embedding: bool = True  # the picture's joint embedding joins its image tokens in the decoder's memory
+    with_embedding: bool = False  # the picture's joint embedding joins its image tokens in the decoder's memory
     token_batch: int = 128  # pictures per batch when computing image tokens
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=20, batch_size=128, lr=1e-3, weight_decay=0.01,
-                                                                max_minutes=25))
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=25, batch_size=128, lr=1e-3, weight_decay=0.01,
+                                                                max_minutes=20))
     preset: str = "default"  # the preset these values came from
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 

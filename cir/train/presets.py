@@ -66,7 +66,8 @@ TRAINERS: dict[str, TrainerPresets] = {
     }),
     "captioner": TrainerPresets("cir.train.captioner:CaptionerTrainConfig", {
         "default": Preset({}, "the captioner shipped beside cir:demo; a few minutes on 2 CPU cores (most of it rendering)"),
-        "smoke": Preset({"scene_groups": 6, "width": 32, "layers": 1, "heads": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
+        "smoke": Preset({"scene_groups": 6, "width": 32, "layers": 1, "heads": 2, "with_embedding": True,
+                         "loop": _COMPOSER_SMOKE_LOOP}, "seconds (with the embedding token, so both memories are exercised)"),
     }),
     "finetune": TrainerPresets("cir.train.finetune:FinetuneTrainConfig", {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo: the last 2 blocks and the head"),
