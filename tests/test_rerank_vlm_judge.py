@@ -106,3 +106,34 @@ def test_missing_and_wrong_judges_are_one_sentence(tiny_backbone, tmp_path):
     with pytest.raises(WeightsUnavailable, match="hf:/path/to/dir") as err:
         build_reranker("vlm-judge", {"judge": "hf:Salesforce/blip-itm-base-coco"}, backbone=tiny_backbone)
     assert "\n" not in str(err.value)
+
+
+def test_a_qwen2_vl_judge_scores_the_yes_share_of_each_reference_candidate_pair(picture_gallery, tiny_backbone, tmp_path):
+    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+
+    from cir.rerankers import build_reranker
+    from tests.rerank_models import make_tiny_qwen2_vl
+
+    model_dir = make_tiny_qwen2_vl(tmp_path / "qwen")
+    judge = build_reranker("vlm-judge", {"judge": f"hf:{model_dir}"}, backbone=tiny_backbone)
+    assert judge.params()["family"] == "qwen2_vl"
+    vectors = picture_gallery.searcher.vectors(np.arange(6))
+    context = QueryContext(vectors[0], "add a red square", vectors[0], 0, picture_gallery)
+    ids = np.array([1, 2, 3])
+    got = judge.score(context, Candidates(ids, np.array([0.3, 0.2, 0.1], np.float32)))
+
+    model = Qwen2VLForConditionalGeneration.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    tok = processor.tokenizer
+    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
+    prompt = processor.apply_chat_template([{"role": "user", "content": [
+        {"type": "image"}, {"type": "image"}, {"type": "text", "text": f'The first image is the reference. Does the second image '
+                                                                        f'show the reference changed as follows: "add a red square"? Answer yes or no.'}]}],
+        tokenize=False, add_generation_prompt=True)
+    reference = Image.open(picture_gallery.path(0)).convert("RGB")
+    for j, item in enumerate(ids):  # oracle: one pair at a time, no padding
+        enc = processor(text=[prompt], images=[reference, Image.open(picture_gallery.path(int(item))).convert("RGB")], return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits[0, -1]
+        pair = torch.softmax(logits[[yes, no]].float(), dim=-1)
+        assert got[j] == pytest.approx(float(pair[0]), abs=1e-5)

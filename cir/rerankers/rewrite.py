@@ -254,9 +254,11 @@ class RewriteReranker(Reranker):
             if spec.startswith("hf:"):
                 self._editor = InstructionEditor(spec)
             else:
+                from cir.backbones.quiet import quiet_loading
                 from cir.edits import get_parser
 
-                self._editor = get_parser(spec)
+                with quiet_loading():  # the tagger loads MiniLM: no third-party progress bar in a search
+                    self._editor = get_parser(spec)
         return self._editor
 
     def describe_references(self, contexts: Sequence[QueryContext]) -> list:
