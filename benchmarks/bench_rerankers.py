@@ -46,7 +46,7 @@ def export(root: Path) -> None:
                 export_world(fmt, out, ExportConfig(variant=world, **EXPORT), progress=False)
 
 
-def ratings_csv(root: Path, groups: int = 200) -> Path:
+def ratings_csv(root: Path, groups: int = 100) -> Path:
     """Train-split scenes (never the val split the tables measure) with their synthetic rating."""
     from cir.scenes.render import SceneRenderer
     from cir.scenes.world import WorldConfig, build_world
@@ -98,6 +98,47 @@ def captioner_accuracy(backbone, captioner_path: str | None) -> dict:
     return out
 
 
+class Memo:
+    """Wraps a re-ranker so the runs of one task at several fusion weights score each (query, candidates) once:
+    the first stage hands the same candidates at every weight, and only the fusion differs."""
+
+    def __new__(cls, reranker):
+        from cir.query.rerank import Reranker
+
+        class _Memo(Reranker):
+            name, description = reranker.name, reranker.description
+            default_weight = reranker.default_weight
+
+            def __init__(self):
+                self.inner, self.seen = reranker, {}
+
+            def _key(self, c, cand):
+                ref = c.reference_id if c.reference_id is not None else str(c.reference_image)
+                return (c.text, ref, cand.ids.tobytes())
+
+            def score(self, context, candidates):
+                return self.score_many([context], [candidates])[0]
+
+            def score_many(self, contexts, candidates):
+                keys = [self._key(c, cand) for c, cand in zip(contexts, candidates)]
+                todo = [i for i, k in enumerate(keys) if k not in self.seen]
+                if todo:
+                    for i, raw in zip(todo, self.inner.score_many([contexts[i] for i in todo], [candidates[i] for i in todo])):
+                        self.seen[keys[i]] = raw
+                return [self.seen[k] for k in keys]
+
+            def calibrate(self, scores):
+                return self.inner.calibrate(scores)
+
+            def calibrate_first(self, scores):
+                return self.inner.calibrate_first(scores)
+
+            def params(self):
+                return self.inner.params()
+
+        return _Memo()
+
+
 def run(task, backbone, strategy: str, reranker=None, weight=None, k: int = 100) -> dict:
     from cir.eval.runner import RunConfig, run_task
 
@@ -111,6 +152,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backbone", default="cir:demo")
     parser.add_argument("--captioner", default=None, help="captioner.safetensors (default: the backbone's own)")
     parser.add_argument("--only", default="captioner,aesthetic,rewrite", help="which parts to run")
+    parser.add_argument("--results", type=Path, default=None, help="the JSON written (default: ROOT/results.json)")
+    parser.add_argument("--strategies", default="arithmetic,sum", help="first stages under rewrite")
     args = parser.parse_args(argv)
     from cir.backbones import load_backbone
     from cir.datasets.cirr import load_cirr
@@ -119,8 +162,9 @@ def main(argv=None) -> int:
 
     only = set(args.only.split(","))
     root = args.root
-    results_path = root / "results.json"
+    results_path = args.results or root / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     export(root)
     backbone = load_backbone(args.backbone)
@@ -134,7 +178,7 @@ def main(argv=None) -> int:
         fit = train_aesthetic(AestheticTrainConfig(csv=str(ratings_csv(root)), out=str(pth), backbone=args.backbone,
                                                    progress=False), backbone)
         results["aesthetic_fit"] = {"ridge": fit.ridge, **fit.validation, "rating": RATING}
-        reranker = build_reranker("aesthetic", {"predictor": str(pth)}, backbone=backbone)
+        reranker = Memo(build_reranker("aesthetic", {"predictor": str(pth)}, backbone=backbone))
         for world in WORLDS:
             d = root / "data" / world / "text2image"
             task = load_text2image(d / "captions.csv", d / "images", "caption", "image")
@@ -143,17 +187,19 @@ def main(argv=None) -> int:
                 rows[str(w)] = run(task, backbone, "text", reranker, w)
             results.setdefault("aesthetic", {})[world] = rows
             print("aesthetic", world, json.dumps(rows), flush=True)
+            results_path.write_text(json.dumps(results, indent=2) + "\n")
     if "rewrite" in only:
         params = {"captioner": args.captioner} if args.captioner else {}
-        reranker = build_reranker("rewrite", params, backbone=backbone)
+        reranker = Memo(build_reranker("rewrite", params, backbone=backbone))
         for world in WORLDS:
             task = load_cirr(root / "data" / world / "cirr", "val")
-            for strategy in ("sum", "arithmetic"):
+            for strategy in args.strategies.split(","):
                 rows = {"none": run(task, backbone, strategy)}
                 for w in WEIGHTS + (1.0,):
                     rows[str(w)] = run(task, backbone, strategy, reranker, w)
                 results.setdefault("rewrite", {}).setdefault(world, {})[strategy] = rows
                 print("rewrite", world, strategy, json.dumps(rows), flush=True)
+                results_path.write_text(json.dumps(results, indent=2) + "\n")
     results["seconds"] = round(time.time() - t0, 1)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
