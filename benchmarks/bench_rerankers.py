@@ -206,5 +206,42 @@ def main(argv=None) -> int:
     return 0
 
 
+def markdown(paths: list[Path]) -> str:
+    """The docs tables from one or more results files: python benchmarks/bench_rerankers.py --markdown A.json B.json"""
+    r = {}
+    for p in paths:
+        r.update(json.loads(Path(p).read_text()))
+    out = []
+    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    if "captioner" in r:
+        out += ["| world | scenes | exact object set | object set and style | style |", "|---|---:|---:|---:|---:|"]
+        for world, row in r["captioner"].items():
+            out.append(f"| {world} | {row['scenes']} | {pct(row['object_set'])} | {pct(row['object_set_and_style'])} | {pct(row['style'])} |")
+        out.append("")
+    if "aesthetic" in r:
+        cols = ["none"] + [str(w) for w in WEIGHTS]
+        out += ["| metric | world | " + " | ".join("none" if c == "none" else f"w={c}" for c in cols) + " |",
+                "|---|---|" + "---:|" * len(cols)]
+        metrics = list(next(iter(r["aesthetic"].values()))["none"])
+        for m in metrics:
+            for world, rows in r["aesthetic"].items():
+                out.append(f"| {m} | {world} | " + " | ".join(pct(rows[c][m]) for c in cols) + " |")
+        out.append("")
+    if "rewrite" in r:
+        cols = ["none"] + [str(w) for w in WEIGHTS] + ["1.0"]
+        for world, by_strategy in r["rewrite"].items():
+            for strategy, rows in by_strategy.items():
+                out += [f"{world} world, first stage {strategy}:", "",
+                        "| metric | " + " | ".join("none" if c == "none" else f"w={c}" for c in cols) + " |",
+                        "|---|" + "---:|" * len(cols)]
+                for m in rows["none"]:
+                    out.append(f"| {m} | " + " | ".join(pct(rows[c][m]) if c in rows else "" for c in cols) + " |")
+                out.append("")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    if "--markdown" in sys.argv:
+        print(markdown([Path(p) for p in sys.argv[sys.argv.index("--markdown") + 1 :]]))
+    else:
+        raise SystemExit(main())
