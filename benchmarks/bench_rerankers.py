@@ -153,6 +153,7 @@ def main(argv=None) -> int:
     parser.add_argument("--captioner", default=None, help="captioner.safetensors (default: the backbone's own)")
     parser.add_argument("--only", default="captioner,aesthetic,rewrite", help="which parts to run")
     parser.add_argument("--results", type=Path, default=None, help="the JSON written (default: ROOT/results.json)")
+    parser.add_argument("--worlds", default=",".join(WORLDS), help="which worlds the rewrite and aesthetic tables measure")
     parser.add_argument("--strategies", default="arithmetic,sum", help="first stages under rewrite")
     args = parser.parse_args(argv)
     from cir.backbones import load_backbone
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
                                                    progress=False), backbone)
         results["aesthetic_fit"] = {"ridge": fit.ridge, **fit.validation, "rating": RATING}
         reranker = Memo(build_reranker("aesthetic", {"predictor": str(pth)}, backbone=backbone))
-        for world in WORLDS:
+        for world in args.worlds.split(","):
             d = root / "data" / world / "text2image"
             task = load_text2image(d / "captions.csv", d / "images", "caption", "image")
             rows = {"none": run(task, backbone, "text")}
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
     if "rewrite" in only:
         params = {"captioner": args.captioner} if args.captioner else {}
         reranker = Memo(build_reranker("rewrite", params, backbone=backbone))
-        for world in WORLDS:
+        for world in args.worlds.split(","):
             task = load_cirr(root / "data" / world / "cirr", "val")
             for strategy in args.strategies.split(","):
                 rows = {"none": run(task, backbone, strategy)}
