@@ -139,6 +139,21 @@ class Memo:
         return _Memo()
 
 
+def memo_texts(backbone) -> None:
+    """Text embeddings are a function of the text: the runs at several weights encode the same texts (the queries,
+    the rewritten descriptions), so this process keeps them (the vectors are the backbone's own, bit for bit)."""
+    encode, seen = backbone.encode_texts, {}
+
+    def encode_texts(texts, batch_size: int = 256):
+        todo = list(dict.fromkeys(t for t in texts if t not in seen))
+        if todo:
+            for t, v in zip(todo, encode(todo, batch_size)):
+                seen[t] = v
+        return np.stack([seen[t] for t in texts]) if len(texts) else encode([], batch_size)
+
+    backbone.encode_texts = encode_texts
+
+
 def run(task, backbone, strategy: str, reranker=None, weight=None, k: int = 100) -> dict:
     from cir.eval.runner import RunConfig, run_task
 
@@ -169,6 +184,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     export(root)
     backbone = load_backbone(args.backbone)
+    memo_texts(backbone)
     if "captioner" in only:
         results["captioner"] = captioner_accuracy(backbone, args.captioner)
         print("captioner", json.dumps(results["captioner"]), flush=True)
