@@ -187,6 +187,7 @@ def _load_causal_lm(source: str, cached_only: bool):
 # --- the re-ranker ---------------------------------------------------------------------------------------------------
 CAPTIONER_WEIGHTS = RerankerWeights("rewrite", "cir train captioner")  # reranker-rewrite/captioner.safetensors
 EDITORS = ("tagger", "rules")  # the cir.edits parsers; or hf:REPO
+MAX_DESCRIPTIONS = 65536  # references whose description is kept (the oldest leave first)
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,8 @@ class RewriteReranker(Reranker):
             for i, description in zip(chunk, found):
                 if pictures[i].sha256 is not None:
                     self._descriptions[keys[i]] = description
+                    while len(self._descriptions) > MAX_DESCRIPTIONS:
+                        self._descriptions.pop(next(iter(self._descriptions)))
                 else:
                     self._descriptions.setdefault(keys[i], description)
         out = [self._descriptions[k] for k in keys]
