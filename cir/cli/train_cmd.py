@@ -13,6 +13,8 @@ TRAINER_MODULES = (
     "cir.cli.train_combiner_cmd",
     "cir.cli.train_finetune_cmd",
     "cir.cli.train_reranker_cmd",
+    "cir.cli.train_aesthetic_cmd",
+    "cir.cli.train_captioner_cmd",
 )
 
 

@@ -64,6 +64,11 @@ TRAINERS: dict[str, TrainerPresets] = {
                          "validation": 0.25, "net": {"width": 16, "layers": 1, "heads": 2, "ffn": 32},
                          "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
     }),
+    "captioner": TrainerPresets("cir.train.captioner:CaptionerTrainConfig", {
+        "default": Preset({}, "the captioner shipped beside cir:demo; a few minutes on 2 CPU cores (most of it rendering)"),
+        "smoke": Preset({"scene_groups": 6, "width": 32, "layers": 1, "heads": 2, "with_embedding": True,
+                         "loop": _COMPOSER_SMOKE_LOOP}, "seconds (with the embedding token, so both memories are exercised)"),
+    }),
     "finetune": TrainerPresets("cir.train.finetune:FinetuneTrainConfig", {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo: the last 2 blocks and the head"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
