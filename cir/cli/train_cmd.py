@@ -12,6 +12,7 @@ TRAINER_MODULES = (
     "cir.cli.train_pic2word_cmd",
     "cir.cli.train_combiner_cmd",
     "cir.cli.train_finetune_cmd",
+    "cir.cli.train_qformer_cmd",
 )
 
 

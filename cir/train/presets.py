@@ -55,6 +55,15 @@ TRAINERS: dict[str, TrainerPresets] = {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo (most of it rendering and embedding)"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
     }),
+    "qformer": TrainerPresets("cir.train.qformer:QFormerTrainConfig", {
+        "default": Preset({}, "about 10 minutes on 2 CPU cores with cir:demo; stops after 17 minutes on a busy machine"),
+        "long": Preset({"scene_groups": 2400, "loop": {"epochs": 60, "batch_size": 128, "lr": 5e-4, "weight_decay": 0.05,
+                                                         "max_minutes": 60},
+                        "qformer": {"width": 256, "layers": 3, "heads": 4, "queries": 16}},
+                       "3x the triplets, a wider and deeper Q-Former, 60 epochs: about an hour on 2 CPU cores, minutes on a GPU"),
+        "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP,
+                         "qformer": {"width": 32, "layers": 1, "heads": 2, "queries": 4}}, "seconds"),
+    }),
     "finetune": TrainerPresets("cir.train.finetune:FinetuneTrainConfig", {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo: the last 2 blocks and the head"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),
