@@ -2,11 +2,16 @@
 attend to each other, the queries also to the reference image's tokens; the query outputs are pooled and projected
 into the backbone's joint space, where the gallery's frozen image embeddings are searched.
 
-    h      = [queries ; W_t text_tokens (+ the text's own embedding as one more token)]
-    layer  : h += SelfAttn(LN h)                  text padding masked out as keys
-             q += CrossAttn(LN q, memory)         memory = W_i image_tokens + position (+ the reference's embedding)
-             h += MLP(LN h)
+    text   = W_t text_tokens + type (+ the text's own embedding as one more token)
+    memory = LN(W_i image_tokens + position (+ the reference's embedding as one more token))
+    layer  : q += SelfAttn(LN q, keys = [LN q ; LN text])     the queries read each other and the text (padding
+             q += CrossAttn(LN q, memory)                      masked out), then the image
+             q += MLP(LN q)
     query  = normalize(W_o pool(LN q))            pool: mean or max over the query outputs (a trained choice)
+
+One departure from BLIP-2, for the CPU budget: the text tokens are read, not updated. In BLIP-2 they run through
+every layer beside the queries; here the backbone's text tokens are already contextual (the sentence encoder's last
+hidden states), and updating them would cost three times as much per step (25 text tokens against 8 queries).
 
 Built in plain torch rather than from transformers' ``Blip2QFormerModel``: that class takes only query embeddings
 (no text tokens of another tower in the same self-attention), ties its state-dict names to a BERT layout and to the
@@ -37,7 +42,7 @@ class QFormerConfig:
     image_token_dim: int = 256  # width of the backbone's image tokens (Backbone.image_token_dim)
     image_tokens: int = 16  # image tokens per image (the learned position table's size; cir:demo: 4 x 4 cells)
     text_token_dim: int = 384  # width of the backbone's text tokens (Backbone.token_dim)
-    width: int = 192  # the Q-Former's hidden width
+    width: int = 128  # the Q-Former's hidden width
     layers: int = 2  # transformer layers (each: self-attention, cross-attention for the queries, MLP)
     heads: int = 4  # attention heads
     queries: int = 8  # learned query tokens (BLIP-2: 32; fewer suffice for 16 image tokens)
@@ -66,14 +71,16 @@ class QFormerLayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(w, hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(hidden, w))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, h: torch.Tensor, n_queries: int, pad: torch.Tensor, memory: torch.Tensor,
+    def forward(self, q: torch.Tensor, text: torch.Tensor, pad: torch.Tensor, memory: torch.Tensor,
                 want_weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self.norm_self(h)
-        h = h + self.drop(self.self_attn(x, x, x, key_padding_mask=pad, need_weights=False)[0])
-        q, rest = h[:, :n_queries], h[:, n_queries:]
+        """``q`` (N, Q, w) query states; ``text`` (N, L, w) the text tokens (read, not updated); ``pad`` (N, Q + L)
+        true where a key is padding; ``memory`` (N, M, w) the image memory."""
+        x = self.norm_self(q)
+        keys = torch.cat([x, self.norm_self(text)], dim=1)
+        q = q + self.drop(self.self_attn(x, keys, keys, key_padding_mask=pad, need_weights=False)[0])
         attended, weights = self.cross_attn(self.norm_cross(q), memory, memory, need_weights=want_weights)
-        h = torch.cat([q + self.drop(attended), rest], dim=1)
-        return h + self.drop(self.mlp(self.norm_mlp(h))), weights
+        q = q + self.drop(attended)
+        return q + self.drop(self.mlp(self.norm_mlp(q))), weights
 
 
 class QFormer(nn.Module):
@@ -115,13 +122,12 @@ class QFormer(nn.Module):
             pad = torch.cat([torch.zeros((n, 1), dtype=torch.bool, device=pad.device), pad], dim=1)
         memory = self.memory_norm(memory)
         q = self.queries.unsqueeze(0).expand(n, -1, -1)
-        h = torch.cat([q, seq], dim=1)
         pad = torch.cat([torch.zeros((n, self.cfg.queries), dtype=torch.bool, device=pad.device), pad], dim=1)
         maps = []
         for layer in self.layers:
-            h, weights = layer(h, self.cfg.queries, pad, memory, return_attention)
+            q, weights = layer(q, seq, pad, memory, return_attention)
             maps.append(weights)
-        out = self.out_norm(h[:, : self.cfg.queries])
+        out = self.out_norm(q)
         pooled = out.mean(dim=1) if self.cfg.pooling == "mean" else out.amax(dim=1)
         vectors = F.normalize(self.out(pooled), dim=-1)
         return (vectors, maps) if return_attention else vectors
