@@ -19,9 +19,9 @@ def register(train: typer.Typer) -> None:
         data: str = opt.DATA,
         images: Optional[Path] = opt.IMAGES,
         loss: str = typer.Option("hn-nce", "--loss", help="hn-nce (CoVR's hard-negative NCE; the default) or infonce (symmetric)"),
-        sampler: str = typer.Option("unique-target", "--sampler", help="how batches are drawn: random, unique-target (no target twice "
-                                    "in a batch), group-exclusive (no two triplets of one similarity group) or group-inclusive "
-                                    "(a group's triplets together: hard negatives)"),
+        sampler: str = typer.Option("group-exclusive", "--sampler", help="how batches are drawn: random, unique-target (no target "
+                                    "twice in a batch), group-exclusive (no two triplets of one similarity group; the default) or "
+                                    "group-inclusive (a group's triplets together: hard negatives)"),
         pooling: str = typer.Option("mean", "--pooling", help="how the query outputs become one vector: mean or max (recorded in the weights)"),
         preset: str = opt.preset_option("qformer"), epochs: int = opt.EPOCHS, batch_size: int = opt.BATCH_SIZE, lr: float = opt.LR,
         seed: int = opt.SEED, device: str = opt.DEVICE, resume: bool = opt.RESUME, max_minutes: float = opt.MAX_MINUTES,

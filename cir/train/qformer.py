@@ -41,14 +41,14 @@ class QFormerTrainConfig:
     triplets_per_group: int = 6  # triplets drawn in each of those groups
     validation: float = 0.1  # share of the groups held out to pick the best state
     loss: str = "hn-nce"  # one of LOSS_NAMES (CoVR: hn-nce)
-    sampler: str = "unique-target"  # one of cir.train.samplers.SAMPLER_NAMES
+    sampler: str = "group-exclusive"  # one of cir.train.samplers.SAMPLER_NAMES (seed 002's "contrastive" batches)
     pooling: str = "mean"  # how the query outputs become one vector: one of POOLINGS
     temperature: float = 0.02  # softmax temperature of the contrastive loss (logit scale 50)
     reuse_inputs: bool = True  # data = scenes: keep the prepared frozen inputs in the cache folder and reuse them in
     # a later run with the same backbone (fingerprint), world seed and sizes (rendering them is most of a CPU run)
     qformer: QFormerConfig = field(default_factory=QFormerConfig)  # dims and pooling are set from the backbone and ``pooling``
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=40, batch_size=128, lr=5e-4, weight_decay=0.05,
-                                                                warmup=0.05, max_minutes=17))
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=10, batch_size=128, lr=1e-3, weight_decay=0.05,
+                                                                warmup=0.05, max_minutes=17, minutes_schedule=True))
     preset: str = "default"  # the preset these values came from
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints
 
@@ -160,8 +160,10 @@ def query_vectors(net: QFormer, f: FusedFeatures, rows, device) -> torch.Tensor:
     """The Q-Former's unit queries for triplets ``rows`` of ``f``."""
     rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
     ref = torch.from_numpy(f.reference)[rows]
-    return net(f.image_tokens[ref].float().to(device), f.image[ref].to(device), f.text_tokens[rows].float().to(device),
-               f.text_mask[rows].to(device), f.text[rows].to(device))
+    mask = f.text_mask[rows]
+    width = int(mask.sum(dim=1).max())  # the batch's longest text: the rest is padding for every row
+    return net(f.image_tokens[ref].float().to(device), f.image[ref].to(device), f.text_tokens[rows, :width].float().to(device),
+               mask[:, :width].to(device), f.text[rows].to(device))
 
 
 def train_qformer(cfg: QFormerTrainConfig, backbone: Backbone | None = None, log=print, stop_after_steps: int = 0) -> FitResult:
