@@ -8,7 +8,8 @@ For each query the cross-attention of the last layer (averaged over heads and qu
 per kind is the attention *lift* on an object: the share of the cell attention that falls on the cells the object
 covers (each cell weighted by how much of it the object's box covers), divided by the share of the image those
 cells' weights make up; 1.0 is what attention spread evenly would give. For remove and replace the object is the
-one the text takes away; for add, the objects already there (there is nothing to point at for the new one).
+one the text takes away (``kept_lift``: the objects that stay); for add, the objects already there (there is
+nothing to point at for the new one).
 """
 
 from __future__ import annotations
@@ -70,19 +71,19 @@ def main(argv=None) -> int:
         grid = int(round(tokens.shape[1] ** 0.5))
         _, maps = strategy.encode(backbone, vectors, tokens, [t.text for t in triplets], attention=True)
         last = maps[-1].mean(axis=1)  # (N, T + 1): queries averaged
-        lifts, global_share = [], []
+        lifts, kept_lifts, global_share = [], [], []
         names = {o.name: i for i, o in enumerate(load_objects())}
         for i, t in enumerate(triplets):
             cells = last[i, : grid * grid]
             global_share.append(float(last[i, grid * grid :].sum()))
-            wanted = {names[n] for n in (t.removed if kind != "add" else t.reference.names())}
-            cover = cell_cover(renderer.layout(t.reference), wanted, grid)
-            if cover.sum() <= 0:
-                continue
-            share_attention = float((cells / cells.sum() * cover).sum())
-            share_area = float(cover.sum() / len(cover))
-            lifts.append(share_attention / share_area)
+            present = {names[n] for n in t.reference.names()}
+            taken = {names[n] for n in t.removed} & present
+            for objects, out in ((taken if kind != "add" else present, lifts), (present - taken, kept_lifts)):
+                cover = cell_cover(renderer.layout(t.reference), objects, grid)
+                if cover.sum() > 0:
+                    out.append(float((cells / cells.sum() * cover).sum()) / float(cover.sum() / len(cover)))
         table[kind] = {"queries": len(triplets), "lift_mean": float(np.mean(lifts)), "lift_median": float(np.median(lifts)),
+                       "kept_lift_mean": float(np.mean(kept_lifts)) if kept_lifts else None,
                        "global_token_share": float(np.mean(global_share))}
         examples[kind] = [(triplets[j], last[j, : grid * grid].reshape(grid, grid)) for j in range(2)]
     print(json.dumps(table, indent=2))
@@ -114,7 +115,7 @@ def draw(examples, renderer, path: Path, side: int = 96) -> None:
             words = t.text if len(t.text) <= 30 else t.text[:29] + "…"
             pen.text((x, y + side + 4), f"{kind}: {words}", fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, optimize=True)
+    canvas.convert("P", palette=Image.ADAPTIVE, colors=64).save(path, optimize=True)  # a small file for the docs
 
 
 if __name__ == "__main__":
