@@ -14,8 +14,14 @@ OTHERS = ("image", "text", "sum", "arithmetic", "pic2word", "combiner")
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@50", "recall_subset@1", "recall_subset@2", "recall_subset@3")
 
 
+POOLINGS = ("mean", "max")
+SAMPLERS = ("random", "unique-target", "group-exclusive", "group-inclusive")
+
+
 def variants(root: Path) -> list[str]:
-    return sorted(p.name[len("qformer-"):] for p in (root / "models").glob("qformer-*") if (p / "qformer.safetensors").is_file())
+    """The trained variants, mean before max, samplers in the order of cir.train.samplers."""
+    found = [p.name[len("qformer-"):] for p in (root / "models").glob("qformer-*") if (p / "qformer.safetensors").is_file()]
+    return sorted(found, key=lambda v: (POOLINGS.index(v.split("-", 1)[0]), SAMPLERS.index(v.split("-", 1)[1])))
 
 
 def world_table(root: Path, world: str) -> str:
@@ -40,6 +46,8 @@ def world_table(root: Path, world: str) -> str:
 def training_table(root: Path) -> str:
     rows = ["| variant | best step (epoch) | steps run | validation R@1 / R@5 / R@10 | wall time |", "|---|---|---|---|---|"]
     for v in variants(root):
+        if not (root / "models" / f"qformer-{v}" / "checkpoints" / "history.json").exists():
+            continue  # still training (the history is written when a run ends)
         history = json.loads((root / "models" / f"qformer-{v}" / "checkpoints" / "history.json").read_text())
         best = max(history, key=lambda h: h["validation"]["score"])
         val = best["validation"]
