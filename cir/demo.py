@@ -87,6 +87,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
     from cir.errors import WeightsUnavailable
     from cir.eval.metrics import recall_at_k, relevance
     from cir.query import compose_queries, first_stage
+    from cir.query.reference import item_tokens
 
     ensure_demo_backbone(cfg.backbone, log)
     world = demo_world(cfg)
@@ -132,8 +133,9 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
             continue
         if strategy.params():
             settings.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in strategy.params().items()))
+        tokens = item_tokens(snapshot, backbone, refs) if strategy.needs_image_tokens else None
         queries = compose_queries(strategy, backbone, reference_vectors if strategy.needs_image else None,
-                                  texts if strategy.needs_text else None).vectors
+                                  texts if strategy.needs_text else None, tokens).vectors
         ranked = first_stage(snapshot.searcher, queries, max(cfg.ks), exclude=[[r] for r in refs])
         rel = relevance(ranked.ids, targets)
         report.recalls[name] = {f"recall@{k}": recall_at_k(rel, k) for k in cfg.ks}

@@ -18,7 +18,7 @@ def test_demo_end_to_end_with_tiny_backbone(tiny_cir_checkpoint, tmp_path):
     assert len(report.examples) == 2 and all(len(e["results"]) == 3 for e in report.examples)
     assert any("Recall@K" in line for line in lines)
     # the tiny backbone has no trained composers: their rows are missing and the output says why
-    for name in ("pic2word", "combiner"):
+    for name in ("pic2word", "combiner", "qformer"):
         assert any(line.strip().startswith(f"{name}: not measured:") and f"cir train {name}" in line for line in lines)
     again = run_demo(cfg, log=lambda *_: None, progress=False)  # incremental: nothing new to index
     assert again.recalls == report.recalls

@@ -1,4 +1,4 @@
-"""cir:demo ships its trained Pic2Word mapper and Combiner: the learned strategies work with no flag."""
+"""cir:demo ships its trained Pic2Word mapper, Combiner and Q-Former: the learned strategies work with no flag."""
 
 import numpy as np
 import pytest
@@ -8,24 +8,30 @@ from tests.server_helpers import LOCAL_URL as LOCAL  # noqa: E402 - TestClient's
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["pic2word", "combiner"])
+@pytest.mark.parametrize("name", ["pic2word", "combiner", "qformer"])
 def test_demo_learned_strategies_need_no_flag(name):
     from cir.backbones import load_backbone
     from cir.compose import build_strategy
     from cir.scenes import Scene, SceneRenderer
 
     assert (shipped_demo_dir() / f"composer-{name}.safetensors").is_file()
+    from cir.encode import Encoder
+    from cir.query import compose_queries
+
     backbone = load_backbone("cir:demo")
-    image = backbone.encode_images([SceneRenderer().render(Scene("s", (0, 1), "color", 3), 64)])
+    encoder = Encoder(backbone)
+    pixels = encoder.pixels_from_image(SceneRenderer().render(Scene("s", (0, 1), "color", 3), 64))[None]
+    image = encoder.encode_pixels(pixels)
     strategy = build_strategy(name)
-    out = strategy.compose(backbone, image, ["add a laptop"])
+    tokens = encoder.tokens_of_pixels(pixels) if strategy.needs_image_tokens else None  # qformer: the image's tokens
+    out = compose_queries(strategy, backbone, image, [("add a laptop",)], tokens)
     assert out.vectors.shape == (1, backbone.dim) and np.isfinite(out.vectors).all()
     assert strategy.weights.backbone == "cir:demo" and strategy.weights.provenance["best_epoch"] >= 1
 
 
 @pytest.mark.slow
 def test_demo_learned_strategies_are_served(tmp_path):
-    """`cir serve` over a cir:demo store answers pic2word and combiner searches with the shipped weights."""
+    """`cir serve` over a cir:demo store answers pic2word, combiner and qformer searches with the shipped weights."""
     from fastapi.testclient import TestClient
 
     from cir.scenes import Scene, SceneRenderer
@@ -41,9 +47,9 @@ def test_demo_learned_strategies_are_served(tmp_path):
         store.index([folder], progress=False)
     client = TestClient(create_app(ServeConfig(store=tmp_path / "store")), base_url=LOCAL)
     info = client.get("/info").json()
-    assert [s["name"] for s in info["strategies"]] == ["image", "text", "sum", "arithmetic", "pic2word", "combiner"]
-    assert [s["learned"] for s in info["strategies"]] == [False] * 4 + [True] * 2
-    for name in ("pic2word", "combiner"):
+    assert [s["name"] for s in info["strategies"]] == ["image", "text", "sum", "arithmetic", "pic2word", "combiner", "qformer"]
+    assert [s["learned"] for s in info["strategies"]] == [False] * 4 + [True] * 3
+    for name in ("pic2word", "combiner", "qformer"):
         response = client.post("/search", data={"item_id": "0", "text": "add a laptop", "strategy": name, "k": "3"})
         assert response.status_code == 200, response.text
         body = response.json()

@@ -25,10 +25,16 @@ def _check_tokens(backbone, expected_count: int) -> None:
     assert torch.allclose(again[0], tokens[0], atol=1e-5)
     # with autograd: a loss on the tokens reaches the tower's parameters
     params = [p for m in backbone.modules() for p in m.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    backbone.image_tokens(pixels).square().mean().backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    before = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        backbone.image_tokens(pixels).square().mean().backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    finally:  # the session's shared tiny backbone leaves as it came (test_pic2word checks that nothing reached it)
+        for p, flag in zip(params, before):
+            p.grad = None
+            p.requires_grad_(flag)
     assert backbone.describe()["image_token_dim"] == backbone.image_token_dim
 
 
@@ -94,3 +100,43 @@ def test_hf_last_hidden_state(tmp_path, family, extra):
     backbone = _tiny_hf(tmp_path, family)
     assert backbone.image_token_dim == 24
     _check_tokens(backbone, (32 // 8) ** 2 + extra)
+
+
+# --- text tokens: the other input of the qformer strategy -------------------------------------------------------------
+def _check_text_tokens(backbone) -> None:
+    texts = ["add a red cup", "remove the fork and the two small plates on the left"]
+    tokens, mask = backbone.text_tokens(texts)
+    assert tokens.shape[:2] == mask.shape and tokens.shape[0] == 2 and tokens.shape[2] == backbone.token_dim
+    assert mask.dtype == torch.bool and torch.isfinite(tokens).all()
+    assert mask[0].sum() < mask[1].sum()  # the shorter text is padded
+    assert mask[:, 0].all()
+    alone, alone_mask = backbone.text_tokens(texts[:1])  # a real token does not depend on another text's padding
+    n = int(alone_mask[0].sum())
+    assert torch.equal(alone_mask[0, :n], mask[0, :n])
+    assert torch.allclose(alone[0, :n], tokens[0, :n], atol=1e-4)
+    assert not torch.allclose(tokens[0, 1], tokens[1, 1])  # the tokens are those of each text
+
+
+def test_cir_text_tokens_are_the_sentence_encoders_hidden_states(tiny_backbone):
+    from cir.backbones.text_tower import _mean_pool
+
+    _check_text_tokens(tiny_backbone)
+    tokens, mask = tiny_backbone.text_tokens(["add a cup", "no"])
+    with torch.no_grad():  # mean-pooled and projected, they are the sentence embedding
+        sentence = tiny_backbone.model.project_text(_mean_pool(tokens, mask.long()))
+    torch.testing.assert_close(torch.nn.functional.normalize(sentence, dim=-1), tiny_backbone.text_features(["add a cup", "no"]))
+
+
+def test_openclip_text_tokens(tmp_path):
+    from tests.tiny_models import TINY_OPENCLIP, register_tiny_openclip
+
+    backbone = load_backbone(f"openclip:{register_tiny_openclip(tmp_path)}/random")
+    assert backbone.token_dim == TINY_OPENCLIP["text_cfg"]["width"]
+    _check_text_tokens(backbone)
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_hf_text_tokens(tmp_path, family):
+    backbone = _tiny_hf(tmp_path, family)
+    backbone.tokenizer.model_max_length = 64  # the stand-in MiniLM tokenizer would pad SigLIP's max_length to 512
+    _check_text_tokens(backbone)

@@ -87,7 +87,7 @@ def test_serving_a_query_imports_no_training_code():
     import sys
 
     code = ("import sys, cir.query, cir.compose, cir.store, cir.server.app; "
-            "import cir.compose.pic2word, cir.compose.combiner; "
+            "import cir.compose.pic2word, cir.compose.combiner, cir.compose.qformer; "
             "print(sorted(m for m in sys.modules if m.startswith('cir.train') or m.startswith('cir.eval')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out

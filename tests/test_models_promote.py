@@ -136,7 +136,7 @@ def test_promote_says_when_validation_sets_differ_and_backbone_goes_with_compose
         promote("edits", first, log=lambda *a: None)
         with pytest.raises(PromotionRefused, match="different validation sets"):
             promote("edits", other, log=lambda *a: None)
-        with pytest.raises(ConfigError, match="--backbone goes with pic2word or combiner"):
+        with pytest.raises(ConfigError, match="--backbone goes with pic2word, combiner or qformer"):
             promote("edits", other, backbone="cir:demo", log=lambda *a: None)
     finally:
         shutil.rmtree(active_checkpoint(), ignore_errors=True)

@@ -65,7 +65,7 @@ def same_ranking(a, b) -> None:
 
 # --- the declarations ----------------------------------------------------------------------------------------------
 def test_builtin_declarations():
-    assert strategy_names() == ("image", "text", "sum", "arithmetic", "pic2word", "combiner")
+    assert strategy_names() == ("image", "text", "sum", "arithmetic", "pic2word", "combiner", "qformer")
     assert strategy_names(learned=False) == ("image", "text", "sum", "arithmetic")
     described = {d["name"]: d for d in describe_strategies()}
     assert [p["name"] for p in described["sum"]["params"]] == ["image_weight", "text_weight"]
@@ -74,7 +74,7 @@ def test_builtin_declarations():
     assert (weight["type"], weight["default"], weight["min"], weight["max"]) == ("float", 1.0, -100.0, 100.0)
     assert weight["help"] == "weight of each added object"
     assert (described["image"]["needs_text"], described["text"]["needs_image"]) == (False, False)
-    for name in ("pic2word", "combiner"):  # learned: where their trained weights come from is declared too
+    for name in ("pic2word", "combiner", "qformer"):  # learned: where their trained weights come from is declared too
         assert described[name]["learned"] and described[name]["params"] == []
         assert described[name]["weights"]["kind"] == name and f"composer-{name}.safetensors" in described[name]["weights"]["found"]
     assert all(d["description"] and "\n" not in d["description"] for d in described.values())
@@ -83,7 +83,7 @@ def test_builtin_declarations():
 
 
 def test_validation_errors_are_typed_and_name_the_choices():
-    with pytest.raises(UnknownStrategy, match="unknown strategy 'sun'; choose one of image, text, sum, arithmetic, pic2word, combiner"):
+    with pytest.raises(UnknownStrategy, match="unknown strategy 'sun'; choose one of image, text, sum, arithmetic, pic2word, combiner, qformer"):
         build_strategy("sun")
     with pytest.raises(InvalidParameter, match=r"strategy 'sum' takes image_weight \(float in \[-100, 100\]\), text_weight .*got 'add_weight'"):
         build_strategy("sum", {"add_weight": 1.0})
@@ -238,7 +238,7 @@ def _code_words(source: str) -> set[str]:
 
 def test_serving_imports_no_training_code():
     code = ("import sys, cir.server.app, cir.client, cir.cli.search_cmd, cir.compose, cir.compose.pic2word, "
-            "cir.compose.combiner; print(sorted(m for m in sys.modules if m.startswith('cir.train')))")
+            "cir.compose.combiner, cir.compose.qformer; print(sorted(m for m in sys.modules if m.startswith('cir.train')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

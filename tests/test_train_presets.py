@@ -35,7 +35,7 @@ def test_nested_preset_values_become_their_dataclass_with_its_own_defaults():
 def test_unknown_names_are_errors_that_name_the_choices():
     with pytest.raises(ConfigError, match="choose one of default, long, smoke"):
         preset_config("backbone", "fast")
-    with pytest.raises(ConfigError, match="choose one of backbone, edits, pic2word, combiner, reranker, finetune"):
+    with pytest.raises(ConfigError, match="choose one of backbone, edits, pic2word, combiner, reranker, captioner, qformer, finetune"):
         preset_config("tagger", "default")
     with pytest.raises(ConfigError, match="no field 'stepz'"):
         preset_config("edits", "smoke", stepz=3)

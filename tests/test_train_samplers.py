@@ -76,6 +76,30 @@ def test_group_inclusive_cuts_a_group_larger_than_a_batch():
     assert len(batches) == 4 and all(len(b) == 4 for b in batches)
 
 
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_rules_hold_over_whole_epochs_of_the_worlds_triplets(name):
+    """What `cir train qformer|combiner|finetune` feed the samplers: the world's train triplets (groups of six
+    scenes, six triplets each, targets repeating inside a group) at the default batch of 128, epoch after epoch."""
+    from cir.train.data import scene_triplets
+
+    data = scene_triplets(seed=0, groups=400, triplets_per_group=6)
+    targets, groups = data.target.tolist(), data.groups.tolist()
+    size = {g: groups.count(g) for g in set(groups)}
+    for epoch in range(3):
+        batches = epoch_batches(name, 128, targets, groups, seed=0, epoch=epoch)
+        flat = [i for b in batches for i in b]
+        assert all(len(b) == 128 for b in batches) and len(flat) == len(set(flat))
+        assert len(flat) >= len(targets) - 128  # at most one batch's worth left out of an epoch
+        for batch in batches:
+            if name == "unique-target":
+                assert len({targets[i] for i in batch}) == 128
+            if name == "group-exclusive":
+                assert len({groups[i] for i in batch}) == 128
+            if name == "group-inclusive":  # whole groups, except at most the first and the last of the batch
+                cut = [g for g in {groups[i] for i in batch} if sum(groups[i] == g for i in batch) < size[g]]
+                assert len(cut) <= 2 and len({groups[i] for i in batch}) <= 128 // 6 + 2
+
+
 def test_batches_are_deterministic_by_seed_and_epoch():
     targets, groups = _data()
     for name in SAMPLER_NAMES:

@@ -47,6 +47,10 @@ class Backbone(ABC):
         """Unnormalised text features."""
 
     @abstractmethod
+    def _text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text tower's per-token outputs (N, L, token_dim) and which of them are real tokens (N, L) bool."""
+
+    @abstractmethod
     def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
         """Unnormalised text features, the ``placeholder`` word's input embedding replaced by ``tokens[i]``."""
 
@@ -117,6 +121,21 @@ class Backbone(ABC):
             raise RuntimeError(f"{self.spec}: image tokens have shape {tuple(tokens.shape)}, expected "
                                f"({pixels.shape[0]}, T, {self.image_token_dim})")
         return tokens
+
+    def text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texts -> ((N, L, token_dim) float tensor, (N, L) bool mask of the real tokens), with autograd.
+
+        The text tower's last hidden states before it pools them into one vector (``cir:``: the sentence encoder's
+        tokens, mean-pooled for the sentence; ``openclip:``: the text transformer after ``ln_final``; ``hf:``:
+        ``text_model(...).last_hidden_state``). Padding positions are False in the mask and must be ignored: the
+        ``qformer`` strategy's text tokens. Not normalised and not in the joint space.
+        """
+        tokens, mask = self._text_tokens(list(texts))
+        tokens = tokens.float()
+        if tokens.ndim != 3 or tokens.shape[0] != len(texts) or tokens.shape[2] != self.token_dim or mask.shape != tokens.shape[:2]:
+            raise RuntimeError(f"{self.spec}: text tokens have shape {tuple(tokens.shape)} (mask {tuple(mask.shape)}), "
+                               f"expected ({len(texts)}, L, {self.token_dim}) and (N, L)")
+        return tokens, mask.bool()
 
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
         """Texts -> (N, dim) unit rows as a tensor, with autograd."""

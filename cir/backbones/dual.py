@@ -172,6 +172,9 @@ class CirBackbone(Backbone):
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.project_text(self.model.text(texts))
 
+    def _text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.text.forward_tokens(texts)
+
     def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
         return self.model.project_text(self.model.text.forward_injected(texts, tokens, placeholder))
 

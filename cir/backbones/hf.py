@@ -73,6 +73,12 @@ class HFBackbone(Backbone):
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         return _pooled(self.model.get_text_features(**self._tokenize(texts)))
 
+    def _text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self._tokenize(texts)
+        out = self.model.text_model(**enc).last_hidden_state
+        mask = enc.get("attention_mask")
+        return out, mask if mask is not None else torch.ones(out.shape[:2], dtype=torch.bool, device=out.device)
+
     def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
         enc = self._tokenize(texts)
         ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(placeholder))

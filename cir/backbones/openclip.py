@@ -106,6 +106,16 @@ class OpenClipBackbone(Backbone):
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.encode_text(self.tokenizer(list(texts)).to(self.device))
 
+    def _text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        if not all(hasattr(model, name) for name in ("token_embedding", "positional_embedding", "transformer", "ln_final")):
+            raise SpecError(f"{self.spec}: text tokens need open_clip's built-in text transformer (CLIP); this model's "
+                            f"text tower is a {type(getattr(model, 'text', model)).__name__}: choose a CLIP architecture, e.g. ViT-B-32")
+        ids = self.tokenizer(list(texts)).to(self.device)
+        x = model.token_embedding(ids) + model.positional_embedding  # as CLIP.encode_text, before its pooling
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+        return x, ids != 0  # 0 pads after the end-of-text token
+
     def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
         ids = self.tokenizer(list(texts)).to(self.device)
         probe = self.tokenizer([placeholder])[0]

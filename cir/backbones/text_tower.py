@@ -49,9 +49,13 @@ class SentenceTower(nn.Module):
         return self.bert.get_input_embeddings()(input_ids)
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        return _mean_pool(*self.forward_tokens(texts))
+
+    def forward_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, L, hidden) last hidden states and the (N, L) attention mask (1 on real tokens, 0 on padding)."""
         enc = self.tokenize(texts, next(self.parameters()).device)
         out = self.bert(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-        return _mean_pool(out, enc["attention_mask"])
+        return out, enc["attention_mask"]
 
     def forward_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
         from cir.backbones.base import placeholder_positions

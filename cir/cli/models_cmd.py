@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-KIND_HELP = ("edits (the tagger arithmetic reads), pic2word or combiner (a learned strategy's weights for one "
+KIND_HELP = ("edits (the tagger arithmetic reads), pic2word, combiner or qformer (a learned strategy's weights for one "
              "backbone), backbone (cir:demo, only when none is installed)")
 
 
@@ -18,17 +18,17 @@ def register(app: typer.Typer) -> None:
 
     @models.command("list", epilog="Example: cir models list --backbone cir:demo")
     def list_models(
-        backbone: str = typer.Option("cir:demo", "--backbone", help="whose composers (pic2word, combiner) to show"),
+        backbone: str = typer.Option("cir:demo", "--backbone", help="whose composers (pic2word, combiner, qformer) to show"),
     ) -> None:
         """Show each default model: where it is, where it came from and its validation numbers.
 
         Example: cir models list --backbone cir:demo"""
         from cir.edits.tagger import CONFIG_FILE, legacy_checkpoint
-        from cir.train.promote import KINDS, active_record
+        from cir.train.promote import COMPOSER_KINDS, KINDS, active_record
 
         for kind in KINDS:
             record = active_record(kind, backbone)
-            label = f"{kind} ({backbone})" if kind in ("pic2word", "combiner") else kind
+            label = f"{kind} ({backbone})" if kind in COMPOSER_KINDS else kind
             if record is None:
                 typer.echo(f"{label}: none" + (" (arithmetic uses the rule parser)" if kind == "edits" else ""))
                 continue

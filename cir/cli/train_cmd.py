@@ -15,6 +15,7 @@ TRAINER_MODULES = (
     "cir.cli.train_reranker_cmd",
     "cir.cli.train_aesthetic_cmd",
     "cir.cli.train_captioner_cmd",
+    "cir.cli.train_qformer_cmd",
 )
 
 

@@ -19,6 +19,7 @@ from cir.compose.registry import (
 from cir.compose import strategies as _strategies  # noqa: F401 - registers image, text, sum, arithmetic
 from cir.compose import pic2word as _pic2word  # noqa: F401 - registers pic2word
 from cir.compose import combiner as _combiner  # noqa: F401 - registers combiner
+from cir.compose import qformer as _qformer  # noqa: F401 - registers qformer
 
 __all__ = [
     "Composed", "InvalidParameter", "ParamSpec", "Strategy", "StrategySpec", "UnknownStrategy", "build_strategy",

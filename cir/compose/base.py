@@ -28,6 +28,8 @@ class Strategy(ABC):
     needs_image: bool = True  # whether a reference image is required
     needs_text: bool = True  # whether a modification text is required
     spec: "StrategySpec"  # its declaration: description, parameters, trained weights
+    needs_image_tokens: bool = False  # the strategy also reads the reference's image tokens: compose(..., tokens=)
+    # gets (N, T, image_token_dim) from Backbone.image_tokens through the encoder (the fused qformer strategy)
 
     @classmethod
     def from_params(cls, params, *, composer=None, parser=None) -> "Strategy":
@@ -37,7 +39,9 @@ class Strategy(ABC):
 
     @abstractmethod
     def compose(self, backbone: Backbone, images: np.ndarray | None, texts: Sequence[str] | None) -> Composed:
-        """``images``: (N, dim) unit embeddings of the reference images; ``texts``: N modification texts."""
+        """``images``: (N, dim) unit embeddings of the reference images; ``texts``: N modification texts. A strategy
+        with ``needs_image_tokens`` takes one more keyword, ``tokens``: the references' (N, T, image_token_dim)
+        image tokens (:func:`cir.query.stages.compose_queries` passes them)."""
 
     def params(self) -> dict:
         """The strategy's parameters, recorded in explanations and reports."""

@@ -69,6 +69,7 @@ class EncodedReference:
     vector: np.ndarray  # (dim,) float32 unit row
     sha256: str | None  # content hash, so the store can leave the reference out (None: a PIL image with no file)
     described: str  # how the query JSON names it: absolute path, "<bytes sha256=...>", filename or "<image WxH>"
+    tokens: np.ndarray | None = None  # (T, image_token_dim) float32 image tokens, when asked for (fused strategies)
 
 
 class Encoder:
@@ -132,11 +133,32 @@ class Encoder:
             out.append(self.encode_pixels(torch.stack([self.pixels_from_image(im) for im in images[start : start + batch_size]])))
         return np.concatenate(out)
 
+    # --- -> image tokens (what a fused strategy cross-attends to) -----------------------------------------------------
+    def tokens_of_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        """(N, C, H, W) tensors from this encoder -> (N, T, image_token_dim) float32 (:meth:`Backbone.image_tokens`)."""
+        with torch.inference_mode():
+            return self.backbone.image_tokens(pixels.to(self.backbone.device)).float().cpu().numpy()
+
+    def tokens_of_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 64) -> np.ndarray:
+        """(N, T, image_token_dim) image tokens of files, decoded and preprocessed as every path here does."""
+        out = []
+        for start in range(0, len(paths), batch_size):
+            pixels = torch.stack([self.pixels_from_file(p)[0] for p in paths[start : start + batch_size]])
+            out.append(self.tokens_of_pixels(pixels))
+        if not out:
+            raise ValueError("tokens_of_files needs at least one file")
+        return np.concatenate(out)
+
     # --- a query's reference image -----------------------------------------------------------------------------------
-    def encode_reference(self, image: object) -> EncodedReference:
-        """A path, bytes or a PIL image -> its vector, content hash and description. Failures are the decode
-        failure's own type, also a :class:`QueryError` (see :func:`reference_failure`), the message saying which
-        reference could not be used."""
+    def encode_reference(self, image: object, tokens: bool = False) -> EncodedReference:
+        """A path, bytes or a PIL image -> its vector, content hash and description (and, with ``tokens``, its image
+        tokens from the same pixels). Failures are the decode failure's own type, also a :class:`QueryError` (see
+        :func:`reference_failure`), the message saying which reference could not be used."""
+        pixels, sha256, described = self._reference_pixels(image)
+        vector = self.encode_pixels(pixels[None])[0]
+        return EncodedReference(vector, sha256, described, self.tokens_of_pixels(pixels[None])[0] if tokens else None)
+
+    def _reference_pixels(self, image: object) -> tuple[torch.Tensor, str | None, str]:
         from PIL import Image
 
         if isinstance(image, (str, os.PathLike)):
@@ -147,13 +169,13 @@ class Encoder:
                 pixels, info = self.pixels_from_file(path)
             except DecodeFailure as exc:
                 raise reference_failure(exc, f"cannot use {image} as the reference image: {exc}") from exc
-            return EncodedReference(self._reference_vector(pixels), info.sha256, path)
+            return pixels, info.sha256, path
         if isinstance(image, (bytes, bytearray, memoryview)):
             try:
                 pixels, info = self.pixels_from_bytes(image)
             except DecodeFailure as exc:
                 raise reference_failure(exc, f"cannot use the given bytes as the reference image: {exc}") from exc
-            return EncodedReference(self._reference_vector(pixels), info.sha256, f"<bytes sha256={info.sha256}>")
+            return pixels, info.sha256, f"<bytes sha256={info.sha256}>"
         if isinstance(image, Image.Image):
             filename = getattr(image, "filename", "") or ""
             sha = sha256_file(filename) if filename and os.path.isfile(filename) else None  # so the store can exclude it
@@ -161,11 +183,8 @@ class Encoder:
                 pixels = self.pixels_from_image(image)
             except DecodeFailure as exc:
                 raise reference_failure(exc, f"cannot use the reference image: {exc}") from exc
-            return EncodedReference(self._reference_vector(pixels), sha, filename or f"<image {image.width}x{image.height}>")
+            return pixels, sha, filename or f"<image {image.width}x{image.height}>"
         raise QueryError(f"image must be a path, bytes or a PIL image, got {type(image).__name__}")
-
-    def _reference_vector(self, pixels: torch.Tensor) -> np.ndarray:
-        return self.encode_pixels(pixels[None])[0]
 
 
 # --- a decode failure of a query's reference: its own type, and a bad query ---------------------------------------

@@ -19,6 +19,7 @@ from cir.backbones.base import Backbone
 from cir.compose import Strategy, build_strategy
 from cir.errors import CirError
 from cir.encode.cache import EmbeddingCache, EncodeStats
+from cir.encode.encoder import Encoder
 from cir.eval.metrics import compute_metrics, metric_depth, relevance
 from cir.datasets.task import EvalTask
 from cir.query import ArrayGallery, Fusion, QueryContext, Ranked, compose_queries, first_stage, rerank_stage
@@ -104,12 +105,15 @@ def run_task(
     space = ArrayGallery(gallery, [str(p) for p in task.gallery_paths])  # path(i): the file a re-ranker reads
     reranker = _reranker(config, backbone)
     fusion = Fusion(config.rerank_fusion, config.rerank_weight)
-    runs, params = {}, {}
+    runs, params, tokens = {}, {}, None
     for name, strategy in strategies.items():
         t1 = time.perf_counter()
+        if strategy.needs_image_tokens and tokens is None:  # a fused strategy: the references' image tokens, once
+            tokens = _reference_tokens(task, backbone, config.batch_size)
         texts = [q.texts for q in task.queries]
         queries = compose_queries(strategy, backbone, references if strategy.needs_image else None,
-                                  texts if strategy.needs_text else None).vectors
+                                  texts if strategy.needs_text else None,
+                                  tokens if strategy.needs_image_tokens else None).vectors
         runs[name] = _rank_and_measure(task, queries, references, space, index_of, reranker, backbone, config, fusion)
         runs[name].seconds = time.perf_counter() - t1
         params[name] = strategy.params()
@@ -134,6 +138,14 @@ def _reference_vectors(task: EvalTask, gallery: np.ndarray, index_of: dict, outs
     for q in task.queries:
         rows.append(gallery[index_of[q.reference]] if q.reference is not None else outside[q.reference_path])
     return np.stack(rows)
+
+
+def _reference_tokens(task: EvalTask, backbone: Backbone, batch_size: int) -> np.ndarray:
+    """(Q, T, image_token_dim) image tokens of each query's reference file, through the encoder (each file once)."""
+    paths = list(dict.fromkeys(q.reference_path for q in task.queries))
+    table = Encoder(backbone).tokens_of_files(paths, batch_size=batch_size)
+    row = {p: i for i, p in enumerate(paths)}
+    return table[[row[q.reference_path] for q in task.queries]]
 
 
 def _rank_and_measure(task: EvalTask, queries: np.ndarray, references: np.ndarray | None, space: ArrayGallery,

@@ -88,11 +88,12 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
     with stage("prepare strategy"):
         strategy.prepare(backbone)  # trained weights found and checked before the reference is encoded
     with stage("encode reference"):
-        reference = resolve_reference(gallery, backbone, query)
+        reference = resolve_reference(gallery, backbone, query, tokens=strategy.needs_image_tokens)
     texts = [(query.text,)] if query.text is not None and query.text.strip() else None
     images = reference.vector[None, :] if reference.vector is not None else None
+    tokens = reference.tokens[None] if reference.tokens is not None else None
     with stage("compose"):
-        composed = compose_queries(strategy, backbone, images, texts)
+        composed = compose_queries(strategy, backbone, images, texts, tokens)
     exclude = sorted(set(reference.same_ids)) if query.exclude_reference else []
     k = min(int(query.k), max(len(gallery), 1))
     depth = k if reranker.is_identity else max(k, min(int(query.rerank_k), max(len(gallery), 1)))

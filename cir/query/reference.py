@@ -18,10 +18,25 @@ class Reference:
     described: object  # how the query JSON names it
     same_ids: list[int]  # gallery items that are the reference (by id or content hash)
     item_id: int | None = None  # the reference's id when it is a stored item
+    tokens: np.ndarray | None = None  # (T, image_token_dim) its image tokens, when the strategy reads them
 
 
-def resolve_reference(gallery: Gallery, backbone, query: Query) -> Reference:
-    """The reference's unit vector and the stored items that are the same image."""
+def item_tokens(gallery: Gallery, backbone, item_ids) -> np.ndarray:
+    """(N, T, image_token_dim) image tokens of stored items, from their files through the encoder (a store keeps
+    vectors, not tokens); a file that can no longer be read is a :class:`QueryError` naming it."""
+    from cir.ingest.decode import DecodeFailure
+
+    paths = [gallery.path(int(i)) for i in item_ids]
+    try:
+        return Encoder(backbone).tokens_of_files(paths)
+    except DecodeFailure as exc:
+        raise QueryError(f"the strategy reads the reference's pixels, and a stored item's file cannot be used ({exc}); "
+                         "restore the file, re-index, or give the reference as image= instead") from exc
+
+
+def resolve_reference(gallery: Gallery, backbone, query: Query, tokens: bool = False) -> Reference:
+    """The reference's unit vector and the stored items that are the same image (and, with ``tokens``, its image
+    tokens from the same pixels)."""
     if query.image is not None and query.item_id is not None:
         raise QueryError("give either image= or item_id= as the reference, not both")
     if query.item_id is not None:
@@ -29,9 +44,10 @@ def resolve_reference(gallery: Gallery, backbone, query: Query) -> Reference:
         if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)) or not 0 <= item_id < len(gallery):
             raise QueryError(f"no item {item_id!r} in the store; ids run from 0 to {len(gallery) - 1}")
         vector = gallery.searcher.vectors(np.array([int(item_id)]))[0]
-        return Reference(vector, int(item_id), [int(item_id)], int(item_id))
+        found = item_tokens(gallery, backbone, [int(item_id)])[0] if tokens else None
+        return Reference(vector, int(item_id), [int(item_id)], int(item_id), found)
     if query.image is None:
         return Reference(None, None, [])
-    encoded = Encoder(backbone).encode_reference(query.image)  # the indexer's decode, limits and preprocessing
+    encoded = Encoder(backbone).encode_reference(query.image, tokens=tokens)  # the indexer's decode, limits, preprocessing
     same = gallery.ids_with_sha(encoded.sha256) if encoded.sha256 else []
-    return Reference(encoded.vector, encoded.described, same)
+    return Reference(encoded.vector, encoded.described, same, None, encoded.tokens)

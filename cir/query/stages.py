@@ -19,19 +19,26 @@ from cir.query.rerank import Candidates, Fusion, QueryContext, Reranked, Reranke
 
 
 def compose_queries(strategy: Strategy, backbone, references: np.ndarray | None,
-                    texts: Sequence[Sequence[str]] | None) -> Composed:
+                    texts: Sequence[Sequence[str]] | None, reference_tokens: np.ndarray | None = None) -> Composed:
     """Query vectors for N queries. ``references``: (N, dim) unit rows or None; ``texts``: per query one text, or
     several variants whose query vectors are averaged (FashionIQ's "both" caption orders) - or None.
-    Explanations are those of the first variant."""
+    ``reference_tokens``: (N, T, image_token_dim) image tokens of the references, read only by a strategy that
+    ``needs_image_tokens`` (and required for it). Explanations are those of the first variant."""
+    extra = {}
+    if strategy.needs_image_tokens:
+        if reference_tokens is None:
+            raise QueryError(f"strategy {strategy.name!r} reads the reference image's tokens, and none were given; "
+                             "pass reference_tokens (cir.encode.Encoder.tokens_of_files / tokens_of_pixels)")
+        extra["tokens"] = reference_tokens
     if texts is None:
-        return strategy.compose(backbone, references, None)
+        return strategy.compose(backbone, references, None, **extra)
     counts = {len(t) for t in texts}
     if len(counts) > 1:
         raise QueryError(f"queries carry different numbers of text variants {sorted(counts)}")
     n_variants = counts.pop() if counts else 1
     total, first = None, None
     for v in range(n_variants):
-        composed = strategy.compose(backbone, references, [t[v] for t in texts])
+        composed = strategy.compose(backbone, references, [t[v] for t in texts], **extra)
         first = first or composed
         total = composed.vectors if total is None else total + composed.vectors
     vectors = unit_rows(total)  # one rule for every caller: the first stage searches with unit rows

@@ -69,6 +69,15 @@ TRAINERS: dict[str, TrainerPresets] = {
         "smoke": Preset({"scene_groups": 6, "width": 32, "layers": 1, "heads": 2, "with_embedding": True,
                          "loop": _COMPOSER_SMOKE_LOOP}, "seconds (with the embedding token, so both memories are exercised)"),
     }),
+    "qformer": TrainerPresets("cir.train.qformer:QFormerTrainConfig", {
+        "default": Preset({}, "10 epochs over 4,320 triplets of cir:demo's world; the cosine counts 17 minutes down on a busy CPU"),
+        "long": Preset({"scene_groups": 2400, "loop": {"epochs": 30, "batch_size": 128, "lr": 5e-4, "weight_decay": 0.05,
+                                                         "max_minutes": 0},
+                        "qformer": {"width": 192, "layers": 3, "heads": 4, "queries": 16}},
+                       "3x the triplets, a wider and deeper Q-Former, 30 epochs, no time cap: hours on a busy 2-core CPU, minutes on a GPU"),
+        "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP,
+                         "qformer": {"width": 32, "layers": 1, "heads": 2, "queries": 4}}, "seconds"),
+    }),
     "finetune": TrainerPresets("cir.train.finetune:FinetuneTrainConfig", {
         "default": Preset({}, "a few minutes on 2 CPU cores with cir:demo: the last 2 blocks and the head"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),

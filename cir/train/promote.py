@@ -6,7 +6,7 @@ beside the current default's and refuses a worse one (or one measured on another
 ``force``. The places, per kind:
 
 - ``edits``: the tagger ``arithmetic`` reads: ``<cache>/models/edits/tagger`` (promoted), else the shipped one.
-- ``pic2word``, ``combiner``: a learned strategy's weights for one backbone: ``<cache>/models/composers/<backbone>/``
+- ``pic2word``, ``combiner``, ``qformer``: a learned strategy's weights for one backbone: ``<cache>/models/composers/<backbone>/``
   (promoted), else the backbone's own ``composer-<kind>.safetensors`` (``cir:demo`` ships both).
 - ``backbone``: ``cir:demo`` itself, when no checkpoint ships (``cir demo`` trains one into a run folder and promotes
   it); a store's vectors belong to one backbone, so an existing ``cir:demo`` is never replaced.
@@ -23,8 +23,8 @@ from typing import Callable
 
 from cir.errors import ConfigError, WeightsUnavailable
 
-KINDS = ("edits", "pic2word", "combiner", "backbone")
-COMPOSER_KINDS = ("pic2word", "combiner")
+KINDS = ("edits", "pic2word", "combiner", "qformer", "backbone")
+COMPOSER_KINDS = ("pic2word", "combiner", "qformer")
 PROMOTED_NOTE = "promoted.json"  # beside a promoted model: where it came from, when, and its numbers
 
 
@@ -214,7 +214,7 @@ def promote(kind: str, run: str | Path, backbone: str | None = None, force: bool
     records no numbers while the current one does, or that was measured on another validation set, unless ``force``."""
     _check_kind(kind)
     if backbone and kind not in COMPOSER_KINDS:
-        raise ConfigError(f"--backbone goes with pic2word or combiner (composers are promoted per backbone), not {kind}")
+        raise ConfigError(f"--backbone goes with {', '.join(COMPOSER_KINDS[:-1])} or {COMPOSER_KINDS[-1]} (composers are promoted per backbone), not {kind}")
     run = Path(run).expanduser()
     candidate = read_record(kind, run, f"run {run}")
     if kind in COMPOSER_KINDS:
