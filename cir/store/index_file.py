@@ -14,8 +14,9 @@ Design (docs/store.md, "The index"): an index file plus an exact-scored tail.
   - **rebuild** when tombstones pass :data:`TOMBSTONE_REBUILD_FRACTION` of the ids the index holds;
   - **retrain** (a rebuild) when a training-based kind's live items pass :data:`RETRAIN_GROWTH` times the vectors
     it was trained on (``cir info`` prints the number);
-  - **fold** the tail in (the index read into memory, the tail added with its ids, written as a new file) when the
-    tail passes :data:`FOLD_FRACTION` of the index or :data:`FOLD_MAX_TAIL` items;
+  - **fold** the tail in (the index read into memory, the tail added with its ids, the tombstones removed by the
+    index's own ``remove`` where the kind supports it, written as a new file) when the tail passes
+    :data:`FOLD_FRACTION` of the index or :data:`FOLD_MAX_TAIL` items;
   - otherwise nothing: the tail stays exact.
 
 Writing one: ``index.<serial>.faiss.tmp`` is written and fsync'ed, renamed to ``index.<serial>.faiss``, the directory
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 FLAT = "flat"  # no file: exact scan of the vectors file
 AUTO = "auto"  # chosen by cir.index.choose_index from the size, dimension and memory budget
+DEFAULT_KIND = AUTO  # a store that was never asked for a kind: auto (flat below cir.index.auto.FLAT_BELOW items)
 INDEX_PATTERN = re.compile(r"^index\.(\d+)\.faiss(\.tmp)?$")
 TOMBSTONE_REBUILD_FRACTION = 0.10  # rebuild when tombstones pass this fraction of the ids the index holds
 RETRAIN_GROWTH = 4.0  # retrain a training-based kind when live items pass this multiple of its training set
@@ -102,13 +104,18 @@ def open_store_index(root: Path, meta: dict[str, str], previous: StoreIndex | No
     if not path.exists():
         raise StoreDamaged(f"the index file {path} is missing, and the store at {root} names it (it was deleted outside "
                            f"cir); rebuild it with `cir reindex --store {root}`")
-    return StoreIndex(name, bound, load_index(str(path), mmap=True), stored_info(meta))
+    info = stored_info(meta)
+    index = load_index(str(path), mmap=True)
+    tuned = (info.get("tuning") or {}).get("params")
+    if tuned:  # the search parameters tuning chose, whatever the file kept
+        index.set_search_params(**tuned)
+    return StoreIndex(name, bound, index, info)
 
 
 def describe_index(meta: dict[str, str], tombstones: int, tail: int) -> dict:
     """What ``cir info`` prints about the index: the kind asked, what the file holds and when it changes next."""
     info = stored_info(meta)
-    out = {"kind": meta.get("index_kind") or FLAT, "file": meta.get("index_file") or None,
+    out = {"kind": meta.get("index_kind") or DEFAULT_KIND, "file": meta.get("index_file") or None,
            "bound": int(meta.get("index_bound", 0)), "tombstones": tombstones, "tail": tail, **info}
     held = int(info.get("ntotal", 0))
     if out["file"]:
@@ -125,16 +132,19 @@ def maintain_index(writer: "StoreWriter", settings: IndexSettings | None = None,
     "fold", "drop")."""
     settings = settings or IndexSettings()
     meta = writer.meta()
-    asked = settings.kind or meta.get("index_kind") or FLAT
+    asked = settings.kind or meta.get("index_kind") or DEFAULT_KIND
     info = stored_info(meta)
-    if asked != (meta.get("index_kind") or FLAT) or settings.memory_bytes is not None:
+    if asked != (meta.get("index_kind") or DEFAULT_KIND) or settings.memory_bytes is not None:
         with db.write_transaction(writer.conn):
             values: dict[str, object] = {"index_kind": asked}
             if settings.memory_bytes is not None:
                 values["index_memory"] = settings.memory_bytes
             db.set_meta(writer.conn, values)
     memory = settings.memory_bytes if settings.memory_bytes is not None else _int_or_none(meta.get("index_memory"))
-    kind, params, reason = _resolve(asked, writer.live, writer.dim, memory, settings.params)
+    asked_params = settings.params
+    if asked_params is None and asked == info.get("kind"):  # a rebuild keeps the parameters the file was built with
+        asked_params = info.get("build_params")
+    kind, params, reason, train_size = _resolve(asked, writer.live, writer.dim, memory, asked_params)
     current = meta.get("index_file") or ""
     if kind == FLAT:
         if current:
@@ -146,7 +156,7 @@ def maintain_index(writer: "StoreWriter", settings: IndexSettings | None = None,
     bound = int(meta.get("index_bound", 0))
     tail = writer.conn.execute("SELECT COUNT(*) FROM items WHERE removed IS NULL AND id >= ?",
                                (bound if current else 0,)).fetchone()[0]
-    if force or not current or info.get("kind") != kind or (settings.params and settings.params != info.get("params")):
+    if force or not current or info.get("kind") != kind or (settings.params and settings.params != info.get("build_params")):
         action = "build" if not current else "rebuild"
     elif tombstones > TOMBSTONE_REBUILD_FRACTION * max(held, 1):
         action = "rebuild"
@@ -162,28 +172,35 @@ def maintain_index(writer: "StoreWriter", settings: IndexSettings | None = None,
         index = _load_for_fold(writer, current)
         ids, vectors = _live_rows(writer, first_id=bound)
         _add(index, vectors, ids)
+        removed = False
+        if index.supports_remove and tombstones:  # the kind's own removal: the tombstones are absorbed
+            dead = np.array([i for (i,) in writer.conn.execute("SELECT id FROM tombstones")], np.int64)
+            index.remove(dead)
+            removed = True
         new_info = {**info, "ntotal": int(index.ntotal), "folded_version": int(meta["version"])}
-        _commit_index(writer, index, new_info, bound=writer.next_id, clear_tombstones=False)
+        _commit_index(writer, index, new_info, bound=writer.next_id, clear_tombstones=removed)
         return action
-    index, new_info = _build(writer, kind, params, settings.recall)
+    index, new_info = _build(writer, kind, params, settings.recall, train_size)
     new_info["reason"] = reason
+    new_info["build_params"] = {k: v for k, v in params.items()}
     _commit_index(writer, index, new_info, bound=writer.next_id, clear_tombstones=True)
     return action
 
 
-def _resolve(asked: str, n: int, dim: int, memory: int | None, params: dict | None) -> tuple[str, dict, str]:
+def _resolve(asked: str, n: int, dim: int, memory: int | None, params: dict | None) -> tuple[str, dict, str, int]:
+    """(kind, params, reason, training sample size) for what was asked."""
     if asked == AUTO:
         from cir.index import choose_index
 
         choice = choose_index(n, dim, memory)
-        return choice.kind, {**dict(choice.params), **(params or {})}, choice.reason
+        return choice.kind, {**dict(choice.params), **(params or {})}, f"auto: {choice.reason}", choice.train_size
     if asked == FLAT:
-        return FLAT, {}, "asked for"
+        return FLAT, {}, "asked for", 0
     from cir.index import INDEX_KINDS
 
     if asked not in INDEX_KINDS:
         raise StoreError(f"unknown index kind {asked!r}; choose one of {', '.join([AUTO, *INDEX_KINDS])}")
-    return asked, dict(params or {}), "asked for"
+    return asked, dict(params or {}), "asked for", TRAIN_SAMPLE
 
 
 def _live_rows(writer: "StoreWriter", first_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -211,15 +228,17 @@ def _add(index: "VectorIndex", vectors: np.ndarray, ids: np.ndarray) -> None:
         index.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], np.float32), ids[start : start + ADD_CHUNK])
 
 
-def _build(writer: "StoreWriter", kind: str, params: dict, recall: float) -> tuple["VectorIndex", dict]:
+def _build(writer: "StoreWriter", kind: str, params: dict, recall: float,
+           train_size: int) -> tuple["VectorIndex", dict]:
     from cir.index import build_index
 
     ids, vectors = _live_rows(writer)
     index = build_index(kind, writer.dim, **params)
     trained_on = 0
     if index.needs_training:
-        step = max(1, len(ids) // TRAIN_SAMPLE)
-        sample = np.ascontiguousarray(vectors[::step][:TRAIN_SAMPLE], np.float32)
+        size = max(1, min(train_size or TRAIN_SAMPLE, len(ids)))
+        step = max(1, len(ids) // size)
+        sample = np.ascontiguousarray(vectors[::step][:size], np.float32)
         index.train(sample)
         trained_on = len(sample)
     _add(index, vectors, ids)
@@ -228,6 +247,7 @@ def _build(writer: "StoreWriter", kind: str, params: dict, recall: float) -> tup
             "built_version": int(writer.meta()["version"])}
     if not index.exact and len(ids) > 10:
         info["tuning"] = _tune(index, vectors, ids, recall)
+        info["params"] = dict(index.params)  # with the tuned search parameters
     return index, info
 
 
@@ -243,9 +263,10 @@ def _tune(index: "VectorIndex", vectors: np.ndarray, ids: np.ndarray, recall: fl
     _, positions = faiss.knn(queries, np.ascontiguousarray(vectors), k, metric=faiss.METRIC_INNER_PRODUCT)
     exact_ids = ids[positions]
     tuning = tune_index(index, queries, exact_ids, recall=recall, k=k)
-    index.set_search_params(**tuning.params)
+    if tuning.params:
+        index.set_search_params(**tuning.params)
     return {"params": dict(tuning.params), "recall": float(tuning.recall), "p50_ms": float(tuning.p50_ms),
-            "target": recall, "queries": len(queries), "k": k}
+            "target": recall, "reached": bool(tuning.reached), "queries": len(queries), "k": k}
 
 
 def _load_for_fold(writer: "StoreWriter", name: str) -> "VectorIndex":
