@@ -164,8 +164,10 @@ class StoreSearcher(Searcher):
         return rows
 
     def contains(self, item_id: int) -> bool:
+        if not -(2**63) <= int(item_id) < 2**63:  # no int64 id is that large
+            return False
         try:
-            self.rows_of(np.array([item_id]))
+            self.rows_of(np.array([item_id], np.int64))
         except KeyError:
             return False
         return True
@@ -174,7 +176,7 @@ class StoreSearcher(Searcher):
         return self._row_ids[~self._dead_mask]
 
     def _allowed_ids(self, allowed) -> np.ndarray:
-        ids = np.unique(np.fromiter((int(i) for i in allowed), dtype=np.int64, count=len(allowed)))
+        ids = np.unique(np.fromiter((int(i) for i in allowed if -(2**63) <= int(i) < 2**63), dtype=np.int64))
         rows = np.searchsorted(self._row_ids, ids)
         ok = rows < self.rows
         ok[ok] = self._row_ids[rows[ok]] == ids[ok]
