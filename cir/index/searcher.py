@@ -268,7 +268,7 @@ def _knn(queries: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.
     """faiss's exact inner-product scan over ``rows`` (a mapped array, not copied): (scores, positions)."""
     import faiss
 
-    from cir.index.flat import SMALL_BATCH, faiss_threads
+    from cir.index.threads import SMALL_BATCH, faiss_threads
 
     with faiss_threads(1 if len(queries) < SMALL_BATCH else None):
         scores, positions = faiss.knn(queries, np.ascontiguousarray(rows), k, metric=faiss.METRIC_INNER_PRODUCT)
