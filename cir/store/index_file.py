@@ -146,6 +146,11 @@ def maintain_index(writer: "StoreWriter", settings: IndexSettings | None = None,
         asked_params = info.get("build_params")
     kind, params, reason, train_size = _resolve(asked, writer.live, writer.dim, memory, asked_params)
     current = meta.get("index_file") or ""
+    if asked == AUTO and current and not force and str(info.get("reason", "")).startswith("auto:"):
+        # auto keeps the kind it chose (a store crossing one of choose_index's size thresholds by a few items must
+        # not rebuild): rebuilds and retrains keep it too; `cir reindex --index auto` (force) chooses again
+        kind, params = info.get("kind", kind), dict(info.get("build_params") or params)
+        reason = info["reason"]
     if kind == FLAT:
         if current:
             _commit_index(writer, None, {}, bound=0, clear_tombstones=True)
