@@ -9,11 +9,12 @@ encode (the one encoder and its cache) -> index (searchers) -> compose (strategi
 from cir.version import __version__
 
 
-def open_store(path, backbone=None, create=False):
-    """Open (or with ``create=True`` create) a store directory. See :class:`cir.store.Store`."""
+def open_store(path, backbone=None, create=False, index=None):
+    """Open (or with ``create=True`` create) a store directory; ``index``: the index kind it keeps (``flat``,
+    ``auto``, ...). See :class:`cir.store.Store`."""
     from cir.store import Store
 
-    return Store.open(path, backbone=backbone, create=create)
+    return Store.open(path, backbone=backbone, create=create, index=index)
 
 
 __all__ = ["__version__", "open_store"]

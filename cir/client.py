@@ -66,6 +66,7 @@ class Client:
         rerank_params: dict | None = None,
         rerank_weight: float | None = None,
         rerank_fusion: str = "linear",
+        folder: str | None = None,
         **param_kwargs,
     ) -> SearchResult:
         """Same arguments and result as :meth:`cir.store.Store.search`; ``image`` is uploaded (a path is read here,
@@ -73,7 +74,8 @@ class Client:
         are sent as the form fields of the same names, and the server checks them against its own strategies
         (``info()["strategies"]`` lists them); they need a named ``strategy`` (without one the server chooses). ``result.explanation`` also carries the parsed ``add`` and ``remove``.
         ``rerank`` names a re-rank stage (``info()["rerankers"]`` lists them and their parameters, sent from
-        ``rerank_params`` as form fields of the same names); each hit then carries both stages' scores."""
+        ``rerank_params`` as form fields of the same names); each hit then carries both stages' scores.
+        ``folder``: only images under this absolute folder (on the server's side)."""
         from cir.compose.registry import merge_params
 
         form = {"k": str(k), "exclude_reference": "true" if exclude_reference else "false"}
@@ -84,7 +86,7 @@ class Client:
             raise QueryError(f"parameters ({', '.join(sorted(given))}) go with a named strategy; pass strategy=... "
                              "(info()['strategies'] lists each strategy's parameters)")
         for name, value in given.items():
-            if name in form or name in ("image", "text", "item_id", "strategy"):
+            if name in form or name in ("image", "text", "item_id", "strategy", "folder"):
                 raise QueryError(f"{name!r} is a search argument, not a strategy parameter")
             form[name] = _form_value(value)
         if rerank is not None:
@@ -99,6 +101,8 @@ class Client:
             form["text"] = text
         if item_id is not None:
             form["item_id"] = str(int(item_id))
+        if folder is not None:
+            form["folder"] = str(folder)
         files = None
         if image is not None:
             name, data, content_type = _image_upload(image)

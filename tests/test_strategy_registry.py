@@ -176,7 +176,7 @@ def test_a_new_strategy_reaches_store_cli_server_and_client(blend, scene_store, 
     blend_form = next(v for v in form["oneOf"] if v["properties"]["strategy"]["const"] == "blend")
     from cir.server.schemas import rerank_form_fields
 
-    common = {"image", "item_id", "text", "strategy", "k", "exclude_reference", *rerank_form_fields()}
+    common = {"image", "item_id", "text", "strategy", "k", "exclude_reference", "folder", *rerank_form_fields()}
     assert set(blend_form["properties"]) - common == {"alpha"}  # the re-rank stage's fields are every variant's
     assert models["BlendParams"]["properties"]["alpha"]["maximum"] == 1.0
     assert {"$ref": "#/components/schemas/SearchBlendRequest"} in models["SearchRequest"]["oneOf"]

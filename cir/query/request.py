@@ -21,3 +21,5 @@ class Query:
     rerank_k: int = 100  # candidates the first stage hands to the re-ranker
     rerank_weight: float | None = None  # the re-ranker's share w in the fusion (None: the re-ranker's default)
     rerank_fusion: str = "linear"  # linear (on calibrated scores) or rrf (reciprocal ranks), see cir.query.rerank
+    allowed: list[int] | None = None  # only these item ids may be returned (None: any)
+    folder: str | None = None  # only items whose path lies under this absolute folder (None: any)

@@ -93,6 +93,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         rerank_weight: Annotated[Optional[float], Form(ge=0.0, le=1.0, allow_inf_nan=False, description="the "
                                  "re-ranker's share w of the fused score (default: the one its trainer chose)")] = None,
         rerank_fusion: Annotated[FusionName, Form(description="linear (calibrated scores) or rrf (reciprocal ranks)")] = "linear",
+        folder: Annotated[Optional[str], Form(max_length=4096, description="only images under this folder (an "
+                                                                           "absolute path, as results show them)")] = None,
         **params,
     ) -> dict:
         """Rank the store's images for a reference (an uploaded image or a stored item) modified by a text.
@@ -108,7 +110,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
             raise ApiError(422, "invalid_request", f"parameters ({', '.join(sorted(given))}) go with a named strategy; "
                            "add the strategy field (GET /info lists each strategy's parameters)")
         return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference, rerank,
-                                              rerank_k, rerank_params, rerank_weight, rerank_fusion))
+                                              rerank_k, rerank_params, rerank_weight, rerank_fusion, folder))
 
     search.__signature__ = _with_param_fields(search)  # one form field per declared parameter
     form_fields = frozenset(search.__signature__.parameters) - {"request"}
@@ -135,7 +137,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         args = SearchArgs(data, query.item_id, query.text, None if body.strategy_defaulted else query.strategy, query.k,
                           query.params.model_dump(exclude_unset=True), query.exclude_reference, query.rerank,
                           query.rerank_k, query.rerank_params.model_dump(exclude_none=True), query.rerank_weight,
-                          query.rerank_fusion)
+                          query.rerank_fusion, query.folder)
         return run_search(request, args)
 
     def run_search(request: Request, args: SearchArgs) -> dict:

@@ -215,6 +215,8 @@ def search_request_model(names, max_k: int, max_text_chars: int, choose: Callabl
             params=(params, Field(default_factory=params, description=f"the parameters of {spec.name}")),
             exclude_reference=(bool, Field(True, strict=True, description="leave the reference out of the results")),
             **reranking,
+            folder=(Optional[str], Field(None, min_length=1, max_length=4096, description="only images under this "
+                                         "folder (an absolute path, as results show them)")),
         ))
     union = Annotated[Union[tuple(variants)], Field(discriminator="strategy")]
 
@@ -377,7 +379,7 @@ def publish_truthful_schema(schema: dict, names) -> dict:
 def _form_variants(body: dict, names) -> dict:
     props = body["properties"]
     props["image"]["minLength"] = 1  # an empty file is no image
-    common = ("image", "item_id", "text", "strategy", "k", "exclude_reference") + rerank_form_fields()
+    common = ("image", "item_id", "text", "strategy", "k", "exclude_reference", "folder") + rerank_form_fields()
     variants = []
     for spec in strategy_specs(names):
         own = {name: dict(props[name]) for name in common if name in props}
@@ -433,7 +435,7 @@ def _publish_json_default(components: dict, union: dict) -> None:
         variant["required"] = sorted(set(variant.get("required", [])) | {"strategy"})
     model = variants[0]["properties"]
     own = {name: dict(model[name]) for name in ("item_id", "image_base64", "text", "k", "exclude_reference", "rerank",
-                                                "rerank_k", "rerank_weight", "rerank_fusion", "rerank_params") if name in model}
+                                                "rerank_k", "rerank_weight", "rerank_fusion", "rerank_params", "folder") if name in model}
     if "text" in own:  # the first variant may require a text: here it is optional
         own["text"] = {key: value for key, value in own["text"].items() if key not in ("minLength", "pattern")}
     components["SearchDefaultRequest"] = {

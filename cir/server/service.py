@@ -43,6 +43,7 @@ class SearchArgs:
     rerank_params: dict = field(default_factory=dict)  # its parameters that were given
     rerank_weight: float | None = None  # its share in the fusion (None: its default)
     rerank_fusion: str = "linear"  # linear or rrf
+    folder: str | None = None  # only images under this absolute folder
 
 
 log = logging.getLogger("cir.server")
@@ -245,6 +246,8 @@ class SearchService:
         if args.strategy not in self.strategies:
             raise StrategyUnavailable(f"strategy {args.strategy!r} cannot run on this store ({self._unavailable[args.strategy]}); "
                              f"this store runs {', '.join(self.strategies)}")
+        if args.folder is not None and not os.path.isabs(args.folder):
+            raise QueryError(f"folder must be an absolute path, as the results show them (got {args.folder[:80]!r})")
         store = self.fresh_store()
         if args.item_id is not None:
             store.item(args.item_id)  # UnknownItem (404) before any work
@@ -268,7 +271,8 @@ class SearchService:
             start = time.perf_counter()
             result = store.search(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
                                   exclude_reference=args.exclude_reference, snapshot=snapshot, rerank=reranker,
-                                  rerank_k=args.rerank_k, rerank_weight=args.rerank_weight, rerank_fusion=args.rerank_fusion)
+                                  rerank_k=args.rerank_k, rerank_weight=args.rerank_weight, rerank_fusion=args.rerank_fusion,
+                                  folder=args.folder)
             if self._observe is not None:
                 self._observe(args.strategy, time.perf_counter() - start)
             explanation = self.explain(result.explanation, args.text)
