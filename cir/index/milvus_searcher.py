@@ -78,10 +78,11 @@ def validate_uri(uri: str) -> str:
 
 
 class _NoTracebacks(logging.Filter):
-    """pymilvus logs every failed RPC with a traceback before raising it; cir raises its own error instead."""
+    """pymilvus logs every failed RPC (and Milvus Lite a failed start) with a traceback before raising; cir raises
+    its own one-sentence error instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("RPC error")
+        return not record.getMessage().startswith(("RPC error", "Failed to start MilvusLite"))
 
 
 _QUIET = _NoTracebacks()
@@ -104,12 +105,36 @@ def connect(target: MilvusTarget) -> "MilvusClient":
         folder = os.path.dirname(os.path.abspath(target.uri))
         if not os.path.isdir(folder):
             raise MilvusUnavailable(f"cannot create the Milvus Lite file {target.uri}: the folder {folder} does not exist")
+    logging.getLogger("milvus_lite.server_manager").addFilter(_QUIET)
     try:
         return MilvusClient(target.uri, **kwargs)
     except Exception as exc:  # pymilvus raises MilvusException, grpc errors, OSError...: one sentence for all
+        if target.is_lite and _lite_locked(target.uri):
+            raise MilvusUnavailable(
+                f"the Milvus Lite file {target.uri} is open in another process (a `cir serve` or `cir index` on this "
+                "store?); Milvus Lite serves one process at a time: stop that process, or use a Milvus server "
+                "(--milvus-uri http://host:19530) for a store that is indexed while it is served"
+            ) from None
         hint = (f"check the server is running and reachable, and that ${target.token_env} holds a valid token"
-                if not target.is_lite else "check the file is a Milvus Lite database and not in use by a Milvus Lite of another version")
+                if not target.is_lite else "check that it is a Milvus Lite database (a folder) of this pymilvus version")
         raise MilvusUnavailable(f"cannot connect to Milvus at {target.uri}: {_reason(exc)}; {hint}") from None
+
+
+def _lite_locked(uri: str) -> bool:
+    """Whether another process holds Milvus Lite's lock on ``uri`` (its ``LOCK`` file is flock'ed while open)."""
+    import fcntl
+
+    lock = os.path.join(uri, "LOCK")
+    if not os.path.exists(lock):
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock at once
+    return False
 
 
 def _reason(exc: BaseException) -> str:
@@ -213,7 +238,10 @@ def create_collection(client: "MilvusClient", name: str, spec: str, dim: int, in
     index = client.prepare_index_params()
     index.add_index(VECTOR_FIELD, index_type=index_type, metric_type="IP", params=dict(index_params or {}))
     props = {PROP_BACKBONE: spec, PROP_DIM: str(int(dim)), **dict(properties or {})}
-    client.create_collection(name, schema=schema, index_params=index, properties=props)
+    # the index is created apart and not waited for: pymilvus waits by asking for a timestamp, which Milvus Lite
+    # does not implement (its gRPC thread logs a traceback); Milvus builds the index as data is sealed either way
+    client.create_collection(name, schema=schema, properties=props, consistency_level="Strong")
+    client.create_index(name, index, sync=False)
 
 
 def collection_properties(client: "MilvusClient", name: str) -> dict[str, str]:
@@ -259,7 +287,8 @@ class MilvusSearcher(Searcher):
     when not given). ``expect``: collection properties checked before and after every search (see the module)."""
 
     def __init__(self, client: "MilvusClient", target: MilvusTarget, spec: str, dim: int, items: int | None = None,
-                 expect: Mapping[str, str] | None = None, search_params: Mapping[str, object] | None = None) -> None:
+                 expect: Mapping[str, str] | None = None, search_params: Mapping[str, object] | None = None,
+                 index_type: str | None = None) -> None:
         self.client = client
         self.target = target
         self.dim = int(dim)
@@ -268,12 +297,14 @@ class MilvusSearcher(Searcher):
         self.search_params = dict(search_params or {})
         self._lock = threading.Lock()  # one MilvusClient call at a time from this searcher (gRPC channel reuse)
         name = target.collection
-        if not client.has_collection(name):
-            raise StoreError(f"there is no Milvus collection {name} at {target.uri}; index the store with "
-                             "`--backend milvus` to create it")
-        check_backbone(collection_properties(client, name), name, target.uri, spec, dim)
-        client.load_collection(name)
-        self.index_type = str(client.describe_index(name, VECTOR_FIELD).get("index_type", "FLAT"))
+        if index_type is None:  # not yet checked by the caller (``index_type`` given: a mirror that checked it)
+            if not client.has_collection(name):
+                raise StoreError(f"there is no Milvus collection {name} at {target.uri}; index the store with "
+                                 "`--backend milvus` to create it")
+            check_backbone(collection_properties(client, name), name, target.uri, spec, dim)
+            client.load_collection(name)
+            index_type = str(client.describe_index(name, VECTOR_FIELD).get("index_type", "FLAT"))
+        self.index_type = index_type
         self.exact = self.index_type in EXACT_INDEX_TYPES
         self.kind = f"milvus-{self.index_type.lower()}"
         self._items = int(items) if items is not None else int(client.get_collection_stats(name)["row_count"])
@@ -283,9 +314,6 @@ class MilvusSearcher(Searcher):
 
     def __repr__(self) -> str:
         return f"MilvusSearcher({self.target.describe()}, {self.kind}, items={self._items})"
-
-    def describe(self) -> dict:
-        return {**super().describe(), "uri": self.target.uri, "collection": self.target.collection}
 
     def search(self, queries, k, allowed=None, where: ItemFilter | None = None):
         queries = self._queries(queries)
