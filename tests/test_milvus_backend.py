@@ -304,3 +304,41 @@ def test_the_token_is_read_from_the_environment_and_never_shown(tmp_path, monkey
     # the CLI has no option that takes it
     help_text = run_cli("index", "--help").stdout.decode()
     assert "--milvus-uri" in help_text and "--milvus-token" not in help_text and "CIR_MILVUS_TOKEN" in help_text
+
+
+def test_cir_serve_answers_from_milvus_and_follows_new_commits(tmp_path, spec, tiny_backbone):
+    import httpx
+
+    from cir.server import ServeConfig, create_app
+    from tests.server_helpers import running_server
+
+    photos = tmp_path / "photos"
+    write_images(photos, 8)
+    for name, backend in (("m", "milvus"), ("f", None)):
+        with cir.open_store(tmp_path / name, backbone=tiny_backbone, create=True, backend=backend) as store:
+            store.index([photos], progress=False, workers=0)
+    served = cir.open_store(tmp_path / "m", backbone=tiny_backbone)
+    app = create_app(ServeConfig(store=tmp_path / "m", refresh_interval_s=0, thumbnail_dir=tmp_path / "thumbs"),
+                     store=served)
+    query = {"item_id": 2, "text": "add a dog", "strategy": "sum", "k": 5}
+    try:
+        with running_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+            answer = http.post("/search/json", json=query)
+            assert answer.status_code == 200, answer.text
+            with cir.open_store(tmp_path / "f", backbone=tiny_backbone) as faiss_store:
+                expected = faiss_store.search(**query)
+            assert [h["path"] for h in answer.json()["results"]] == [h.path for h in expected.results]
+            assert answer.json()["query"]["stages"]["first_stage"]["kind"] == "milvus-flat"
+
+            write_images(photos, 11)  # three more, indexed while the server runs (same process: Lite is per process)
+            with cir.open_store(tmp_path / "m", backbone=tiny_backbone) as writer_side:
+                writer_side.index([photos], progress=False, workers=0)
+            with cir.open_store(tmp_path / "f", backbone=tiny_backbone) as faiss_store:
+                faiss_store.index([photos], progress=False, workers=0)
+                expected = faiss_store.search(**query)
+            answer = http.post("/search/json", json=query)
+            assert answer.status_code == 200, answer.text
+            assert http.get("/health").json()["items"] == 11
+            assert [h["path"] for h in answer.json()["results"]] == [h.path for h in expected.results]
+    finally:
+        served.close()
