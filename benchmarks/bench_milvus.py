@@ -135,6 +135,11 @@ def bench_milvus(index_type: str, vectors: np.ndarray, queries: np.ndarray, budg
 
     samples, ids = time_queries(one, queries, budget_s)
     client.close()
+    # pymilvus keeps a Lite engine per file running until the process exits (its memory and background index
+    # builds would weigh on the next backend's numbers): stop it
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(target.uri)
     return {"insert_s": inserted, "ready_s": ready}, samples, ids
 
 
