@@ -9,10 +9,11 @@ encode (the one encoder and its cache) -> index (searchers) -> compose (strategi
 from cir.version import __version__
 
 
-def open_store(path, backbone=None, create=False, backend=None, milvus_uri=None):
-    """Open (or with ``create=True`` create) a store directory. See :class:`cir.store.Store`. ``backend``:
-    ``"milvus"`` to search it from a Milvus collection from now on (``milvus_uri``: a ``.db`` file for Milvus Lite,
-    default ``DIR/vectors.db``, or ``http(s)://host:19530``), ``"faiss"`` for its own index; None: as recorded."""
+def open_store(path, backbone=None, create=False, index=None, backend=None, milvus_uri=None):
+    """Open (or with ``create=True`` create) a store directory; ``index``: the index kind it keeps (``flat``,
+    ``auto``, ...). ``backend``: ``"milvus"`` to search it from a Milvus collection from now on (``milvus_uri``: a
+    ``.db`` file for Milvus Lite, default ``DIR/vectors.db``, or ``http(s)://host:19530``), ``"faiss"`` for its own
+    index; None: as recorded. See :class:`cir.store.Store`."""
     from cir.store import Store
 
     milvus = None
@@ -20,7 +21,7 @@ def open_store(path, backbone=None, create=False, backend=None, milvus_uri=None)
         from cir.store.milvus_mirror import MilvusOptions
 
         milvus = MilvusOptions(uri=milvus_uri)
-    return Store.open(path, backbone=backbone, create=create, backend=backend, milvus=milvus)
+    return Store.open(path, backbone=backbone, create=create, index=index, backend=backend, milvus=milvus)
 
 
 __all__ = ["__version__", "open_store"]

@@ -61,12 +61,14 @@ class Client:
         k: int = 10,
         exclude_reference: bool = True,
         params: dict | None = None,
+        folder: str | None = None,
         **param_kwargs,
     ) -> SearchResult:
         """Same arguments and result as :meth:`cir.store.Store.search`; ``image`` is uploaded (a path is read here,
         never sent as a path). The strategy's parameters (``params`` and/or keywords, e.g. ``image_weight=0.8``)
         are sent as the form fields of the same names, and the server checks them against its own strategies
-        (``info()["strategies"]`` lists them); they need a named ``strategy`` (without one the server chooses). ``result.explanation`` also carries the parsed ``add`` and ``remove``."""
+        (``info()["strategies"]`` lists them); they need a named ``strategy`` (without one the server chooses). ``result.explanation`` also carries the parsed ``add`` and ``remove``.
+        ``folder``: only images under this absolute folder (on the server's side)."""
         from cir.compose.registry import merge_params
 
         form = {"k": str(k), "exclude_reference": "true" if exclude_reference else "false"}
@@ -77,13 +79,15 @@ class Client:
             raise QueryError(f"parameters ({', '.join(sorted(given))}) go with a named strategy; pass strategy=... "
                              "(info()['strategies'] lists each strategy's parameters)")
         for name, value in given.items():
-            if name in form or name in ("image", "text", "item_id", "strategy"):
+            if name in form or name in ("image", "text", "item_id", "strategy", "folder"):
                 raise QueryError(f"{name!r} is a search argument, not a strategy parameter")
             form[name] = _form_value(value)
         if text is not None:
             form["text"] = text
         if item_id is not None:
             form["item_id"] = str(int(item_id))
+        if folder is not None:
+            form["folder"] = str(folder)
         files = None
         if image is not None:
             name, data, content_type = _image_upload(image)

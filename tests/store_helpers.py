@@ -51,13 +51,18 @@ def store_state(store) -> list[tuple]:
     return [(i.id, i.path, i.size, i.mtime, i.sha256, i.width, i.height) for i in store.items()]
 
 
+def vectors_by_id(store) -> dict[int, np.ndarray]:
+    """Each item's vector by its (stable) id."""
+    return {int(i): np.array(v) for i, v in zip(store.ids(), store.vectors())}
+
+
 def vectors_by_path(store) -> dict[str, np.ndarray]:
-    vectors = store.vectors()
-    return {item.path: np.array(vectors[item.id]) for item in store.items()}
+    vectors = vectors_by_id(store)
+    return {item.path: vectors[item.id] for item in store.items()}
 
 
 def assert_same_store(a, b, same_ids: bool = True) -> None:
-    """Same items with the same metadata and vectors; with ``same_ids`` also in the same rows."""
+    """Same items with the same metadata and vectors; with ``same_ids`` also with the same ids."""
     if same_ids:
         assert store_state(a) == store_state(b)
     else:
@@ -70,9 +75,9 @@ def assert_same_store(a, b, same_ids: bool = True) -> None:
 
 
 def assert_vectors_are_fresh_encodings(store, backbone) -> None:
-    """Row i of the store is item i's image encoded now, on its own (the rows-are-items invariant)."""
-    vectors = store.vectors()
-    assert vectors.shape == (len(store), backbone.dim)
+    """Each item's vector is its image encoded now, on its own (an id names its file's content and vector)."""
+    assert store.vectors().shape == (len(store), backbone.dim)
+    vectors = vectors_by_id(store)
     for item in store.items():
         with Image.open(item.path) as image:
             fresh = backbone.encode_images([image.convert("RGB")])[0]

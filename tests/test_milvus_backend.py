@@ -160,7 +160,7 @@ def test_index_update_delete_and_search_equal_the_faiss_backend(tmp_path, spec):
         assert [h.path for h in result.results] == [h.path for h in expected.results]
         assert result.query["stages"]["first_stage"]["kind"] == "milvus-flat"
 
-    # update one file, delete two, add one: the compaction renumbers ids; the collection follows
+    # update one file (a new item with a new id), delete two, add one: the collection follows by id
     write_png(photos / "a" / "img0003.png", seed=999)
     (photos / "a" / "img0005.png").unlink()
     (photos / "b" / "img0000.png").unlink()
@@ -170,9 +170,8 @@ def test_index_update_delete_and_search_equal_the_faiss_backend(tmp_path, spec):
     with Store.open(tmp_path / "m") as m, Store.open(tmp_path / "f") as f:
         assert len(m) == len(f) == 20
         assert_same_answers(m, f)
-        mirror = m._mirror
-        assert mirror.in_step(m.snapshot().version)
-        assert mirror.client.get_collection_stats(mirror.target.collection)["row_count"] == 20
+        assert m._mirror.in_step(m.snapshot().version)
+        assert milvus_ids(m) == sorted(m.ids().tolist())  # the removed and replaced items were deleted by id
 
 
 def test_filters_are_pushed_down_on_a_store(tmp_path, spec):
@@ -206,11 +205,11 @@ def test_kill_9_between_the_store_commit_and_the_milvus_upsert_is_repaired(tmp_p
         import cir.store.milvus_mirror as mirror
         original = mirror.MilvusMirror.sync
         calls = []
-        def sync(self, conn):
+        def sync(self, conn, **kwargs):
             calls.append(1)
             if len(calls) == 2:  # the first is the writer's opening check; the second follows the first commit
                 os.kill(os.getpid(), signal.SIGKILL)
-            return original(self, conn)
+            return original(self, conn, **kwargs)
         mirror.MilvusMirror.sync = sync
         from cir.cli import main
         sys.exit(main(["index", {str(photos)!r}, "--store", {str(store_dir)!r}, "--no-progress", "--batch-size", "4"]))
@@ -222,15 +221,15 @@ def test_kill_9_between_the_store_commit_and_the_milvus_upsert_is_repaired(tmp_p
     from cir.store.layout import DB_NAME
 
     conn = db.connect(str(store_dir / DB_NAME))
-    store_version, rows = int(db.get_meta(conn)["version"]), int(db.get_meta(conn)["rows"])
+    store_version, items = int(db.get_meta(conn)["version"]), int(db.get_meta(conn)["items"])
     conn.close()
-    assert rows == 14  # the first batch of 4 new images was committed to the store ...
+    assert items == 14  # the first batch of 4 new images was committed to the store ...
     target = MilvusTarget(str(store_dir / "vectors.db"), collection_of(store_dir))
     client = connect(target)
     props = {k: str(v) for k, v in client.describe_collection(target.collection)["properties"].items()}
     assert int(props[PROP_VERSION]) < store_version  # ... and not to Milvus: the collection lags
     dim = _dim(store_dir)
-    lagging = MilvusSearcher(client, target, spec, dim, items=rows,
+    lagging = MilvusSearcher(client, target, spec, dim, items=items,
                              expect={PROP_STATE: "clean", PROP_VERSION: str(store_version)})
     with pytest.raises(MilvusOutOfStep, match="refresh the store"):  # a searcher expecting the store's commit refuses
         lagging.search(np.ones((1, dim), np.float32), 3)
@@ -239,13 +238,21 @@ def test_kill_9_between_the_store_commit_and_the_milvus_upsert_is_repaired(tmp_p
     with Store.open(store_dir) as repaired:  # opening repairs it (no writer holds the lock)
         assert repaired._mirror.in_step(repaired.snapshot().version)
         assert len(repaired) == 14
+        assert milvus_ids(repaired) == sorted(repaired.ids().tolist())
         ids = repaired.search_vectors(queries_for(repaired), k=14)[1]
-        assert sorted(ids[0].tolist()) == list(range(14))
+        assert sorted(ids[0].tolist()) == sorted(repaired.ids().tolist())
     assert main(["index", str(photos), "--store", str(store_dir), "--no-progress"]) == 0
     assert main(["index", str(photos), "--store", str(tmp_path / "f"), "--backbone", spec, "--no-progress"]) == 0
     with Store.open(store_dir) as m, Store.open(tmp_path / "f") as f:
         assert len(m) == 16
         assert_same_answers(m, f)
+
+
+def milvus_ids(store: Store) -> list[int]:
+    """Every id the store's collection holds (read back from Milvus)."""
+    mirror = store._mirror
+    rows = mirror.client.query(mirror.target.collection, filter="id >= 0", output_fields=["id"], limit=16_384)
+    return sorted(int(r["id"]) for r in rows)
 
 
 def collection_of(store_dir: Path) -> str:

@@ -3,14 +3,12 @@ re-rank stage with a test double, and exclusions and allowed ids exact against a
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
 
 from cir.errors import QueryError
-from cir.index import build_index
-from cir.index.searcher import ExactSearcher, IndexSearcher
+from cir.index.searcher import ExactSearcher, StoreSearcher
 from cir.query import RERANKERS, ArrayGallery, Candidates, Reranked, Reranker, first_stage, rerank_stage
 from cir.query.rerank import QueryContext, UnknownReranker
 from tests.store_helpers import write_images
@@ -32,9 +30,9 @@ def oracle(queries, vectors, k, allowed=None, exclude=()):
 
 
 def index_searcher(vectors, rows=None):
-    index = build_index("flat", vectors.shape[1])
-    index.add(vectors)
-    return IndexSearcher(index, vectors, len(vectors) if rows is None else rows, threading.Lock())
+    """A store snapshot's searcher over the first ``rows`` rows (ids = rows here: nothing was removed)."""
+    rows = len(vectors) if rows is None else rows
+    return StoreSearcher(vectors[:rows], np.arange(rows, dtype=np.int64), np.zeros(0, np.int64))
 
 
 def test_both_searchers_return_the_exact_top_k_with_and_without_allowed_ids():

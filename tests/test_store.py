@@ -25,6 +25,7 @@ from cir.store import Store
 from cir.store.layout import DB_NAME, vectors_name
 from cir.store.writer import StoreWriter
 from tests.store_helpers import (
+    vectors_by_path,
     committed_rows,
     assert_same_store,
     assert_vectors_are_fresh_encodings,
@@ -69,7 +70,7 @@ def test_index_folder_rows_are_items_and_fresh_encodings(tmp_path, spec, tiny_ba
     assert (item.id, item.width, item.height, item.size) == (0, 48, 40, (photos / "img0000.png").stat().st_size)
     assert item.mtime == pytest.approx((photos / "img0000.png").stat().st_mtime)
     assert_vectors_are_fresh_encodings(store, tiny_backbone)
-    with pytest.raises(UnknownItem, match="ids run from 0 to 6"):
+    with pytest.raises(UnknownItem, match="ids from 0 to 6"):
         store.item(7)
 
 
@@ -89,7 +90,8 @@ def test_incremental_add_change_touch_delete_matches_a_clean_run(tmp_path, spec,
     paths = write_images(photos, 8)
     store = new_store(tmp_path / "store", spec)
     index(store, photos)
-    vectors_before = {item.path: np.array(store.vectors()[item.id]) for item in store.items()}
+    vectors_before = vectors_by_path(store)
+    ids_before = {item.path: item.id for item in store.items()}
 
     write_png(photos / "new_a.png", 50)
     write_png(photos / "sub" / "new_b.png", 51)
@@ -99,12 +101,17 @@ def test_incremental_add_change_touch_delete_matches_a_clean_run(tmp_path, spec,
     summary = index(store, photos)
     assert (summary.added, summary.updated, summary.removed, summary.unchanged) == (2, 1, 1, 5)
     assert summary.total == len(store) == 9 and summary.skipped == []
-    assert [item.id for item in store.items()] == list(range(9))
+    # ids are stable: untouched and touched items keep theirs, the deleted file's id (5) and the changed file's old
+    # id (2) are gone for good, the changed file and the new ones get new ids in path order
+    assert [item.id for item in store.items()] == [0, 1, 3, 4, 6, 7, 8, 9, 10]
     touched = next(i for i in store.items() if i.path == str(paths[3]))
-    assert touched.mtime == pytest.approx(1_600_000_000.0)
-    np.testing.assert_array_equal(store.vectors()[touched.id], vectors_before[str(paths[3])])
+    assert touched.mtime == pytest.approx(1_600_000_000.0) and touched.id == ids_before[str(paths[3])]
+    np.testing.assert_array_equal(store.vectors([touched.id])[0], vectors_before[str(paths[3])])
     changed = next(i for i in store.items() if i.path == str(paths[2]))
-    assert not np.allclose(store.vectors()[changed.id], vectors_before[str(paths[2])])
+    assert changed.id == 8 and not np.allclose(store.vectors([changed.id])[0], vectors_before[str(paths[2])])
+    for gone in (2, 5):
+        with pytest.raises(UnknownItem, match=f"no item {gone} in the store"):
+            store.item(gone)
 
     clean = new_store(tmp_path / "clean", spec)
     index(clean, photos)
@@ -335,7 +342,7 @@ def test_fault_during_compaction(tmp_path, spec, tiny_backbone, monkeypatch, whe
     index(store, photos)
     paths[0].unlink()
     paths[4].unlink()
-    write_png(paths[6], 99)  # changed: its new vector is staged until the compaction
+    write_png(paths[6], 99)  # changed: a new item (new id) in the run's commits, its old one removed
     write_png(photos / "zz_new.png", 98)
 
     if where == "before-commit":
@@ -346,11 +353,11 @@ def test_fault_during_compaction(tmp_path, spec, tiny_backbone, monkeypatch, whe
             original(self, path, *args)
             raise Crash("killed after writing the new generation, before committing it")
     else:
-        target, name = StoreWriter, "_renumber"
-        original = StoreWriter._renumber
+        target, name = StoreWriter, "_apply_staged"
+        original = StoreWriter._apply_staged
 
-        def crash(self, survivors):
-            original(self, survivors)
+        def crash(self, updates):
+            original(self, updates)
             raise Crash("killed inside the compaction transaction")
 
     monkeypatch.setattr(target, name, crash)
@@ -358,27 +365,20 @@ def test_fault_during_compaction(tmp_path, spec, tiny_backbone, monkeypatch, whe
         index(store, photos)
     monkeypatch.undo()
 
-    reader = cir.open_store(tmp_path / "store")  # the old generation, whole: 10 old items + the new one
-    assert len(reader) == 11
-    assert_vectors_are_fresh_encodings_except(reader, tiny_backbone, changed=str(paths[6]))
+    # the old generation, whole, with the run's committed changes: 10 - 2 deleted - the changed file's old item
+    # + its new item + the new file; the rows of the removed items are still there, dropped by the next compaction
+    reader = cir.open_store(tmp_path / "store")
+    assert len(reader) == 9 and reader.snapshot().rows == 12 and reader.snapshot().generation == 0
+    assert [i.id for i in reader.items()] == [1, 2, 3, 5, 7, 8, 9, 10, 11]
+    assert_vectors_are_fresh_encodings(reader, tiny_backbone)
     summary = index(store, photos)
-    assert (summary.removed, summary.updated, summary.added) == (2, 1, 0)
+    assert (summary.removed, summary.updated, summary.added, summary.compacted) == (0, 0, 0, True)
     assert sorted(p.name for p in (tmp_path / "store").glob("vectors.*")) == [vectors_name(1)]
+    assert [i.id for i in store.items()] == [1, 2, 3, 5, 7, 8, 9, 10, 11]  # the compaction moved rows, not ids
     clean = new_store(tmp_path / "clean", spec)
     index(clean, photos)
     assert_same_store(store, clean, same_ids=False)
     assert_vectors_are_fresh_encodings(store, tiny_backbone)
-
-
-def assert_vectors_are_fresh_encodings_except(store, backbone, changed: str) -> None:
-    """Before the compaction, a changed item still holds its old vector and old metadata, and deleted files
-    their old vectors: the items that still have their file encode to their rows."""
-    for item in store.items():
-        if item.path == changed or not os.path.exists(item.path):
-            continue
-        with Image.open(item.path) as image:
-            fresh = backbone.encode_images([image.convert("RGB")])[0]
-        np.testing.assert_allclose(store.vectors()[item.id], fresh, atol=1e-5)
 
 
 def test_orphan_generations_and_tails_are_cleaned_by_the_next_writer(tmp_path, spec, tiny_backbone):
@@ -417,18 +417,20 @@ def test_refresh_follows_another_writer(tmp_path, spec):
     assert not reader.refresh()
 
     write_images(photos / "more", 3, start_seed=20)
-    index(writer_side, photos)  # pure appends: the reader's index is extended, not rebuilt
+    index(writer_side, photos)  # pure appends: the same generation's files, mapped further
     assert reader.refresh() and len(reader) == 7
     assert old_snapshot.rows == 4 and reader.snapshot().version > old_snapshot.version  # the held commit stays put
-    assert reader.snapshot().index is old_snapshot.index
-    scores, ids = old_snapshot.searcher.search(reader.vectors()[6:7], k=7)
+    assert reader.snapshot().generation == old_snapshot.generation
+    scores, ids = old_snapshot.searcher.search(reader.vectors([6]), k=7)
     assert ids.max() < 4  # the old view never shows rows it did not have
     assert reader.search(item_id=6, strategy="image", k=1, exclude_reference=False).results[0].id == 6
 
     paths[0].unlink()
-    index(writer_side, photos)  # compaction: a new generation, a new index
+    index(writer_side, photos)  # compaction: a new generation; the old snapshot still answers from its own
     assert reader.refresh() and len(reader) == 6
-    assert reader.snapshot().index is not old_snapshot.index
+    assert reader.snapshot().generation == old_snapshot.generation + 1
+    assert [i.id for i in reader.items()] == [1, 2, 3, 4, 5, 6]
+    assert set(old_snapshot.searcher.search(reader.vectors([6]), k=4)[1][0].tolist()) == {0, 1, 2, 3}
     assert_same_store(reader, writer_side)
 
 
@@ -506,7 +508,7 @@ def test_text_only_and_arithmetic_and_strategy_objects(searchable):
         (dict(item_id=1, strategy="sum"), "needs a modification text"),
         (dict(item_id=1, text="x", strategy="sun"), "choose one of image, text, sum, arithmetic"),
         (dict(item_id=1, image="x.png", text="x"), "not both"),
-        (dict(item_id=99, text="x"), "ids run from 0 to 11"),
+        (dict(item_id=99, text="x"), "ids from 0 to 11"),
         (dict(image="/nonexistent.png", text="x"), "reference image not found"),
         (dict(image=b"not an image", text="x"), "not an image"),
         (dict(item_id=1, text="x", k=0), "k must be a positive integer"),
@@ -533,7 +535,7 @@ def test_cli_index_and_search_json_shapes(tmp_path, spec, capsys):
     assert main(["index", str(photos), "--store", store_dir, "--backbone", spec, "--json", "--no-progress",
                  "--batch-size", "2", "--workers", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["added", "updated", "removed", "total", "kept_unreadable", "skipped"]
+    assert list(out) == ["added", "updated", "removed", "total", "kept_unreadable", "index_action", "skipped"]
     assert (out["added"], out["updated"], out["removed"], out["total"]) == (5, 0, 0, 5)
     assert out["skipped"] == [{"path": str(photos / "broken.jpg"), "reason": out["skipped"][0]["reason"]}]
     assert "not an image" in out["skipped"][0]["reason"]

@@ -10,6 +10,53 @@ import typer
 
 from cir.cli.common import BACKBONE_HELP, demo_backbone_notice, interrupted_index, progress_option, quiet_option, show_progress
 
+INDEX_KIND_HELP = ("the index the store keeps: flat (exact scan, no file), auto (chosen from the size, dimension and "
+                   "--index-memory, tuned to --recall), or a kind of cir.index (cir info --store DIR shows the store's; "
+                   "default: keep it)")
+
+
+def index_kind_option():
+    return typer.Option(None, "--index", help=INDEX_KIND_HELP)
+
+
+def index_memory_option():
+    return typer.Option(None, "--index-memory", help="memory budget for the index, e.g. 4G (auto's choice)")
+
+
+def recall_option():
+    return typer.Option(0.95, "--recall", min=0.01, max=1.0, help="10-recall@10 the search parameters are tuned to")
+
+
+def index_param_option():
+    return typer.Option([], "--index-param", help="a build parameter of the index kind, KEY=VALUE (repeatable; "
+                        "the kinds declare theirs: cir info --store DIR shows the ones in use)")
+
+
+def index_settings(kind, memory, recall, params):
+    """The :class:`~cir.store.index_file.IndexSettings` the index options ask for (None: none given)."""
+    from cir.errors import StoreError
+    from cir.store.index_file import IndexSettings, parse_memory
+
+    parsed: dict = {}
+    for item in params or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise StoreError(f"--index-param takes KEY=VALUE, got {item!r}")
+        parsed[key.strip().replace("-", "_")] = _number(value.strip())
+    if kind is None and memory is None and not parsed:
+        return None
+    return IndexSettings(kind=kind, memory_bytes=parse_memory(memory) if memory is not None else None, recall=recall,
+                         params=parsed or None)
+
+
+def _number(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
 
 def register(app: typer.Typer) -> None:
     @app.command("index", epilog="Example: cir index ~/Pictures --store photos.cir --backbone openclip:ViT-B-32/laion2b_s34b_b79k   (offline: openclip:ViT-B-32//abs/path/weights.bin; README: Your own photos)")
@@ -19,7 +66,11 @@ def register(app: typer.Typer) -> None:
         backbone: Optional[str] = typer.Option(
             None, help=f"{BACKBONE_HELP}; an existing store uses its own, and refuses another"
         ),
-        json_out: bool = typer.Option(False, "--json", help='print {"added", "updated", "removed", "total", "kept_unreadable", "skipped"} as JSON'),
+        json_out: bool = typer.Option(False, "--json", help='print {"added", "updated", "removed", "total", "kept_unreadable", "index_action", "skipped"} as JSON'),
+        index_kind: Optional[str] = index_kind_option(),
+        index_memory: Optional[str] = index_memory_option(),
+        recall: float = recall_option(),
+        index_param: List[str] = index_param_option(),
         batch_size: int = typer.Option(64, min=1, help="images per forward pass and per commit"),
         workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores))"),
         progress: Optional[bool] = progress_option(),
@@ -54,8 +105,10 @@ def register(app: typer.Typer) -> None:
             backend = "milvus"
         with Store.open(store, backbone=backbone, create=True, backend=backend, milvus=milvus) as opened:
             demo_backbone_notice(opened.spec)
+            settings = index_settings(index_kind, index_memory, recall, index_param)
             try:
-                summary = opened.index(paths, progress=show_progress(progress, quiet), batch_size=batch_size, workers=workers)
+                summary = opened.index(paths, progress=show_progress(progress, quiet), batch_size=batch_size,
+                                       workers=workers, index=settings)
             except IndexInterrupted as exc:
                 raise interrupted_index(exc, store) from exc
             spec = opened.spec
@@ -67,6 +120,36 @@ def register(app: typer.Typer) -> None:
             f"unchanged {summary.unchanged}, skipped {len(summary.skipped)}; "
             + (f"kept {summary.kept_unreadable} items that could not be read (see the skipped folders); " if summary.kept_unreadable else "")
             + f"the store {store} holds {summary.total} items ({spec})"
+            + (f"; index: {summary.index_action}" if summary.index_action != "none" else "")
         )
         for skipped in summary.skipped:
             typer.echo(f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}")
+
+    @app.command("reindex", epilog="Example: cir reindex --store photos.cir --index auto --index-memory 4G")
+    def reindex(
+        store: Path = typer.Option(..., "--store", help="store directory (made by `cir index`)"),
+        index_kind: Optional[str] = index_kind_option(),
+        index_memory: Optional[str] = index_memory_option(),
+        recall: float = recall_option(),
+        index_param: List[str] = index_param_option(),
+        json_out: bool = typer.Option(False, "--json", help="print the store's index description (as cir info) as JSON"),
+    ) -> None:
+        """Rebuild the store's persisted index, or change its kind; the images are not read again."""
+        from cir import open_store
+        from cir.store.index_file import IndexSettings
+
+        settings = index_settings(index_kind, index_memory, recall, index_param) or IndexSettings(recall=recall)
+        with open_store(store) as opened:
+            action = opened.reindex(settings)
+            described = opened.info()["index"]
+        if json_out:
+            typer.echo(json.dumps({"action": action, "index": described}))
+            return
+        typer.echo(f"index of {store}: {action}; kind {described.get('kind')}"
+                   + (f", factory {described['factory']}" if described.get("factory") else "")
+                   + f", {held_by(described)}")
+
+
+def held_by(described: dict) -> str:
+    held = described.get("ntotal")
+    return f"{held} vectors in the index file" if held is not None else "exact scan of the vectors (no index file)"

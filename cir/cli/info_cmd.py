@@ -26,9 +26,33 @@ def store_info(path: Path) -> dict:
                 continue
             runs.append(name)
         default = choose_strategy(store.spec, True, True)
+        described = store.info()
         return {"store": str(store.root), "backbone": store.spec, "dim": store.dim, "items": len(store),
-                "strategies": runs, "unavailable": cannot, "default_strategy": default.to_json(),
+                "ids": {"next_id": described["next_id"], "removed_rows": described["removed_rows"]},
+                "index": described["index"], "strategies": runs, "unavailable": cannot, "default_strategy": default.to_json(),
                 "text_only": "text", "image_only": "image"}
+
+
+def index_lines(index: dict) -> list[str]:
+    """The index section of ``cir info``: kind, factory, parameters, tuning, training and upkeep thresholds."""
+    if not index.get("file"):
+        return [f"index:      {index['kind']}: exact scan of the memory-mapped vectors (no index file)"]
+    lines = [f"index:      {index.get('kind')} ({index.get('factory')}), file {index['file']}, "
+             f"{index.get('ntotal')} vectors; asked for: {index['kind']}"
+             + (f" ({index['reason']})" if index.get("reason") else "")]
+    if index.get("params"):
+        lines.append("  params:   " + ", ".join(f"{k}={v}" for k, v in sorted(index["params"].items())))
+    tuning = index.get("tuning")
+    if tuning:
+        lines.append(f"  tuned:    {', '.join(f'{k}={v}' for k, v in sorted(tuning['params'].items()))}: "
+                     f"10-recall@10 {tuning['recall']:.3f} (target {tuning['target']}), p50 {tuning['p50_ms']:.2f} ms "
+                     f"on {tuning['queries']} held-out queries")
+    if index.get("needs_training"):
+        lines.append(f"  trained:  on {index.get('trained_on')} vectors; retrains when the store passes "
+                     f"{index.get('retrain_when_items_pass')} items")
+    lines.append(f"  upkeep:   {index['tombstones']} tombstones (rebuild past {index.get('rebuild_when_tombstones_pass')}), "
+                 f"{index['tail']} items in the exact tail (folded in past {index.get('fold_tail_when_it_passes')})")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +71,9 @@ def register(app: typer.Typer) -> None:
         default = out["default_strategy"]
         typer.echo(f"store:      {out['store']}")
         typer.echo(f"backbone:   {out['backbone']} (dimension {out['dim']})")
-        typer.echo(f"items:      {out['items']}")
+        typer.echo(f"items:      {out['items']} (next id {out['ids']['next_id']}; ids are never reused)")
+        for line in index_lines(out["index"]):
+            typer.echo(line)
         typer.echo(f"strategies: {', '.join(out['strategies'])}")
         for name, why in out["unavailable"].items():
             typer.echo(f"  {name} cannot run here: {why}")

@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         k: int = typer.Option(10, "-k", "--k", min=1, help="results to show"),
         composer: Optional[Path] = typer.Option(None, help="pic2word/combiner: trained weights (a .safetensors file or a directory holding them); default: the backbone's own"),
         include_reference: bool = typer.Option(False, help="keep the reference image in the results when stored"),
+        folder: Optional[Path] = typer.Option(None, "--folder", help="only images under this folder (exact top-k among them, whatever the index)"),
         json_out: bool = typer.Option(False, "--json", help="print the query and the results as JSON (docs/search-json.md)"),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="also print where the time went, stage by stage, on stderr"),
         **param_values,
@@ -96,7 +97,7 @@ def register(app: typer.Typer) -> None:
             params = check_params(strategy, given) if strategy is not None else given
             result = opened.search(
                 image=image, text=text, item_id=item_id, strategy=strategy, k=k, params=params,
-                exclude_reference=not include_reference, composer=composer,
+                exclude_reference=not include_reference, composer=composer, folder=folder,
             )
         if verbose:
             times["total"] = time.perf_counter() - started

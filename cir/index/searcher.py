@@ -9,8 +9,9 @@ Implementations here:
 
 - :class:`ExactSearcher`: brute force over a matrix in memory (numpy), ties by id order. Evaluation uses it, so
   benchmark numbers never depend on an index's approximation.
-- :class:`IndexSearcher`: a :class:`~cir.index.base.VectorIndex` (today faiss ``IndexFlatIP``) over the first
-  ``rows`` vectors of a store snapshot; allowed-id searches are scored exactly on the allowed rows.
+- :class:`StoreSearcher`: a store snapshot by stable item id: an exact scan of its memory-mapped rows, or a
+  persisted :class:`~cir.index.base.VectorIndex` plus an exact scan of the rows added since it was written;
+  allowed-id searches stay exact-k (the allowed rows scored exactly when few, else the index's filtered search).
 """
 
 from __future__ import annotations
@@ -109,46 +110,180 @@ class ExactSearcher(Searcher):
         return np.asarray(self._vectors[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
 
 
-class IndexSearcher(Searcher):
-    """A vector index over the first ``rows`` rows of ``vectors`` (a store snapshot's view).
+class StoreSearcher(Searcher):
+    """The first stage over one committed state of a store, by stable item id.
 
-    The index may hold more rows than ``rows`` (a newer snapshot of the same store extended it in place): those are
-    never returned. ``lock`` serialises calls into the index (faiss ``add`` is not safe beside a search).
+    ``vectors`` (rows, dim) and ``row_ids`` (rows,) ascending are the snapshot's memory-mapped row files; ``dead``
+    are rows of removed items not yet dropped by a compaction (sorted). Without ``index`` every live row is scored
+    exactly (faiss's brute-force scan straight over the mapped rows: nothing is copied or built on open). With a
+    persisted ``index`` (it holds the ids below ``index_bound``, ``tombstones`` of them no longer live) the index
+    answers for those ids and the rows from ``index_bound`` on (the *tail*, added since the index was written) are
+    scored exactly; the two are merged. ``verify`` (optional) is called with the rows about to be scored or returned
+    and raises when one is damaged (:mod:`cir.store.snapshot`).
     """
 
-    def __init__(self, index: VectorIndex, vectors: np.ndarray, rows: int, lock: threading.Lock) -> None:
-        self.index = index
+    def __init__(self, vectors: np.ndarray, row_ids: np.ndarray, dead: np.ndarray, index: VectorIndex | None = None,
+                 index_bound: int = 0, tombstones: np.ndarray | None = None, verify=None,
+                 lock: threading.Lock | None = None) -> None:
         self._vectors = vectors
-        self.rows = int(rows)
-        self.lock = lock
-        self.dim = index.dim
-        self.exact = index.exact
-        self.kind = index.kind
+        self._row_ids = np.asarray(row_ids, dtype=np.int64)
+        self._dead = np.asarray(dead, dtype=np.int64)
+        self.index = index
+        self.index_bound = int(index_bound) if index is not None else 0
+        self._tombstones = np.asarray(tombstones if tombstones is not None else np.zeros(0, np.int64), dtype=np.int64)
+        self._verify = verify
+        self.lock = lock or threading.Lock()  # serialises calls into ``index``
+        self.dim = int(vectors.shape[1])
+        self.exact = index is None or bool(index.exact)
+        self.kind = "flat" if index is None else index.kind
+        self.rows = len(self._row_ids)
+        self._tail = int(np.searchsorted(self._row_ids, self.index_bound)) if index is not None else 0
+        dead_mask = np.zeros(self.rows, bool)
+        dead_mask[self._dead] = True
+        self._dead_mask = dead_mask
 
     def __len__(self) -> int:
-        return self.rows
+        return self.rows - len(self._dead)
 
-    def search(self, queries, k, allowed=None):
-        queries = self._queries(queries)
-        k = max(int(k), 1)
-        if allowed is not None:  # scored exactly on the allowed rows: exact-k whatever the index
-            ids = self._allowed_ids(allowed)
-            return exact_scores(queries, np.asarray(self._vectors[ids]), ids, k)
-        out_s = np.full((len(queries), k), -np.inf, np.float32)
-        out_i = np.full((len(queries), k), NO_ITEM, np.int64)
-        if self.rows == 0:
-            return out_s, out_i
-        with self.lock:
-            beyond = len(self.index) - self.rows  # rows of newer snapshots that must be skipped
-            scores, ids = self.index.search(queries, min(k + beyond, len(self.index)))
-        for q in range(len(queries)):
-            keep = (ids[q] >= 0) & (ids[q] < self.rows)
-            s, i = scores[q][keep][:k], ids[q][keep][:k]
-            out_s[q, : len(s)], out_i[q, : len(i)] = s, i
-        return out_s, out_i
+    def describe(self) -> dict:
+        out = super().describe()
+        if self.index is not None:
+            out.update(index=self.index.describe(), tail=self.rows - self._tail, tombstones=len(self._tombstones))
+        return out
+
+    # --- ids and rows ----------------------------------------------------------------------------------------------
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of live ``ids``; raises KeyError naming the first id that is not a live item."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows = np.searchsorted(self._row_ids, ids)
+        ok = rows < self.rows
+        ok[ok] = self._row_ids[rows[ok]] == ids[ok]
+        ok[ok] = ~self._dead_mask[rows[ok]]
+        if not ok.all():
+            raise KeyError(int(ids[~ok][0]))
+        return rows
+
+    def contains(self, item_id: int) -> bool:
+        try:
+            self.rows_of(np.array([item_id]))
+        except KeyError:
+            return False
+        return True
+
+    def live_ids(self) -> np.ndarray:
+        return self._row_ids[~self._dead_mask]
+
+    def _allowed_ids(self, allowed) -> np.ndarray:
+        ids = np.unique(np.fromiter((int(i) for i in allowed), dtype=np.int64, count=len(allowed)))
+        rows = np.searchsorted(self._row_ids, ids)
+        ok = rows < self.rows
+        ok[ok] = self._row_ids[rows[ok]] == ids[ok]
+        ok[ok] = ~self._dead_mask[rows[ok]]
+        return ids[ok]
 
     def vectors(self, ids):
         ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) and (ids.min() < 0 or ids.max() >= self.rows):
-            raise IndexError(f"ids must lie in [0, {self.rows}); got {ids.min()}..{ids.max()}")
-        return np.array(self._vectors[ids], dtype=np.float32)
+        try:
+            rows = self.rows_of(ids)
+        except KeyError as exc:
+            raise IndexError(f"no live item {exc.args[0]} in this commit") from None
+        self._check(rows)
+        return np.array(self._vectors[rows], dtype=np.float32)
+
+    def _check(self, rows) -> None:
+        if self._verify is not None:
+            self._verify(rows)
+
+    # --- searching -------------------------------------------------------------------------------------------------
+    def search(self, queries, k, allowed=None):
+        queries = self._queries(queries)
+        k = max(int(k), 1)
+        if allowed is not None:
+            return self._search_allowed(queries, k, self._allowed_ids(allowed))
+        parts = [self._scan(queries, k, self._tail, self.rows)]
+        if self.index is not None and self._tail:
+            parts.append(self._search_index(queries, k))
+        return _merge(parts, k)
+
+    def _scan(self, queries, k, start, stop):
+        """Exact top-k over rows ``start .. stop - 1``, dead rows left out."""
+        out_s = np.full((len(queries), k), -np.inf, np.float32)
+        out_i = np.full((len(queries), k), NO_ITEM, np.int64)
+        if stop <= start:
+            return out_s, out_i
+        self._check((start, stop))
+        n_dead = int(np.count_nonzero(self._dead_mask[start:stop]))
+        want = min(k + n_dead, stop - start)
+        scores, rows = _knn(queries, self._vectors[start:stop], want)
+        for q in range(len(queries)):
+            found = rows[q] >= 0
+            r, s = rows[q][found] + start, scores[q][found]
+            live = ~self._dead_mask[r]
+            r, s = r[live][:k], s[live][:k]
+            out_s[q, : len(s)], out_i[q, : len(r)] = s, self._row_ids[r]
+        return out_s, out_i
+
+    def _search_index(self, queries, k):
+        """The index's top-k among the ids it holds, tombstones left out (asked for enough extra to cover them)."""
+        want = k + len(self._tombstones)
+        with self.lock:
+            scores, ids = self.index.search(queries, want)
+        out_s = np.full((len(queries), k), -np.inf, np.float32)
+        out_i = np.full((len(queries), k), NO_ITEM, np.int64)
+        for q in range(len(queries)):
+            keep = ids[q] >= 0
+            if len(self._tombstones):
+                keep &= ~np.isin(ids[q], self._tombstones)
+            i, s = ids[q][keep][:k], scores[q][keep][:k]
+            if len(i):
+                self._check(self.rows_of(i))
+            out_s[q, : len(s)], out_i[q, : len(i)] = s, i
+        return out_s, out_i
+
+    def _search_allowed(self, queries, k, ids):
+        """Exact-k among ``ids`` (live): their rows scored exactly when few or without an index, else the index's own
+        filtered search (a selector) for the ids it holds, merged with the exact scores of the allowed tail."""
+        if self.index is None or len(ids) <= ALLOWED_EXACT_MAX:
+            rows = self.rows_of(ids)
+            self._check(rows)
+            return exact_scores(queries, np.asarray(self._vectors[rows]), ids, k)
+        in_index = ids[ids < self.index_bound]
+        tail = ids[ids >= self.index_bound]
+        with self.lock:
+            scores, got = self.index.search(queries, k, allowed=in_index)
+        parts = [(np.asarray(scores, np.float32), np.asarray(got, np.int64))]
+        if len(tail):
+            rows = self.rows_of(tail)
+            self._check(rows)
+            parts.append(exact_scores(queries, np.asarray(self._vectors[rows]), tail, k))
+        return _merge(parts, k)
+
+
+ALLOWED_EXACT_MAX = 65_536  # allowed ids scored exactly (a gather and one matrix product); more go to the index
+
+
+def _knn(queries: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """faiss's exact inner-product scan over ``rows`` (a mapped array, not copied): (scores, positions)."""
+    import faiss
+
+    from cir.index.flat import SMALL_BATCH, faiss_threads
+
+    with faiss_threads(1 if len(queries) < SMALL_BATCH else None):
+        scores, positions = faiss.knn(queries, np.ascontiguousarray(rows), k, metric=faiss.METRIC_INNER_PRODUCT)
+    return np.where(positions < 0, -np.inf, scores).astype(np.float32), positions.astype(np.int64)
+
+
+def _merge(parts, k):
+    """Best ``k`` of several (scores, ids) results per query; ties by id."""
+    if len(parts) == 1:
+        return parts[0]
+    scores = np.concatenate([p[0] for p in parts], axis=1)
+    ids = np.concatenate([p[1] for p in parts], axis=1)
+    out_s = np.full((len(scores), k), -np.inf, np.float32)
+    out_i = np.full((len(scores), k), NO_ITEM, np.int64)
+    for q in range(len(scores)):
+        live = ids[q] >= 0
+        s, i = scores[q][live], ids[q][live]
+        order = np.lexsort((i, -s))[:k]
+        out_s[q, : len(order)], out_i[q, : len(order)] = s[order], i[order]
+    return out_s, out_i

@@ -26,6 +26,15 @@ class Gallery(Protocol):
     def ids_with_sha(self, sha256_hex: str) -> list[int]:
         """Items whose content hashes to ``sha256_hex`` (a reference image that is in the gallery is left out)."""
 
+    def contains(self, item_id: int) -> bool:
+        """Whether ``item_id`` names an item of the gallery (ids need not be contiguous: a store's are stable)."""
+
+    def describe_ids(self) -> str:
+        """Which ids are valid, in words (for a refusal)."""
+
+    def ids_under(self, folder: str) -> np.ndarray:
+        """Items whose path lies under ``folder`` (an absolute directory), for a folder filter."""
+
 
 class ArrayGallery:
     """Vectors in memory with a name per row; exact search. Content hashes are optional."""
@@ -47,3 +56,13 @@ class ArrayGallery:
 
     def ids_with_sha(self, sha256_hex: str) -> list[int]:
         return list(self._by_sha.get(sha256_hex, ()))
+
+    def contains(self, item_id: int) -> bool:
+        return 0 <= int(item_id) < len(self.names)
+
+    def describe_ids(self) -> str:
+        return f"ids run from 0 to {len(self.names) - 1}" if self.names else "the gallery is empty"
+
+    def ids_under(self, folder: str) -> np.ndarray:
+        prefix = folder.rstrip("/") + "/"
+        return np.array([i for i, name in enumerate(self.names) if str(name).startswith(prefix)], np.int64)

@@ -15,7 +15,7 @@ from cir.query.reference import resolve_reference
 from cir.query.request import Query
 from cir.query.rerank import RERANKERS, QueryContext, Reranker
 from cir.query.results import Hit, SearchResult
-from cir.query.stages import compose_queries, first_stage, rerank_stage
+from cir.query.stages import compose_queries, first_stage, rerank_stage, restrict
 from cir.query.timing import stage
 
 
@@ -95,8 +95,9 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
     exclude = sorted(set(reference.same_ids)) if query.exclude_reference else []
     k = min(int(query.k), max(len(gallery), 1))
     depth = k if reranker.is_identity else max(k, min(int(query.rerank_k), max(len(gallery), 1)))
+    only = restrict(gallery, query.allowed, query.folder)
     with stage("first stage"):
-        first = first_stage(gallery.searcher, composed.vectors[:1], depth, [exclude])
+        first = first_stage(gallery.searcher, composed.vectors[:1], depth, [exclude], only)
     context = QueryContext(composed.vectors[0], query.text, reference.vector, reference.item_id, gallery, backbone)
     with stage("rerank"):
         ranked = rerank_stage(reranker, [context], first, k)
@@ -119,6 +120,8 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
         "k": int(query.k),
         "exclude_reference": bool(query.exclude_reference),
         "excluded_ids": exclude,
+        **({"folder": query.folder} if query.folder is not None else {}),
+        **({"allowed": len(only)} if only is not None else {}),
         "composition": explanation,
         "stages": {
             "first_stage": {**gallery.searcher.describe(), "k": int(depth)},

@@ -26,8 +26,8 @@ def resolve_reference(gallery: Gallery, backbone, query: Query) -> Reference:
         raise QueryError("give either image= or item_id= as the reference, not both")
     if query.item_id is not None:
         item_id = query.item_id
-        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)) or not 0 <= item_id < len(gallery):
-            raise QueryError(f"no item {item_id!r} in the store; ids run from 0 to {len(gallery) - 1}")
+        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)) or not gallery.contains(int(item_id)):
+            raise QueryError(f"no item {item_id!r} in the store; {gallery.describe_ids()}")
         vector = gallery.searcher.vectors(np.array([int(item_id)]))[0]
         return Reference(vector, int(item_id), [int(item_id)], int(item_id))
     if query.image is None:

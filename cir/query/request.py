@@ -19,3 +19,5 @@ class Query:
     rerank: object = None  # a re-ranker name or a ready Reranker (None: no re-rank stage)
     rerank_params: dict = field(default_factory=dict)  # the re-ranker's parameters (for a name)
     rerank_k: int = 100  # candidates the first stage hands to the re-ranker
+    allowed: list[int] | None = None  # only these item ids may be returned (None: any)
+    folder: str | None = None  # only items whose path lies under this absolute folder (None: any)

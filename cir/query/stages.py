@@ -38,6 +38,19 @@ def compose_queries(strategy: Strategy, backbone, references: np.ndarray | None,
     return Composed(vectors, first.explanations if first is not None else [])
 
 
+def restrict(gallery, allowed, folder: str | None) -> np.ndarray | None:
+    """The ids a query may return: ``allowed`` (ids) and/or the items under ``folder``; None when unrestricted."""
+    if allowed is None and folder is None:
+        return None
+    ids = None
+    if allowed is not None:
+        ids = np.unique(np.asarray([int(i) for i in allowed], np.int64))
+    if folder is not None:
+        under = np.asarray(gallery.ids_under(folder), np.int64)
+        ids = under if ids is None else np.intersect1d(ids, under)
+    return ids
+
+
 @dataclass
 class Ranked:
     """Rankings of a batch of queries: ids (Q, k) int64 padded with -1, scores (Q, k) float32 padded with -inf."""

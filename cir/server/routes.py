@@ -82,6 +82,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
                                                                      "store's, see GET /info)")] = None,
         k: Annotated[strict_text_int(1, config.max_k), Form(description="results wanted")] = 10,
         exclude_reference: Annotated[StrictTextBool, Form(description="leave the reference out of the results")] = True,
+        folder: Annotated[Optional[str], Form(max_length=4096, description="only images under this folder (an "
+                                                                           "absolute path, as results show them)")] = None,
         **params,
     ) -> dict:
         """Rank the store's images for a reference (an uploaded image or a stored item) modified by a text.
@@ -95,7 +97,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         if strategy is None and given:  # the store picks the strategy by the inputs: parameters need a named one
             raise ApiError(422, "invalid_request", f"parameters ({', '.join(sorted(given))}) go with a named strategy; "
                            "add the strategy field (GET /info lists each strategy's parameters)")
-        return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference))
+        return run_search(request, SearchArgs(data, item_id, text, strategy, k, given, exclude_reference, folder))
 
     search.__signature__ = _with_param_fields(search)  # one form field per declared parameter
     form_fields = frozenset(search.__signature__.parameters) - {"request"}
@@ -120,7 +122,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
             except (binascii.Error, ValueError):
                 raise ApiError(422, "invalid_request", "image_base64 is not valid base64") from None
         args = SearchArgs(data, query.item_id, query.text, None if body.strategy_defaulted else query.strategy, query.k,
-                          query.params.model_dump(exclude_unset=True), query.exclude_reference)
+                          query.params.model_dump(exclude_unset=True), query.exclude_reference, query.folder)
         return run_search(request, args)
 
     def run_search(request: Request, args: SearchArgs) -> dict:

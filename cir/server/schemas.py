@@ -171,6 +171,8 @@ def search_request_model(names, max_k: int, max_text_chars: int, choose: Callabl
             k=(Annotated[int, Field(ge=1, le=max_k), BeforeValidator(json_int)], Field(10, description="results wanted")),
             params=(params, Field(default_factory=params, description=f"the parameters of {spec.name}")),
             exclude_reference=(bool, Field(True, strict=True, description="leave the reference out of the results")),
+            folder=(Optional[str], Field(None, min_length=1, max_length=4096, description="only images under this "
+                                         "folder (an absolute path, as results show them)")),
         ))
     union = Annotated[Union[tuple(variants)], Field(discriminator="strategy")]
 
@@ -321,7 +323,7 @@ def publish_truthful_schema(schema: dict, names) -> dict:
 def _form_variants(body: dict, names) -> dict:
     props = body["properties"]
     props["image"]["minLength"] = 1  # an empty file is no image
-    common = ("image", "item_id", "text", "strategy", "k", "exclude_reference")
+    common = ("image", "item_id", "text", "strategy", "k", "exclude_reference", "folder")
     variants = []
     for spec in strategy_specs(names):
         own = {name: dict(props[name]) for name in common if name in props}
@@ -369,7 +371,8 @@ def _publish_json_default(components: dict, union: dict) -> None:
     for variant in variants:
         variant["required"] = sorted(set(variant.get("required", [])) | {"strategy"})
     model = variants[0]["properties"]
-    own = {name: dict(model[name]) for name in ("item_id", "image_base64", "text", "k", "exclude_reference") if name in model}
+    own = {name: dict(model[name]) for name in ("item_id", "image_base64", "text", "k", "exclude_reference", "folder")
+           if name in model}
     if "text" in own:  # the first variant may require a text: here it is optional
         own["text"] = {key: value for key, value in own["text"].items() if key not in ("minLength", "pattern")}
     components["SearchDefaultRequest"] = {

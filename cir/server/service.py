@@ -38,6 +38,7 @@ class SearchArgs:
     k: int
     params: dict  # the strategy's parameters that were given (the registry checks them and fills in the rest)
     exclude_reference: bool
+    folder: str | None = None  # only images under this absolute folder
 
 
 log = logging.getLogger("cir.server")
@@ -205,6 +206,8 @@ class SearchService:
         if args.strategy not in self.strategies:
             raise StrategyUnavailable(f"strategy {args.strategy!r} cannot run on this store ({self._unavailable[args.strategy]}); "
                              f"this store runs {', '.join(self.strategies)}")
+        if args.folder is not None and not os.path.isabs(args.folder):
+            raise QueryError(f"folder must be an absolute path, as the results show them (got {args.folder[:80]!r})")
         store = self.fresh_store()
         if args.item_id is not None:
             store.item(args.item_id)  # UnknownItem (404) before any work
@@ -213,7 +216,7 @@ class SearchService:
             snapshot = store.snapshot()  # one commit for the whole answer, and the version we report
             start = time.perf_counter()
             result = store.search(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
-                                  exclude_reference=args.exclude_reference, snapshot=snapshot)
+                                  exclude_reference=args.exclude_reference, snapshot=snapshot, folder=args.folder)
             if self._observe is not None:
                 self._observe(args.strategy, time.perf_counter() - start)
             explanation = self.explain(result.explanation, args.text)

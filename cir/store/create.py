@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cir.errors import StoreError
 from cir.store import db
-from cir.store.layout import DB_NAME, FORMAT_VERSION, LOCK_NAME, canonical_spec, vectors_name
+from cir.store.layout import DB_NAME, FORMAT_VERSION, LOCK_NAME, canonical_spec, rowids_name, vectors_name
 from cir.store.lock import acquire_writer_lock, release_writer_lock
 from cir.store.vectors import fsync_dir
 
@@ -50,7 +50,7 @@ def create_store(root: Path, backbone: "str | Backbone | None") -> "Backbone":
 
 
 def _refuse_foreign_contents(root: Path) -> None:
-    ours = (CREATING_PREFIX, vectors_name(0), LOCK_NAME)  # what an interrupted creation leaves behind
+    ours = (CREATING_PREFIX, vectors_name(0), rowids_name(0), LOCK_NAME)  # what an interrupted creation leaves behind
     leftovers = sorted(p.name for p in root.iterdir() if not p.name.startswith(ours))
     if leftovers:
         raise StoreError(
@@ -64,12 +64,13 @@ def _refuse_foreign_contents(root: Path) -> None:
 def _build(root: Path, loaded: "Backbone") -> None:
     spec = canonical_spec(loaded.spec)
     (root / vectors_name(0)).touch()
+    (root / rowids_name(0)).touch()
     tmp = root / f"{CREATING_PREFIX}.{os.getpid()}"
     conn = db.connect(str(tmp))
     try:
         db.create_schema(conn, {
             "format_version": FORMAT_VERSION, "backbone": spec, "dim": loaded.dim, "generation": 0, "rows": 0,
-            "version": 0, "layout_version": 0, "backbone_info": json.dumps(_jsonable(loaded.describe()), sort_keys=True),
+            "items": 0, "next_id": 0, "version": 0, "layout_version": 0, "backbone_info": json.dumps(_jsonable(loaded.describe()), sort_keys=True),
         })
     finally:
         conn.close()  # the last connection: SQLite checkpoints the WAL into the file and removes it

@@ -2,10 +2,12 @@
 
 A file is *unchanged* when its size and mtime match the store's record (not even read). Otherwise its bytes are
 hashed: the same hash only refreshes the metadata; a new hash means new content, embedded again. New files are
-appended as new items; changed items get their new vector staged and applied by the compaction that ends the run,
-which also drops deleted files (items in the scope of the given sources whose file is gone) and files that no
-longer decode. See :mod:`cir.store.writer` for why a kill -9 at any point, then a re-run, gives the same store as
-an uninterrupted run.
+appended as new items; a changed file becomes a new item (a new id) and its old item is removed in the same commit.
+The run ends by removing deleted files (items in the scope of the given sources whose file is gone) and files that
+no longer decode, a compaction when removed rows pass :data:`COMPACT_DEAD_FRACTION` (always in stores under
+:data:`COMPACT_SMALL_ROWS` rows), and the index upkeep of :func:`cir.store.index_file.maintain_index`. See
+:mod:`cir.store.writer` for why a kill -9 at any point, then a re-run, gives the same store as an uninterrupted run:
+ids are handed out in input order, so the re-run hands out the same ones.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cir.encode.pipeline import FileJob, FileResult, examine_file, ordered_map
 from cir.ingest.decode import DecodeLimits
 from cir.ingest.sources import Source, classify, discover
 from cir.errors import Interrupted, SourceError
+from cir.store.index_file import IndexSettings, maintain_index
 from cir.store.writer import ItemRecord, KnownItem, MetadataTouch, StoreWriter
 
 if TYPE_CHECKING:
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from cir.store.store import Store
 
 MAX_DEFAULT_WORKERS = 8
+COMPACT_DEAD_FRACTION = 0.10  # compact when rows of removed items pass this fraction of the rows ...
+COMPACT_SMALL_ROWS = 65_536  # ... or at once in a store of fewer rows (rewriting it is cheap)
 
 
 @dataclass
@@ -72,12 +77,14 @@ class IndexSummary:
     unchanged: int = 0  # files whose size and mtime matched (not read)
     kept_unreadable: int = 0  # items kept because their folder or file could not be read (not a deletion)
     total: int = 0  # items in the store after the run
+    compacted: bool = False  # whether the run ended with a compaction (rows of removed items dropped)
+    index_action: str = "none"  # what the index upkeep did: none, build, rebuild, retrain, fold, drop
     skipped: list[Skipped] = field(default_factory=list)  # files not indexed, with the reason
 
     def to_json(self) -> dict:
         """The shape ``cir index --json`` prints."""
         return {"added": self.added, "updated": self.updated, "removed": self.removed, "total": self.total,
-                "kept_unreadable": self.kept_unreadable,
+                "kept_unreadable": self.kept_unreadable, "index_action": self.index_action,
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
@@ -91,7 +98,8 @@ class IndexInterrupted(Interrupted):
         self.committed = committed  # images embedded and committed before the interrupt
 
 
-def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None) -> IndexSummary:
+def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None,
+                settings: IndexSettings | None = None) -> IndexSummary:
     """Bring the store up to date with ``paths`` (folders, CSV files of paths, images)."""
     from PIL import Image
 
@@ -109,6 +117,7 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
             with store.open_writer(fsync=cfg.fsync) as writer:
                 run = _IndexRun(writer, backbone, cfg, sources)
                 summary = run.execute()
+                summary.index_action = maintain_index(writer, settings)
         except KeyboardInterrupt as exc:  # the commit in flight has finished: the counts are what the store holds
             if run is None or isinstance(exc, Interrupted):
                 raise
@@ -124,21 +133,23 @@ class _IndexRun:
         self.encoder = Encoder(backbone, cfg.limits)
         self.summary = IndexSummary()
         self.known: dict[str, KnownItem] = {}
-        self.keep_staged: set[str] = set()  # staged vectors that are current (applied by the final compaction)
         self.remove_ids: set[int] = set()
 
     def execute(self) -> IndexSummary:
         jobs = self._plan()
         self._embed(jobs)
-        self.writer.compact(self.remove_ids, self.keep_staged)
+        if self.remove_ids:
+            self.writer.remove(self.remove_ids)
         self.summary.removed = len(self.remove_ids)
+        dead = self.writer.dead_rows
+        if dead and (self.writer.rows < COMPACT_SMALL_ROWS or dead >= COMPACT_DEAD_FRACTION * self.writer.rows):
+            self.summary.compacted = self.writer.compact()
         return self.summary
 
     def _plan(self) -> list[FileJob]:
         discovery = discover(self.sources)
         self.summary.skipped.extend(Skipped(path, reason) for path, reason in discovery.missing + discovery.unreadable)
         self.known = self.writer.known_items()
-        staged = self.writer.staged_items()
         seen: set[str] = set()
         jobs: list[FileJob] = []
         for found in discovery.files:
@@ -155,11 +166,6 @@ class _IndexRun:
             stat = (st.st_size, st.st_mtime_ns)
             if old is not None and (old.size, old.mtime_ns) == stat:
                 self.summary.unchanged += 1
-                continue
-            pending = staged.get(found.path)
-            if old is not None and pending is not None and (pending.size, pending.mtime_ns) == stat:
-                self.keep_staged.add(found.path)  # embedded by an interrupted run: apply it, do not embed again
-                self.summary.updated += 1
                 continue
             jobs.append(FileJob(found.path, found.source, old.sha256 if old is not None else None))
         roots = {s.root for s in self.sources}
@@ -206,21 +212,17 @@ class _IndexRun:
             vectors = self.encoder.encode_pixels(torch.stack([r.pixels for _, r in batch]))
         else:
             vectors = np.zeros((0, dim), np.float32)
-        new_items, new_rows, staged = [], [], []
-        for (job, r), vector in zip(batch, vectors):
-            record = ItemRecord(job.path, job.source, r.size, r.mtime_ns, r.sha256, r.width, r.height)
-            if job.known_sha is None:
-                new_items.append(record)
-                new_rows.append(vector)
-            else:
-                staged.append((record, vector))
-        committer.submit(self._commit, new_items, np.array(new_rows, np.float32).reshape(-1, dim), staged, touches)
+        new_items, replaced = [], []
+        for job, r in batch:  # a changed file is a new item; its old item goes in the same commit
+            new_items.append(ItemRecord(job.path, job.source, r.size, r.mtime_ns, r.sha256, r.width, r.height))
+            if job.known_sha is not None:
+                replaced.append(self.known[job.path].id)
+        committer.submit(self._commit, new_items, np.asarray(vectors, np.float32).reshape(-1, dim), replaced, touches)
 
-    def _commit(self, new_items, new_rows, staged, touches) -> None:
-        self.writer.commit(new_items, new_rows, staged, touches)
-        self.keep_staged.update(record.path for record, _ in staged)
-        self.summary.added += len(new_items)
-        self.summary.updated += len(staged)
+    def _commit(self, new_items, vectors, replaced, touches) -> None:
+        self.writer.commit(new_items, vectors, touched=touches, remove_ids=replaced)
+        self.summary.added += len(new_items) - len(replaced)
+        self.summary.updated += len(replaced)
 
 
 class _Committer:

@@ -11,8 +11,8 @@ without being told again.
 
 **What the collection says about itself** (collection properties): the backbone spec and dimension
 (:mod:`cir.index.milvus_searcher` refuses another backbone), the store it belongs to (``cir.store``, the store's
-``store_id``), and the store commit it mirrors (``cir.version``, ``cir.generation``, ``cir.rows``) with
-``cir.state``: ``clean`` when the rows are exactly that commit's, ``dirty`` while a sync is changing them.
+``store_id``), and the store commit it mirrors (``cir.version``, ``cir.generation``, ``cir.next_id``) with
+``cir.state``: ``clean`` when the rows are exactly that commit's live items, ``dirty`` while a sync changes them.
 
 **Sync** (:meth:`MilvusMirror.sync`, always under the store's writer lock, so two syncs never interleave): mark the
 collection dirty, apply the changes between the commit it mirrors and the store's latest one, then record the new
@@ -26,10 +26,12 @@ simply applied again.
 that meets another state raises :class:`~cir.errors.MilvusOutOfStep`; ``Store.search`` then waits for the writer's
 sync (or repairs the lag itself when no writer holds the lock) and searches the commit the collection holds.
 
-**Which rows change** (:func:`plan_sync`): today item ids are vector rows (0 .. rows-1), stable while a store only
-grows and renumbered by a compaction. So between two commits of the same vectors generation only rows were appended
-(upsert those); across a compaction every row may have moved (upsert all, delete ids past the end). This is the one
-function to change when item ids become stable (then: upsert ids added since, delete ids removed since).
+**Which ids change** (:func:`plan_sync`). Item ids are stable and never reused, and a changed file is a new item, so
+an id names one vector for good: the items to upsert are the live ones with an id from the recorded ``next_id`` on;
+the ids to delete are those removed since the recorded commit (``items.removed`` holds the commit that removed
+each, until a compaction drops them). When a compaction ran since, the removed records may be gone: then every id
+that is not live (the gaps between live ids, as ranges) is deleted, which is idempotent and reads nothing back from
+Milvus. A compaction made by this writer is recorded without that: it changes no live id or vector.
 
 **Milvus Lite serves one process at a time** (it locks its ``.db`` folder): a ``cir serve`` holding the file and a
 ``cir index`` on the same store cannot run together; the second is refused in one sentence. Use a Milvus server for
@@ -51,10 +53,11 @@ from cir.errors import ConfigError, MilvusMismatch, StoreError
 from cir.index.milvus_searcher import (INDEX_TYPES, TOKEN_ENV, MilvusSearcher, MilvusTarget, check_backbone,
                                        collection_properties, connect, create_collection, delete_rows, validate_uri,
                                        write_rows)
+from cir.index.searcher import Searcher
 from cir.store import db
-from cir.store.layout import DB_NAME, vectors_name
+from cir.store.layout import DB_NAME, rowids_name, vectors_name
 from cir.store.pathcodec import from_db
-from cir.store.vectors import map_rows
+from cir.store.vectors import map_rowids, map_rows
 from cir.store.writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -66,10 +69,11 @@ BACKENDS = ("faiss", "milvus")  # what answers a store's searches: its own faiss
 LITE_DEFAULT = "vectors.db"  # the Milvus Lite file inside the store when --milvus-uri is not given
 META_BACKEND, META_URI, META_COLLECTION, META_INDEX, META_STORE_ID, META_TOKEN_ENV = (
     "search_backend", "milvus_uri", "milvus_collection", "milvus_index", "store_id", "milvus_token_env")
-PROP_STORE, PROP_STATE, PROP_VERSION, PROP_GENERATION, PROP_ROWS = (
-    "cir.store", "cir.state", "cir.version", "cir.generation", "cir.rows")
+PROP_STORE, PROP_STATE, PROP_VERSION, PROP_GENERATION, PROP_NEXT_ID = (
+    "cir.store", "cir.state", "cir.version", "cir.generation", "cir.next_id")
 CLEAN, DIRTY = "clean", "dirty"
-SYNC_CHUNK = 8_192  # rows per upsert while syncing
+SYNC_CHUNK = 8_192  # items per upsert while syncing
+RANGES_PER_DELETE = 256  # id ranges per delete expression when deleting the gaps between live ids
 
 
 @dataclass(frozen=True)
@@ -92,31 +96,38 @@ class MirrorState:
     """The store commit a collection holds, as its properties record it."""
 
     version: int  # store meta.version mirrored (-1: nothing yet)
-    generation: int  # the vectors generation of that commit
-    rows: int  # rows (= ids 0 .. rows-1) of that commit
-    clean: bool  # False while a sync is changing the rows (or was killed doing so)
+    generation: int  # the row files' generation of that commit (-1: nothing yet)
+    next_id: int  # that commit's next_id: every id below it was handed out by then
+    clean: bool  # False while a sync is changing the collection (or was killed doing so)
 
     @classmethod
     def of(cls, props: Mapping[str, str]) -> "MirrorState":
-        return cls(int(props.get(PROP_VERSION, -1)), int(props.get(PROP_GENERATION, -1)), int(props.get(PROP_ROWS, 0)),
-                   props.get(PROP_STATE) == CLEAN)
+        return cls(int(props.get(PROP_VERSION, -1)), int(props.get(PROP_GENERATION, -1)),
+                   int(props.get(PROP_NEXT_ID, 0)), props.get(PROP_STATE) == CLEAN)
 
 
 @dataclass(frozen=True)
 class SyncPlan:
-    """What one sync writes: upsert the store's rows ``upsert_from .. rows-1``; delete ids ``>= delete_from``."""
+    """What one sync writes."""
 
-    upsert_from: int  # first row (= id) to upsert
-    rows: int  # the store's rows now
-    delete_from: int | None  # delete every id from this one on (None: nothing to delete)
+    upsert_from: int  # upsert every live item whose id is at least this
+    delete_removed_after: int | None  # delete the items removed by a commit after this version (None: see gaps)
+    delete_gaps: bool  # delete every id that is not live (a compaction may have dropped the removal records)
 
 
-def plan_sync(mirrored: MirrorState, generation: int, rows: int) -> SyncPlan:
-    """The changes that bring a collection holding ``mirrored`` to a store commit of ``generation`` and ``rows``
-    while item ids are vector rows (see the module)."""
-    if mirrored.generation == generation and mirrored.rows <= rows:  # only appends since (a dirty tail is rewritten)
-        return SyncPlan(mirrored.rows, rows, None)
-    return SyncPlan(0, rows, rows)  # a compaction renumbered the ids: rewrite every row, drop ids past the end
+def plan_sync(mirrored: MirrorState, generation: int) -> SyncPlan:
+    """The changes that bring a collection holding ``mirrored`` to the store's latest commit (see the module)."""
+    if mirrored.generation == generation:  # no compaction since: every removal since is still recorded
+        return SyncPlan(mirrored.next_id, mirrored.version, False)
+    return SyncPlan(mirrored.next_id, None, True)
+
+
+def gap_ranges(live: np.ndarray, next_id: int) -> list[tuple[int, int | None]]:
+    """[start, stop) id ranges holding no live item, below ``next_id`` and from it on (stop None: unbounded)."""
+    live = np.asarray(live, np.int64)
+    bounds = np.concatenate([[-1], live, [next_id]])
+    gaps = [(int(a) + 1, int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b - a > 1]
+    return gaps + [(int(next_id), None)]
 
 
 # --- what the store records -----------------------------------------------------------------------------------------
@@ -234,39 +245,56 @@ class MilvusMirror:
         return state is not None and state.clean and state.version == int(version)
 
     # --- writing (the caller holds the store's writer lock) -------------------------------------------------------
-    def sync(self, conn) -> bool:
+    def sync(self, conn, compacted_from: int | None = None) -> bool:
         """Bring the collection to the store's latest commit, read through ``conn`` (a connection of the writer
-        holding the lock). Returns whether anything was written."""
+        holding the lock). ``compacted_from``: the version just before a compaction this writer made (a clean
+        collection at that version only records the new generation). Returns whether anything was written."""
         with db.read_transaction(conn):
             meta = db.get_meta(conn)
-        version, generation, rows = int(meta["version"]), int(meta["generation"]), int(meta["rows"])
-        client, name = self.client, self.target.collection
-        if not client.has_collection(name):
-            create_collection(client, name, self.spec, self.dim, self.index_type,
-                              properties={PROP_STORE: self.store_id, PROP_STATE: DIRTY, PROP_VERSION: "-1",
-                                          PROP_GENERATION: "-1", PROP_ROWS: "0"})
-            client.load_collection(name)
-        mirrored = MirrorState.of(collection_properties(client, name))
-        if mirrored.clean and mirrored.version == version:
-            return False
-        plan = plan_sync(mirrored, generation, rows)
-        self._set(client, {PROP_STATE: DIRTY})  # from here until CLEAN, no reader trusts the rows
-        if plan.delete_from is not None:
-            client.delete(name, filter=f"id >= {int(plan.delete_from)}")
-        vectors = map_rows(self.root / vectors_name(generation), rows, self.dim)
-        for start in range(plan.upsert_from, rows, SYNC_CHUNK):
-            stop = min(start + SYNC_CHUNK, rows)
-            records = conn.execute("SELECT id, path, source FROM items WHERE id >= ? AND id < ? ORDER BY id",
-                                   (start, stop)).fetchall()
-            ids = np.array([r[0] for r in records], np.int64)
-            if len(ids) != stop - start:
-                raise StoreError(f"the store at {self.root} records {rows} rows but items {start}..{stop - 1} are not "
-                                 "all there; run `cir check --store` on it")
-            write_rows(client, name, ids, vectors[start:stop], [from_db(r[1]) for r in records],
-                       [from_db(r[2]) for r in records])
-        self._set(client, {PROP_VERSION: str(version), PROP_GENERATION: str(generation), PROP_ROWS: str(rows),
-                           PROP_STATE: CLEAN})
-        return True
+            version, generation = int(meta["version"]), int(meta["generation"])
+            rows, next_id = int(meta["rows"]), int(meta["next_id"])
+            client, name = self.client, self.target.collection
+            if not client.has_collection(name):
+                create_collection(client, name, self.spec, self.dim, self.index_type,
+                                  properties={PROP_STORE: self.store_id, PROP_STATE: DIRTY, PROP_VERSION: "-1",
+                                              PROP_GENERATION: "-1", PROP_NEXT_ID: "0"})
+                client.load_collection(name)
+            mirrored = MirrorState.of(collection_properties(client, name))
+            if mirrored.clean and mirrored.version == version:
+                return False
+            done = {PROP_VERSION: str(version), PROP_GENERATION: str(generation), PROP_NEXT_ID: str(next_id),
+                    PROP_STATE: CLEAN}
+            if mirrored.clean and compacted_from is not None and mirrored.version == compacted_from:
+                self._set(client, done)  # a compaction moves rows, never ids or vectors
+                return True
+            plan = plan_sync(mirrored, generation)
+            self._set(client, {PROP_STATE: DIRTY})  # from here until CLEAN, no reader trusts the collection
+            live = np.fromiter((i for (i,) in conn.execute("SELECT id FROM items WHERE removed IS NULL ORDER BY id")),
+                               np.int64)
+            if plan.delete_gaps:
+                ranges = [f"(id >= {a})" if b is None else f"(id >= {a} and id < {b})" for a, b in gap_ranges(live, next_id)]
+                for start in range(0, len(ranges), RANGES_PER_DELETE):
+                    client.delete(name, filter=" or ".join(ranges[start:start + RANGES_PER_DELETE]))
+            else:
+                gone = [i for (i,) in conn.execute("SELECT id FROM items WHERE removed IS NOT NULL AND removed > ?",
+                                                   (plan.delete_removed_after,))]
+                delete_rows(client, name, gone)
+            new = live[live >= plan.upsert_from]
+            if len(new):
+                row_ids = map_rowids(self.root / rowids_name(generation), rows)
+                vectors = map_rows(self.root / vectors_name(generation), rows, self.dim)
+                for start in range(0, len(new), SYNC_CHUNK):
+                    ids = new[start:start + SYNC_CHUNK]
+                    where = np.searchsorted(row_ids, ids)
+                    if where.max() >= rows or not np.array_equal(row_ids[where], ids):
+                        raise StoreError(f"the store at {self.root} has items without a vector row; it is damaged: "
+                                         "re-index into a new --store")
+                    records = dict((i, (p, src)) for i, p, src in conn.execute(
+                        f"SELECT id, path, source FROM items WHERE id IN ({','.join('?' * len(ids))})", ids.tolist()))
+                    write_rows(client, name, ids, np.asarray(vectors[where]), [from_db(records[int(i)][0]) for i in ids],
+                               [from_db(records[int(i)][1]) for i in ids])
+            self._set(client, done)
+            return True
 
     def flush(self) -> None:
         """Seal what was written (Milvus builds its index over sealed data); the end of an indexing run."""
@@ -283,21 +311,51 @@ class MilvusMirror:
 
     # --- reading ----------------------------------------------------------------------------------------------------
     def attach(self, snap: "Snapshot") -> "Snapshot":
-        """``snap`` with a Milvus searcher that answers only while the collection holds exactly its commit."""
+        """``snap`` with its searches answered by Milvus, only while the collection holds exactly its commit."""
+        if isinstance(snap.searcher, MirroredSearcher):
+            return snap
         expect = {PROP_STATE: CLEAN, PROP_VERSION: str(int(snap.version))}
+        items = len(snap.searcher)
         if self._index_type is None:  # the first searcher checks the collection (backbone, load) and learns its index
-            first = MilvusSearcher(self.client, self.target, self.spec, self.dim, items=snap.rows, expect=expect)
-            self._index_type = first.index_type
-            return replace(snap, searcher=first)
-        searcher = MilvusSearcher(self.client, self.target, self.spec, self.dim, items=snap.rows, expect=expect,
-                                  index_type=self._index_type)
-        return replace(snap, searcher=searcher)
+            milvus = MilvusSearcher(self.client, self.target, self.spec, self.dim, items=items, expect=expect)
+            self._index_type = milvus.index_type
+        else:
+            milvus = MilvusSearcher(self.client, self.target, self.spec, self.dim, items=items, expect=expect,
+                                    index_type=self._index_type)
+        return replace(snap, searcher=MirroredSearcher(snap.searcher, milvus))
 
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+class MirroredSearcher(Searcher):
+    """A snapshot's searcher whose searches Milvus answers. Which ids exist, and their vectors, still come from the
+    snapshot's own searcher (the store is the truth; every other attribute is passed through to it), so ids,
+    membership and vectors agree with the snapshot's commit whatever the collection does meanwhile."""
+
+    def __init__(self, local: Searcher, milvus: MilvusSearcher) -> None:
+        self.local = local  # the snapshot's own searcher (cir.index.searcher.StoreSearcher)
+        self.milvus = milvus  # answers search()
+        self.dim = milvus.dim
+        self.exact = milvus.exact
+        self.kind = milvus.kind
+
+    def __len__(self) -> int:
+        return len(self.local)
+
+    def search(self, queries, k, allowed=None, where=None):
+        return self.milvus.search(queries, k, allowed, where=where)
+
+    def vectors(self, ids):
+        return self.local.vectors(ids)
+
+    def __getattr__(self, name: str):
+        if name in ("local", "milvus"):  # not set yet (unpickling, a half-built object): no recursion
+            raise AttributeError(name)
+        return getattr(self.local, name)
 
 
 def repair_if_lagging(mirror: MilvusMirror, root: Path, version: int) -> bool:
@@ -343,14 +401,15 @@ class MirroredWriter(StoreWriter):
         return ids
 
     def compact(self, *args, **kwargs) -> bool:
-        changed = super().compact(*args, **kwargs)
-        if changed:
-            self.mirror.sync(self.conn)
+        changed = super().compact(*args, **kwargs)  # its removals are a commit of their own (synced by commit())
+        if changed:  # the compaction's own commit is the one version after the last synced commit
+            self.mirror.sync(self.conn, compacted_from=int(self.meta()["version"]) - 1)
         return changed
 
     def __exit__(self, exc_type, *exc) -> None:
         try:
             if exc_type is None:
+                self.mirror.sync(self.conn)  # what followed the last commit (the index file's record) is a commit too
                 self.mirror.flush()
         finally:
             self.close()

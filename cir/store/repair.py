@@ -49,6 +49,7 @@ def repair_store(store: "Store", limits: DecodeLimits | None = None) -> RepairRe
     with StoreWriter(store.root) as writer:
         known = writer.known_items()
         by_id = {k.id: (path, k) for path, k in known.items()}
+        row_ids = writer.row_ids()
         if found.bad_staged:
             with db.write_transaction(writer.conn):
                 writer.conn.executemany("DELETE FROM staged WHERE path = ?", [(to_db(p),) for p in found.bad_staged])
@@ -64,13 +65,16 @@ def repair_store(store: "Store", limits: DecodeLimits | None = None) -> RepairRe
                 pending.clear()
 
         for row in found.damaged_rows:
-            path, item = by_id[row]
+            item_id = int(row_ids[row])
+            if item_id not in by_id:  # a removed item's row: the next compaction drops it
+                continue
+            path, item = by_id[item_id]
             try:
                 raw = read_file(path, limits)
                 image, (width, height) = decode_image(raw.data, limits, min_side=backbone.image_size)
                 pixels = pixels_for_model(image, backbone.preprocess)
             except DecodeFailure as exc:
-                remove.add(row)
+                remove.add(item_id)
                 report.removed.append((path, str(exc)))
                 continue
             pending.append((ItemRecord(path, item.source, raw.size, raw.mtime_ns, raw.sha256, width, height), pixels))
@@ -80,6 +84,10 @@ def repair_store(store: "Store", limits: DecodeLimits | None = None) -> RepairRe
         if staged:
             writer.commit([], np.zeros((0, writer.dim), np.float32), staged)
         writer.compact(remove, keep_staged=None)
+        if staged:  # the index holds the damaged vectors' ids with what was read back then: rebuild it
+            from cir.store.index_file import maintain_index
+
+            maintain_index(writer, force=bool(writer.meta().get("index_file")))
         report.repaired = [record.path for record, _ in staged]
     store.refresh()
     return report

@@ -6,10 +6,10 @@
     result = store.search(image="ref.jpg", text="but red", strategy="sum", k=10)
     for hit in result.results: print(hit.score, hit.path)
 
-Item ids are vector rows: 0 .. len(store)-1, in the order items were added. They stay put while items are only
-added or changed; removing items renumbers the ones after them (paths are the stable key). Readers see whole
-commits only: ``refresh()`` moves to the latest commit of any process, ``len``, ``item``, ``vectors`` and
-``search`` always answer from one commit.
+Item ids are stable: an item keeps its id for its whole life (across removals of others, compactions and
+re-indexing) and an id is never given again; a changed file is a new item with a new id (an id names one content
+and one vector). Readers see whole commits only: ``refresh()`` moves to the latest commit of any process, ``len``,
+``item``, ``vectors`` and ``search`` always answer from one commit.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import numpy as np
 from cir.errors import MilvusOutOfStep, StoreDamaged, StoreError, UnknownItem
 from cir.store import checksums, db
 from cir.store.health import database_failure, read_store_meta
+from cir.store.index_file import IndexSettings, describe_index
 from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec
+from cir.store.migrate import migrate_store, needs_migration
 from cir.store.snapshot import ItemInfo, Snapshot, load_snapshot
 
 if TYPE_CHECKING:
@@ -44,28 +46,34 @@ MIRROR_WAIT_S = 30.0  # how long a search waits for a writer to sync a Milvus co
 class Store:
     """Open with :meth:`Store.open` (or ``cir.open_store``)."""
 
-    def __init__(self, root: Path, spec: str, dim: int, backbone: "Backbone | None", index_kind: str,
+    def __init__(self, root: Path, spec: str, dim: int, backbone: "Backbone | None",
                  mirror: "MilvusMirror | None" = None) -> None:
         self.root = root  # the store directory
         self.spec = spec  # canonical backbone spec recorded at creation
         self.dim = dim  # vector dimension
-        self.index_kind = index_kind  # which VectorIndex serves searches
         self._backbone = backbone
         self._backbone_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._conn = db.connect_reader(str(root / DB_NAME))
+        self._conn_lock = threading.Lock()  # one reader connection, shared by the snapshots' item reads
+        self._verified: set = set()  # checksum blocks verified so far (shared across snapshots of a generation)
         self._mirror = mirror  # a Milvus-backed store's collection (cir.store.milvus_mirror), else None
-        self._snapshot: Snapshot = self._attach(load_snapshot(root, self._conn, dim, index_kind))
+        self._snapshot: Snapshot = self._attach(load_snapshot(root, self._conn, dim, verified=self._verified,
+                                                              conn_lock=self._conn_lock))
 
     # --- opening ---------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike, backbone: "str | Backbone | None" = None, create: bool = False,
-             index_kind: str = "flat", backend: str | None = None, milvus: "MilvusOptions | None" = None) -> "Store":
+             index: "str | IndexSettings | None" = None, backend: str | None = None,
+             milvus: "MilvusOptions | None" = None) -> "Store":
         """Open the store at ``path``. ``backbone``: a spec or a loaded backbone; it must be the one the store was
         built with (default: that one, loaded on first use). ``create``: make the store when it does not exist
-        (with ``backbone``, default ``cir:demo``). ``backend``: ``milvus`` makes the store searched from a Milvus
-        collection from now on (``milvus``: where; default Milvus Lite in ``DIR/vectors.db``), ``faiss`` back to
-        its own index; None: what the store records (:mod:`cir.store.milvus_mirror`)."""
+        (with ``backbone``, default ``cir:demo``). ``index``: the index kind the store keeps (``flat``, ``auto`` or
+        one of ``cir.index.INDEX_KINDS``; or :class:`~cir.store.index_file.IndexSettings`): when it differs from
+        the store's, the index is rebuilt now (as ``cir reindex``). A store written by an older cir is migrated
+        (one message on the ``cir.store`` logger). ``backend``: ``milvus`` makes the store searched from a Milvus
+        collection from now on (``milvus``: where; default Milvus Lite in ``DIR/vectors.db``), ``faiss`` back to its
+        own index; None: what the store records (:mod:`cir.store.milvus_mirror`)."""
         root = Path(path).expanduser()
         loaded = None if backbone is None or isinstance(backbone, str) else backbone
         if not (root / DB_NAME).exists():
@@ -75,6 +83,9 @@ class Store:
 
             loaded = create_store(root, backbone)
         meta = read_store_meta(root)
+        if needs_migration(meta):
+            migrate_store(root)
+            meta = read_store_meta(root)
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
             raise StoreError(f"the store at {root} has format {meta['format_version']}; this cir reads up to {FORMAT_VERSION}: upgrade cir")
         spec, dim = meta["backbone"], int(meta["dim"])
@@ -98,9 +109,14 @@ class Store:
 
             mirror = MilvusMirror(root, meta, spec, dim)
         try:
-            return cls(root, spec, dim, loaded, index_kind, mirror)
+            store = cls(root, spec, dim, loaded, mirror)
         except sqlite3.DatabaseError as exc:
             raise database_failure(root, exc) from None
+        if index is not None:
+            settings = index if isinstance(index, IndexSettings) else IndexSettings(kind=index)
+            if settings.kind != store.info()["index"]["kind"] or settings.memory_bytes is not None:
+                store.reindex(settings)
+        return store
 
     # --- the backbone ----------------------------------------------------------------------------------------
     @property
@@ -118,7 +134,7 @@ class Store:
 
     # --- reading ---------------------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return self._snapshot.rows
+        return len(self._snapshot)
 
     def snapshot(self) -> Snapshot:
         """The commit searches read now: immutable, so a caller holding it answers from one commit (ids, vectors
@@ -134,29 +150,56 @@ class Store:
         try:
             return snap.item(int(item_id))
         except KeyError:
-            valid = f"ids run from 0 to {snap.rows - 1}" if snap.rows else "the store is empty"
-            raise UnknownItem(f"no item {item_id} in the store; {valid}") from None  # the id, never the path (served as is)
+            raise UnknownItem(f"no item {item_id} in the store; {_valid_ids(snap)}") from None  # the id, never the path
 
     def items(self) -> Iterator[ItemInfo]:
-        snap = self._snapshot
-        return (snap.item(i) for i in range(snap.rows))
+        """Every item of the current commit, by id."""
+        return self._snapshot.items()
 
-    def vectors(self) -> np.ndarray:
-        """(len, dim) float32, read-only; row i is the vector of item i."""
-        view = np.asarray(self._snapshot.vectors).view(np.ndarray)
-        view.flags.writeable = False
-        return view
+    def ids(self) -> np.ndarray:
+        """The ids of the current commit's items, ascending."""
+        return np.asarray(self._snapshot.searcher.live_ids(), np.int64)
+
+    def vectors(self, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """The vectors of ``ids`` (N, dim) float32; without ``ids``, of every item in id order (:meth:`ids`): a
+        read-only view of the mapped rows when no removed rows lie between them, else a copy."""
+        snap = self._snapshot
+        if ids is None:
+            if not len(snap.searcher._dead):
+                view = np.asarray(snap.vectors).view(np.ndarray)
+                view.flags.writeable = False
+                return view
+            ids = snap.searcher.live_ids()
+        try:
+            return snap.searcher.vectors(np.asarray(ids, np.int64))
+        except IndexError:
+            raise UnknownItem(f"not every id asked for is an item of the store; {_valid_ids(snap)}") from None
 
     def refresh(self) -> bool:
         """Move to the latest commit (another process may have indexed). Returns whether anything changed.
         Searches running meanwhile finish on the state they started with."""
         with self._refresh_lock:
-            fresh = load_snapshot(self.root, self._conn, self.dim, self.index_kind, previous=self._snapshot)
+            fresh = load_snapshot(self.root, self._conn, self.dim, previous=self._snapshot, verified=self._verified,
+                                  conn_lock=self._conn_lock)
             if fresh is not self._snapshot:
                 fresh = self._attach(fresh)
             changed = fresh is not self._snapshot
             self._snapshot = fresh
             return changed
+
+    def info(self) -> dict:
+        """What ``cir info`` prints about the store: counts, ids, and the index (kind, factory, parameters, tuning,
+        trained-on size and when it retrains, tombstones, tail)."""
+        snap = self._snapshot
+        with self._conn_lock, db.read_transaction(self._conn):
+            meta = db.get_meta(self._conn)
+            tombstones = self._conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
+            bound = int(meta.get("index_bound", 0))
+            tail = self._conn.execute("SELECT COUNT(*) FROM items WHERE removed IS NULL AND id >= ?",
+                                      (bound if meta.get("index_file") else 0,)).fetchone()[0]
+        return {"items": len(snap), "rows": snap.rows, "removed_rows": snap.rows - len(snap), "next_id": snap.next_id,
+                "version": snap.version, "generation": snap.generation,
+                "index": describe_index(meta, tombstones, tail)}
 
     # --- searching -------------------------------------------------------------------------------------------
     def search(
@@ -173,6 +216,8 @@ class Store:
         rerank_k: int = 100,
         rerank_params: dict | None = None,
         snapshot: Snapshot | None = None,
+        allowed: "Sequence[int] | np.ndarray | None" = None,
+        folder: "str | os.PathLike | None" = None,
         **param_kwargs,
     ) -> "SearchResult":
         """Rank the store's items for a reference (``image`` or ``item_id``) modified by ``text``.
@@ -188,40 +233,64 @@ class Store:
         (``cir:demo`` ships them). ``rerank`` names a re-rank stage over the first ``rerank_k`` candidates
         (default: none). The reference is left out of the results when it is in the store (by id, or by content
         hash for a path, bytes or a PIL image opened from a file). ``snapshot``: answer from this commit (default:
-        the one loaded now). See docs/search-json.md for the result's JSON form.
+        the one loaded now). ``allowed`` (item ids) and ``folder`` (items whose path lies under it) restrict the
+        results; they stay the exact top k among the items allowed, whatever the index. See docs/search-json.md for
+        the result's JSON form.
         """
         from cir.compose.registry import merge_params
         from cir.query import Query, run_query
 
-        snap = snapshot if snapshot is not None else self._snapshot  # a Milvus one: checked by its searcher
+        snap = snapshot if snapshot is not None else self._snapshot
         self._refuse_damaged(snap, "search")
         query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params=merge_params(params, param_kwargs),
                       k=k, exclude_reference=exclude_reference, composer=os.fspath(composer) if composer is not None else None,
-                      rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k)
+                      rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k,
+                      allowed=None if allowed is None else [int(i) for i in allowed],
+                      folder=os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None)
         result, used = self._mirrored(lambda s: run_query(s, self.backbone, query), snap, pinned=snapshot is not None)
         result.version = int(used.version)
         return result
 
-    def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = (),
+                       allowed: "Sequence[int] | np.ndarray | None" = None,
+                       folder: "str | os.PathLike | None" = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) for query vectors (Q, dim) by inner product (the first stage alone); ids are -1 where
-        fewer than k exist."""
-        from cir.query.stages import first_stage
+        fewer than k exist. ``allowed``/``folder`` restrict the results as in :meth:`search`."""
+        from cir.query.stages import first_stage, restrict
 
         snap = self._snapshot
         self._refuse_damaged(snap, "search")
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         exclude = [list(exclude_ids)] * len(queries) if len(exclude_ids) else None
-        ranked, _ = self._mirrored(lambda s: first_stage(s.searcher, queries, max(int(k), 1), exclude), snap, pinned=False)
+        folder = os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None
+        ranked, _ = self._mirrored(lambda s: first_stage(s.searcher, queries, max(int(k), 1), exclude,
+                                                         restrict(s, allowed, folder)), snap, pinned=False)
         return ranked.scores, ranked.ids
 
+    def reindex(self, settings: "IndexSettings | str | None" = None, force: bool = True) -> str:
+        """Rebuild the store's persisted index (``settings.kind``: another kind; None: the store's). Returns what
+        was done (:func:`cir.store.index_file.maintain_index`)."""
+        from cir.store.index_file import maintain_index
+        from cir.store.writer import StoreWriter
+
+        settings = settings if isinstance(settings, IndexSettings) else IndexSettings(kind=settings)
+        self._refuse_damaged(self._snapshot, "reindex")
+        with StoreWriter(self.root) as writer:
+            action = maintain_index(writer, settings, force=force)
+        self.refresh()
+        return action
+
     # --- writing ---------------------------------------------------------------------------------------------
-    def index(self, paths: Sequence[str | os.PathLike], progress: bool = True, **config) -> "IndexSummary":
-        """Index folders, CSV files of paths and images, incrementally. ``config``: fields of
+    def index(self, paths: Sequence[str | os.PathLike], progress: bool = True,
+              index: "IndexSettings | str | None" = None, **config) -> "IndexSummary":
+        """Index folders, CSV files of paths and images, incrementally, then bring the persisted index up to date
+        (``index``: another kind or settings; default: the store's). ``config``: fields of
         :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits)."""
         from cir.store.indexing import IndexConfig, index_paths
 
-        self._refuse_damaged(self._snapshot, "index")
-        return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config))
+        settings = index if isinstance(index, IndexSettings) or index is None else IndexSettings(kind=index)
+        self._refuse_damaged(self._snapshot, "index", everything=True)
+        return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config), settings)
 
     def open_writer(self, fsync: bool = True) -> "StoreWriter":
         """The store's exclusive writer (:class:`~cir.store.writer.StoreWriter`); for a Milvus-backed store one
@@ -284,12 +353,20 @@ class Store:
                 self._in_step()
                 snap = self._snapshot
 
-    def _refuse_damaged(self, snap: Snapshot, action: str) -> None:
-        """Damaged rows are never served (a NaN row would rank first for every query), nor carried into new commits."""
+    def _refuse_damaged(self, snap: Snapshot, action: str, everything: bool = False) -> None:
+        """Damaged rows are never served (a NaN row would rank first for every query), nor carried into new commits.
+        Checks are lazy (:class:`~cir.store.snapshot.RowVerifier`): searches check the rows they touch; writing
+        (``everything``) checks every row first."""
+        if everything:
+            try:
+                snap.verify.all()
+            except StoreDamaged:
+                pass
         if len(snap.damaged):
+            ids = sorted(int(snap.row_ids[r]) for r in snap.damaged.tolist())
             raise StoreDamaged(
-                f"cannot {action}: the store at {self.root} holds {len(snap.damaged)} damaged vectors (rows "
-                f"{checksums.describe_rows(snap.damaged.tolist())}: they fail their checksum or are not finite numbers); "
+                f"cannot {action}: the store at {self.root} holds {len(ids)} damaged vectors (items "
+                f"{checksums.describe_rows(ids)}: they fail their checksum or are not finite numbers); "
                 f"`cir check --store {self.root}` lists them and `cir repair --store {self.root}` re-embeds them from "
                 "their image files"
             )
@@ -305,5 +382,9 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # noqa: D105
         return f"Store({str(self.root)!r}, backbone={self.spec!r}, items={len(self)})"
+
+
+def _valid_ids(snap: Snapshot) -> str:
+    return snap.describe_ids()

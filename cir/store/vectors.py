@@ -1,4 +1,5 @@
-"""The vectors file of one generation: float32 rows, appended, never rewritten in place.
+"""The row files of one generation: ``vectors.<gen>.f32`` (float32 x dim per row) and ``rowids.<gen>.i64`` (the
+stable item id of each row, ascending), both appended together, never rewritten in place.
 
 Only the first ``rows`` rows (recorded in SQLite) are committed; bytes past them belong to a commit that never
 happened and the next writer truncates them. A reader maps exactly the committed rows, so a writer appending at
@@ -16,25 +17,32 @@ import numpy as np
 from cir.errors import StoreError
 
 DTYPE = np.dtype("<f4")
+ID_DTYPE = np.dtype("<i8")
 
 
 def row_bytes(dim: int) -> int:
     return dim * DTYPE.itemsize
 
 
-def map_rows(path: Path, rows: int, dim: int) -> np.ndarray:
+def map_rows(path: Path, rows: int, dim: int, dtype: np.dtype = DTYPE) -> np.ndarray:
     """The committed rows, read-only and memory-mapped (the mapping outlives an unlink of the file)."""
     if rows == 0:
         if not path.exists():
             raise FileNotFoundError(path)
-        return np.zeros((0, dim), DTYPE)
+        return np.zeros((0, dim), dtype)
     size = path.stat().st_size
-    if size < rows * row_bytes(dim):
+    width = dim * dtype.itemsize
+    if size < rows * width:
         raise StoreError(
-            f"{path} holds {size // row_bytes(dim)} vectors but the store records {rows}; the store is damaged "
+            f"{path} holds {size // width} rows but the store records {rows}; the store is damaged "
             "(a file was modified outside cir): re-index into a new --store"
         )
-    return np.memmap(path, dtype=DTYPE, mode="r", shape=(rows, dim))
+    return np.memmap(path, dtype=dtype, mode="r", shape=(rows, dim))
+
+
+def map_rowids(path: Path, rows: int) -> np.ndarray:
+    """The stable id of each committed row (rows,) int64, ascending, memory-mapped."""
+    return map_rows(path, rows, 1, ID_DTYPE).reshape(rows)
 
 
 def fsync_dir(path: Path) -> None:
@@ -53,11 +61,12 @@ def fsync_dir(path: Path) -> None:
 
 
 class VectorAppender:
-    """The writer's handle on the current vectors file."""
+    """The writer's handle on one row file of the current generation (vectors by default; ``dtype=ID_DTYPE``,
+    ``dim=1`` for the row ids)."""
 
-    def __init__(self, path: Path, dim: int, committed_rows: int, fsync: bool) -> None:
-        self.path, self.dim, self.fsync = path, dim, fsync
-        expected = committed_rows * row_bytes(dim)
+    def __init__(self, path: Path, dim: int, committed_rows: int, fsync: bool, dtype: np.dtype = DTYPE) -> None:
+        self.path, self.dim, self.fsync, self.dtype = path, dim, fsync, dtype
+        expected = committed_rows * dim * dtype.itemsize
         if not path.exists():
             if committed_rows:
                 raise StoreError(f"{path} is missing but the store records {committed_rows} vectors; re-index into a new --store")
@@ -66,7 +75,7 @@ class VectorAppender:
         size = path.stat().st_size
         if size < expected:
             raise StoreError(
-                f"{path} holds {size // row_bytes(dim)} vectors but the store records {committed_rows}; "
+                f"{path} holds {size // (dim * dtype.itemsize)} rows but the store records {committed_rows}; "
                 "the store is damaged (a file was modified outside cir): re-index into a new --store"
             )
         if size > expected:  # the tail of a batch whose commit never happened
@@ -76,9 +85,11 @@ class VectorAppender:
 
     def append(self, vectors: np.ndarray) -> None:
         """Write rows at the end and make them durable before the caller commits them."""
-        data = np.ascontiguousarray(vectors, dtype=DTYPE)
+        data = np.ascontiguousarray(vectors, dtype=self.dtype)
         if data.ndim != 2 or data.shape[1] != self.dim:
             raise ValueError(f"vectors must be (N, {self.dim}), got {data.shape}")
+        if not len(data):
+            return
         self._fh.write(data.tobytes())
         self._fh.flush()
         if self.fsync:
@@ -88,7 +99,7 @@ class VectorAppender:
     def rollback_to(self, rows: int) -> None:
         """Drop rows appended after ``rows`` (their commit failed)."""
         self._fh.flush()
-        os.truncate(self.path, rows * row_bytes(self.dim))
+        os.truncate(self.path, rows * self.dim * self.dtype.itemsize)
         self.rows = rows
 
     def close(self) -> None:

@@ -1,24 +1,30 @@
 """The write side of a store: one process at a time, every change a crash-safe commit.
 
-Internal API, used by the indexer and by ``benchmarks/bench_search.py`` to synthesise large stores:
+Internal API, used by the indexer, ``cir repair`` and ``benchmarks/bench_search.py`` to synthesise large stores:
 
     with StoreWriter(root) as writer:
-        writer.commit(new_items, vectors)                 # rows len .. len+N-1 become items len .. len+N-1
-        writer.compact(remove_ids={3, 7})                 # drop items, apply staged updates, renumber
+        ids = writer.commit(new_items, vectors, remove_ids={3})   # new items get ids next_id.., item 3 is removed
+        writer.compact()                                           # drop removed rows, apply staged repairs
 
-Why a kill -9 at any moment leaves a consistent store (row i = item i, no duplicates, nothing half-applied):
+Ids are stable: an item keeps its id for its whole life, and an id is never given again (``meta.next_id``). A row
+of the vectors file is internal: ``rowids.<gen>.i64`` says which id each row holds (ascending, since ids are handed
+out in append order and a compaction keeps the order).
 
-* ``commit``: vectors are appended to the current vectors file and flushed (fsync'ed) *before* one SQLite
-  transaction inserts the items and records the new row count. Killed before the commit: the items do not exist
-  and the appended bytes lie past the recorded row count, so the next writer truncates them. Killed after: both
-  are there. Readers only ever map the recorded rows.
-* Changed files get their new vector *staged* in SQLite (table ``staged``), invisible to readers; the item keeps
-  its old, self-consistent vector and metadata until a compaction applies the staged vector.
-* ``compact``: the surviving rows (with staged vectors substituted) are written to a *new* generation file,
-  fsync'ed, and one transaction deletes the removed items, applies the staged metadata, renumbers ids to rows
-  and switches ``meta.generation``. Killed before the commit: the old generation is intact and the new file is
-  an orphan the next writer deletes. Killed after: the old file is the orphan. The old file is deleted only after
-  a checkpoint has copied the commit from the WAL into items.sqlite and synced it (``synchronous=NORMAL`` leaves a
+Why a kill -9 at any moment leaves a consistent store (every committed row has its item, no id twice, nothing
+half-applied):
+
+* ``commit``: vectors and row ids are appended to the current generation's files and flushed (fsync'ed) *before*
+  one SQLite transaction inserts the items, marks removed ones (``removed`` = the commit's version; their rows stay
+  until a compaction), records tombstones for the persisted index and sets ``rows``, ``items`` and ``next_id``.
+  Killed before the commit: the items do not exist and the appended bytes lie past the recorded row count, so the
+  next writer truncates them; ``next_id`` is unchanged, so a re-run hands out the same ids. Killed after: all there.
+* A changed file is a new item (new id, new row) and its old item is removed in the same commit: an id names one
+  content, one vector, forever.
+* ``compact``: the live rows (with staged repairs substituted) are written to a *new* generation's files,
+  fsync'ed, and one transaction deletes the removed items, applies the staged metadata and switches
+  ``meta.generation``. Ids do not change. Killed before the commit: the old generation is intact and the new files
+  are orphans the next writer deletes. Killed after: the old files are. The old files are deleted only after a
+  checkpoint has copied the commit from the WAL into items.sqlite and synced it (``synchronous=NORMAL`` leaves a
   commit still in the WAL to a power cut; a power cut may lose commits, never the file a surviving state names).
 * A writer holds ``writer.lock`` (flock, released by the kernel when the process dies), so recovery never races
   another writer.
@@ -36,17 +42,19 @@ import numpy as np
 
 from cir.errors import StoreDamaged, StoreError
 from cir.store import checksums, db
-from cir.store.layout import DB_NAME, vector_generations, vectors_name
+from cir.store.index_file import remove_orphan_index_files
+from cir.store.layout import DB_NAME, rowids_name, vector_generations, vectors_name
 from cir.store.lock import acquire_writer_lock, release_writer_lock
+from cir.store.migrate import needs_migration
 from cir.store.pathcodec import from_db, printable, to_db
-from cir.store.vectors import DTYPE, VectorAppender, fsync_dir, map_rows
+from cir.store.vectors import DTYPE, ID_DTYPE, VectorAppender, fsync_dir, map_rowids, map_rows
 
 COMPACTION_CHUNK_ROWS = 65_536  # rows copied per write while compacting
 
 
 @dataclass(frozen=True)
 class ItemRecord:
-    """Metadata of one image as the store keeps it (its id is its row, assigned by the writer)."""
+    """Metadata of one image as the store keeps it (its id is assigned by the writer: ``meta.next_id``)."""
 
     path: str  # absolute path
     source: str  # folder / CSV / image it was indexed through
@@ -85,11 +93,17 @@ class StoreWriter:
             self.conn = db.connect(str(self.root / DB_NAME))
             db.configure_writer(self.conn)
             meta = db.get_meta(self.conn)
+            if needs_migration(meta):
+                raise StoreError(f"the store at {self.root} has format {meta.get('format_version')}; open it with "
+                                 "cir.open_store (or any cir command) first, which migrates it")
             self.dim = int(meta["dim"])
             self.generation = int(meta["generation"])
+            self.next_id = int(meta["next_id"])
+            self.live = int(meta["items"])
             rows = int(meta["rows"])
             self._remove_orphans()
             self.vectors = VectorAppender(self.root / vectors_name(self.generation), self.dim, rows, fsync)
+            self.rowids = VectorAppender(self.root / rowids_name(self.generation), 1, rows, fsync, ID_DTYPE)
             self._check_rows(rows)
             self._checksum_unchecked_rows(rows)
         except BaseException:
@@ -99,17 +113,30 @@ class StoreWriter:
     # --- reading what is committed ---------------------------------------------------------------------------
     @property
     def rows(self) -> int:
-        """Committed rows = items."""
+        """Committed rows (live items and removed ones whose rows a compaction has not dropped yet)."""
         return self.vectors.rows
 
+    @property
+    def dead_rows(self) -> int:
+        """Rows of removed items, dropped by the next compaction."""
+        return self.rows - self.live
+
+    def meta(self) -> dict[str, str]:
+        return db.get_meta(self.conn)
+
     def known_items(self) -> dict[str, KnownItem]:
-        cursor = self.conn.execute("SELECT path, id, size, mtime_ns, sha256, source FROM items")
+        """Live items by path."""
+        cursor = self.conn.execute("SELECT path, id, size, mtime_ns, sha256, source FROM items WHERE removed IS NULL")
         return {from_db(path): KnownItem(i, size, mtime, sha, from_db(source)) for path, i, size, mtime, sha, source in cursor}
 
     def staged_items(self) -> dict[str, ItemRecord]:
         cursor = self.conn.execute("SELECT path, source, size, mtime_ns, sha256, width, height FROM staged")
         records = (ItemRecord(from_db(path), from_db(source), *rest) for path, source, *rest in cursor)
         return {record.path: record for record in records}
+
+    def row_ids(self) -> np.ndarray:
+        """The id of every committed row (ascending), memory-mapped."""
+        return map_rowids(self.rowids.path, self.rows)
 
     # --- writing ---------------------------------------------------------------------------------------------
     def commit(
@@ -118,80 +145,106 @@ class StoreWriter:
         vectors: np.ndarray,
         staged: Sequence[tuple[ItemRecord, np.ndarray]] = (),
         touched: Sequence[MetadataTouch] = (),
+        remove_ids: Iterable[int] = (),
     ) -> list[int]:
-        """Append new items with their vectors, stage new vectors of changed items, update touched metadata: one
-        atomic commit. Returns the ids (= rows) of the new items."""
+        """Append new items with their vectors, remove ``remove_ids``, stage repaired vectors (``cir repair``),
+        update touched metadata: one atomic commit. Returns the ids of the new items (``next_id`` onwards)."""
         vectors = np.asarray(vectors, dtype=DTYPE).reshape(len(items), self.dim)
         _refuse_non_finite(vectors, lambda i: items[i].path)
         _refuse_non_finite(np.array([np.asarray(v, DTYPE).reshape(self.dim) for _, v in staged], DTYPE).reshape(-1, self.dim),
                            lambda i: staged[i][0].path)
-        start = self.rows
+        removed = sorted({int(i) for i in remove_ids})
+        start, first_id = self.rows, self.next_id
+        ids = np.arange(first_id, first_id + len(items), dtype=ID_DTYPE)
         self.vectors.append(vectors)
+        self.rowids.append(ids.reshape(-1, 1))
         try:
             with db.write_transaction(self.conn):
+                version = int(db.get_meta(self.conn)["version"]) + 1
+                gone = self._mark_removed(removed, version)
                 if len(items):
                     checksums.write_blocks(self.conn, [checksums.Block(start, len(items), checksums.crc_of(vectors))])
-                self._insert_items(start, items)
+                self._insert_items(first_id, items)
                 self._stage(staged)
                 self.conn.executemany(
-                    "UPDATE items SET size = ?, mtime_ns = ? WHERE id = ?", [(t.size, t.mtime_ns, t.id) for t in touched]
+                    "UPDATE items SET size = ?, mtime_ns = ? WHERE id = ? AND removed IS NULL",
+                    [(t.size, t.mtime_ns, t.id) for t in touched],
                 )
-                db.bump_versions(self.conn, rows=start + len(items), layout_changed=bool(touched))
+                live = self.live + len(items) - gone
+                db.set_meta(self.conn, {"next_id": first_id + len(items), "items": live})
+                db.bump_versions(self.conn, rows=start + len(items))
         except BaseException:
             self.vectors.rollback_to(start)
+            self.rowids.rollback_to(start)
             raise
-        return list(range(start, start + len(items)))
+        self.next_id += len(items)
+        self.live = live
+        return ids.tolist()
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Remove items (one commit); returns how many were live."""
+        before = self.live
+        self.commit([], np.zeros((0, self.dim), DTYPE), remove_ids=ids)
+        return before - self.live
 
     def compact(self, remove_ids: Iterable[int] = (), keep_staged: set[str] | None = None) -> bool:
-        """Drop ``remove_ids``, apply staged vectors (those whose path is in ``keep_staged``, or all when None;
-        the others are discarded) and renumber the survivors 0..n-1 in their current order. Returns whether
-        anything changed."""
+        """Remove ``remove_ids`` (a commit of its own), then drop the rows of removed items and apply staged repairs
+        (those whose path is in ``keep_staged``, or all when None; the others are discarded) in a new generation.
+        Ids never change. Returns whether a new generation was written."""
+        remove = {int(i) for i in remove_ids}
+        if remove:
+            self.remove(remove)
         staged = self.staged_items()
         keep = {p: r for p, r in staged.items() if keep_staged is None or p in keep_staged}
-        removed = np.unique(np.fromiter((int(i) for i in remove_ids), dtype=np.int64))
-        if removed.size and (removed[0] < 0 or removed[-1] >= self.rows):
-            raise ValueError(f"ids to remove must lie in 0..{self.rows - 1}")
-        if not removed.size and not staged:
-            return False
         ids_by_path = {p: k.id for p, k in self.known_items().items()}
-        removed_set = set(removed.tolist())
-        updates = {ids_by_path[p]: r for p, r in keep.items() if p in ids_by_path and ids_by_path[p] not in removed_set}
-        if not removed.size and not updates:  # only stale staged rows: discard them
-            with db.write_transaction(self.conn):
-                self.conn.execute("DELETE FROM staged")
+        updates = {ids_by_path[p]: r for p, r in keep.items() if p in ids_by_path}
+        if not self.dead_rows and not updates:
+            if staged:  # only stale staged rows: discard them
+                with db.write_transaction(self.conn):
+                    self.conn.execute("DELETE FROM staged")
             return False
-        survivors = np.setdiff1d(np.arange(self.rows, dtype=np.int64), removed, assume_unique=True)
-        new_vectors = {i: self._staged_vector(r.path) for i, r in updates.items()}
+        row_ids = self.row_ids()
+        live_ids = np.fromiter((i for (i,) in self.conn.execute("SELECT id FROM items WHERE removed IS NULL ORDER BY id")),
+                               dtype=np.int64)
+        survivors = np.searchsorted(row_ids, live_ids)  # rows of the live items (row ids ascending)
+        if len(survivors) and (survivors.max() >= self.rows or not np.array_equal(row_ids[survivors], live_ids)):
+            raise StoreError(f"the store at {self.root} has items without a vector row; it is damaged: re-index into a new --store")
+        replaced = {int(np.searchsorted(row_ids, i)): self._staged_vector(r.path) for i, r in updates.items()}
+        dead = set(range(self.rows)) - set(survivors.tolist()) if self.dead_rows else set()
         new_generation = self.generation + 1
         new_path = self.root / vectors_name(new_generation)
-        new_blocks = self._write_generation(new_path, survivors, new_vectors, removed_set)
+        new_ids_path = self.root / rowids_name(new_generation)
         try:
+            new_blocks = self._write_generation(new_path, survivors, replaced, dead)
+            _write_file(new_ids_path, live_ids.astype(ID_DTYPE).tobytes())
+            fsync_dir(self.root)
             with db.write_transaction(self.conn):
                 self.conn.execute("DELETE FROM blocks")
                 checksums.write_blocks(self.conn, new_blocks)
-                self.conn.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in removed])
-                self.conn.executemany(
-                    "UPDATE items SET source = ?, size = ?, mtime_ns = ?, sha256 = ?, width = ?, height = ? WHERE id = ?",
-                    [(to_db(r.source), r.size, r.mtime_ns, r.sha256, r.width, r.height, i) for i, r in updates.items()],
-                )
-                self._renumber(survivors)
+                self.conn.execute("DELETE FROM items WHERE removed IS NOT NULL")
+                self._apply_staged(updates)
                 self.conn.execute("DELETE FROM staged")
                 db.bump_versions(self.conn, rows=len(survivors), generation=new_generation, layout_changed=True)
         except BaseException:
             new_path.unlink(missing_ok=True)
+            new_ids_path.unlink(missing_ok=True)
             raise
-        old_path = self.vectors.path
+        old_paths = (self.vectors.path, self.rowids.path)
         self.vectors.close()
+        self.rowids.close()
         self.generation = new_generation
         self.vectors = VectorAppender(new_path, self.dim, len(survivors), self.vectors.fsync)
+        self.rowids = VectorAppender(new_ids_path, 1, len(survivors), self.rowids.fsync, ID_DTYPE)
         if self._checkpointed():  # else a reader holds the WAL: the old generation stays until a later writer's checkpoint
-            old_path.unlink(missing_ok=True)
+            for old in old_paths:
+                old.unlink(missing_ok=True)
             fsync_dir(self.root)
         return True
 
     def close(self) -> None:
         try:
             self.vectors.close()
+            self.rowids.close()
             self.conn.close()
         finally:
             self._release()
@@ -203,11 +256,30 @@ class StoreWriter:
         self.close()
 
     # --- internals -------------------------------------------------------------------------------------------
-    def _insert_items(self, start: int, items: Sequence[ItemRecord]) -> None:
+    def _apply_staged(self, updates: dict[int, ItemRecord]) -> None:
+        """A repaired item's metadata as its file was read again (inside the compaction's transaction)."""
+        self.conn.executemany(
+            "UPDATE items SET source = ?, size = ?, mtime_ns = ?, sha256 = ?, width = ?, height = ? WHERE id = ?",
+            [(to_db(r.source), r.size, r.mtime_ns, r.sha256, r.width, r.height, i) for i, r in updates.items()],
+        )
+
+    def _mark_removed(self, ids: list[int], version: int) -> int:
+        """Mark live items removed at ``version`` (their rows stay until a compaction) and tombstone the ones the
+        persisted index holds; returns how many were live."""
+        if not ids:
+            return 0
+        before = self.conn.total_changes
+        self.conn.executemany("UPDATE items SET removed = ? WHERE id = ? AND removed IS NULL", [(version, i) for i in ids])
+        gone = self.conn.total_changes - before
+        bound = int(db.get_meta(self.conn).get("index_bound", 0))
+        self.conn.executemany("INSERT OR IGNORE INTO tombstones (id) VALUES (?)", [(i,) for i in ids if i < bound])
+        return gone
+
+    def _insert_items(self, first_id: int, items: Sequence[ItemRecord]) -> None:
         try:
             self.conn.executemany(
                 "INSERT INTO items (id, path, source, size, mtime_ns, sha256, width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(start + i, *_db_row(item)) for i, item in enumerate(items)],
+                [(first_id + i, *_db_row(item)) for i, item in enumerate(items)],
             )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"an item being added is already in the store ({exc}); this is a bug in the caller") from exc
@@ -225,33 +297,35 @@ class StoreWriter:
 
     def _write_generation(self, path: Path, survivors: np.ndarray, replaced: dict[int, np.ndarray],
                           removed: set[int]) -> list[checksums.Block]:
-        """Write the survivors' rows (``replaced`` substituted) to ``path``; returns the new file's blocks. Refuses
-        to copy a damaged row (it would get a fresh, valid checksum): those are repaired or removed first."""
+        """Write the survivors' rows (``replaced``, by old row, substituted) to ``path``; returns the new file's
+        blocks. Refuses to copy a damaged row (it would get a fresh, valid checksum): those are repaired or removed
+        first."""
         old = map_rows(self.vectors.path, self.rows, self.dim)
         recorded = checksums.read_blocks(self.conn, 0, self.rows)
         damaged = set(checksums.damaged_rows(old, recorded, 0, self.rows).tolist()) - removed - set(replaced)
         if damaged:
+            row_ids = self.row_ids()
+            ids = sorted(int(row_ids[r]) for r in damaged)
             raise StoreDamaged(
-                f"the store at {self.root} holds {len(damaged)} damaged vectors (rows {checksums.describe_rows(sorted(damaged))}); "
+                f"the store at {self.root} holds {len(damaged)} damaged vectors (items {checksums.describe_rows(ids)}); "
                 f"compacting would hide the damage: run `cir repair --store {self.root}` first"
             )
-        replaced_ids = np.array(sorted(replaced), dtype=np.int64)
+        replaced_rows = np.array(sorted(replaced), dtype=np.int64)
         blocks: list[checksums.Block] = []
         with open(path, "wb") as fh:
             for start in range(0, len(survivors), COMPACTION_CHUNK_ROWS):
-                chunk_ids = survivors[start : start + COMPACTION_CHUNK_ROWS]
-                block = np.array(old[chunk_ids], dtype=DTYPE)
-                hits = np.searchsorted(chunk_ids, replaced_ids)
-                for i, pos in zip(replaced_ids, hits):
-                    if pos < len(chunk_ids) and chunk_ids[pos] == i:
-                        block[pos] = replaced[int(i)]
-                _refuse_non_finite(block, lambda i: f"row {int(chunk_ids[i])}")
+                chunk_rows = survivors[start : start + COMPACTION_CHUNK_ROWS]
+                block = np.array(old[chunk_rows], dtype=DTYPE)
+                hits = np.searchsorted(chunk_rows, replaced_rows)
+                for r, pos in zip(replaced_rows, hits):
+                    if pos < len(chunk_rows) and chunk_rows[pos] == r:
+                        block[pos] = replaced[int(r)]
+                _refuse_non_finite(block, lambda i: f"row {int(chunk_rows[i])}")
                 blocks.extend(checksums.blocks_for(block, start))
                 fh.write(block.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
         del old
-        fsync_dir(self.root)
         return blocks
 
     def _checksum_unchecked_rows(self, rows: int) -> None:
@@ -269,18 +343,17 @@ class StoreWriter:
         with db.write_transaction(self.conn):
             checksums.write_blocks(self.conn, blocks)
 
-    def _renumber(self, survivors: np.ndarray) -> None:
-        # ascending order: the new id of each row is free (smaller ids are settled, larger ones not yet moved)
-        moves = [(new, int(old)) for new, old in enumerate(survivors.tolist()) if new != old]
-        self.conn.executemany("UPDATE items SET id = ? WHERE id = ?", moves)
-
     def _check_rows(self, rows: int) -> None:
-        count, top = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(id), -1) FROM items").fetchone()
-        if count != rows or top != rows - 1:
+        count, live, top = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(removed IS NULL), 0), COALESCE(MAX(id), -1) FROM items").fetchone()
+        if count != rows or live != self.live or top >= self.next_id:
             raise StoreError(
-                f"the store at {self.root} records {rows} rows but holds {count} items (largest id {top}); "
-                "it is damaged: re-index into a new --store"
+                f"the store at {self.root} records {rows} rows, {self.live} items and next id {self.next_id} but holds "
+                f"{count} item records ({live} live, largest id {top}); it is damaged: re-index into a new --store"
             )
+
+    def checkpointed(self) -> bool:
+        return self._checkpointed()
 
     def _checkpointed(self) -> bool:
         """Copy every commit from the WAL into items.sqlite and sync both (SQLite syncs the WAL before and the
@@ -291,7 +364,7 @@ class StoreWriter:
         return wal_frames == copied
 
     def _remove_orphans(self) -> None:
-        """Vectors files of other generations are leftovers of an interrupted compaction (newer ones: never
+        """Row files of other generations are leftovers of an interrupted compaction (newer ones: never
         committed) or of a compaction whose checkpoint a reader held up (older ones: deleted once the commit that
         replaced them is checkpointed)."""
         older_safe: bool | None = None
@@ -303,15 +376,24 @@ class StoreWriter:
                 older_safe = self._checkpointed() if older_safe is None else older_safe
                 if not older_safe:
                     continue
-            (self.root / vectors_name(generation)).unlink(missing_ok=True)
+            for name in (vectors_name(generation), rowids_name(generation)):
+                (self.root / name).unlink(missing_ok=True)
             removed = True
         if removed:
             fsync_dir(self.root)
+        remove_orphan_index_files(self.root, db.get_meta(self.conn), self._checkpointed)
 
     def _release(self) -> None:
         if self._lock_fd is not None:
             release_writer_lock(self._lock_fd)
             self._lock_fd = None
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _db_row(record: ItemRecord) -> tuple:

@@ -300,6 +300,8 @@ async function search(event) {
   if (text) form.append("text", text);
   if (strategy) form.append("strategy", strategy); // none: the store's default for what was given
   form.append("k", $("k").value || "12");
+  const folder = $("folder").value.trim();
+  if (folder) form.append("folder", folder); // only images under it (exact top-k among them)
   appendParams(form, strategy);
   $("status").textContent = "searching…";
   $("search-btn").disabled = true;
