@@ -349,3 +349,49 @@ def test_cir_serve_answers_from_milvus_and_follows_new_commits(tmp_path, spec, t
             assert [h["path"] for h in answer.json()["results"]] == [h.path for h in expected.results]
     finally:
         served.close()
+
+
+def test_gap_ranges_cover_every_id_that_is_not_live():
+    from cir.store.milvus_mirror import gap_ranges
+
+    assert gap_ranges(np.array([0, 1, 4, 5, 9]), 12) == [(2, 4), (6, 9), (10, 12), (12, None)]
+    assert gap_ranges(np.array([], np.int64), 3) == [(0, 3), (3, None)]
+
+
+def test_a_compaction_the_mirror_did_not_see_is_repaired_on_open(tmp_path, spec):
+    """A writer that is not mirrored (cir repair, another tool) removes items and compacts: the removal records are
+    gone, yet the next open leaves exactly the live ids in Milvus."""
+    from cir.store.writer import StoreWriter
+
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    with cir.open_store(tmp_path / "m", backbone=spec, create=True, backend="milvus") as store:
+        store.index([photos], progress=False, workers=0)
+        ids = sorted(store.ids().tolist())
+        assert milvus_ids(store) == ids
+    gone = {ids[1], ids[2], ids[7]}
+    with StoreWriter(tmp_path / "m") as writer:  # a plain writer: the collection is not told
+        assert writer.compact(remove_ids=gone)
+    with Store.open(tmp_path / "m") as reopened:
+        live = sorted(reopened.ids().tolist())
+        assert live == sorted(set(ids) - gone)
+        assert milvus_ids(reopened) == live
+        q = queries_for(reopened, 3)
+        ms, mi = reopened.search_vectors(q, k=9)
+        es, ei = ExactSearcher(reopened.vectors(live)).search(q, 9)
+        np.testing.assert_array_equal(mi, np.asarray(live)[ei])
+        np.testing.assert_allclose(ms, es, atol=1e-5)
+
+
+def test_a_store_can_go_back_to_its_own_index(tmp_path, spec):
+    photos = tmp_path / "photos"
+    write_images(photos, 5)
+    with cir.open_store(tmp_path / "m", backbone=spec, create=True, backend="milvus") as store:
+        store.index([photos], progress=False, workers=0)
+        assert store.snapshot().searcher.kind == "milvus-flat"
+    with cir.open_store(tmp_path / "m", backend="faiss") as store:
+        assert store.snapshot().searcher.kind == "flat" and len(store) == 5
+    with cir.open_store(tmp_path / "m") as store:  # recorded: no flag needed
+        assert store.snapshot().searcher.kind == "flat"
+    with pytest.raises(ConfigError, match="choose one of faiss, milvus"):
+        cir.open_store(tmp_path / "m", backend="elastic")
