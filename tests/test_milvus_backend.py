@@ -395,3 +395,16 @@ def test_a_store_can_go_back_to_its_own_index(tmp_path, spec):
         assert store.snapshot().searcher.kind == "flat"
     with pytest.raises(ConfigError, match="choose one of faiss, milvus"):
         cir.open_store(tmp_path / "m", backend="elastic")
+
+
+def test_cir_info_says_where_searches_go(tmp_path, spec):
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    with cir.open_store(tmp_path / "m", backbone=spec, create=True, backend="milvus") as store:
+        store.index([photos], progress=False, workers=0)
+        version = store.snapshot().version
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["info", "--store", str(tmp_path / "m")]) == 0
+    assert f"search:     Milvus FLAT at {tmp_path / 'm' / 'vectors.db'}" in out.getvalue()
+    assert f"holding commit {version}" in out.getvalue()

@@ -234,6 +234,13 @@ class MilvusMirror:
                 f"store's is {self.store_id}); drop that collection, or point this store at another --milvus-uri"
             )
 
+    def describe(self) -> dict:
+        """What ``cir info`` shows: where the collection is, its index and the commit it holds (no token)."""
+        state = self.state()
+        return {"kind": "milvus", "uri": self.target.uri, "collection": self.target.collection,
+                "milvus_index": self._index_type or self.index_type,
+                "holds_version": None if state is None else state.version, "clean": bool(state and state.clean)}
+
     def state(self) -> MirrorState | None:
         """The commit the collection holds (None: there is no collection yet)."""
         if not self.client.has_collection(self.target.collection):

@@ -199,7 +199,8 @@ class Store:
                                       (bound if meta.get("index_file") else 0,)).fetchone()[0]
         return {"items": len(snap), "rows": snap.rows, "removed_rows": snap.rows - len(snap), "next_id": snap.next_id,
                 "version": snap.version, "generation": snap.generation,
-                "index": describe_index(meta, tombstones, tail)}
+                "index": describe_index(meta, tombstones, tail),
+                "backend": {"kind": "faiss"} if self._mirror is None else self._mirror.describe()}
 
     # --- searching -------------------------------------------------------------------------------------------
     def search(
