@@ -319,7 +319,7 @@ def store_contents(store_dir: Path) -> dict[str, tuple[str, np.ndarray]]:
     import cir
 
     with cir.open_store(store_dir) as store:
-        vectors = np.array(store.vectors())
+        vectors = dict(zip(store.ids().tolist(), np.array(store.vectors())))  # by stable id
         return {item.path: (item.sha256, vectors[item.id]) for item in store.items()}
 
 

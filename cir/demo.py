@@ -98,7 +98,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, progress: bool
     summary = store.index([gallery_dir], progress=progress)
     log(f"    added {summary.added}, updated {summary.updated}, removed {summary.removed}, total {summary.total}")
 
-    id_of = {Path(store.item(i).path).stem: i for i in range(len(store))}
+    id_of = {Path(item.path).stem: item.id for item in store.items()}  # stable ids (not necessarily 0..n-1)
     triplets = [t for t in world.splits["test"].triplets if t.reference.id in id_of and t.target.id in id_of]
     report = DemoReport(gallery_size=len(store))
 

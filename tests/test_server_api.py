@@ -107,6 +107,17 @@ def test_json_variant_with_base64_image_equals_the_form(client, scene_store):  #
     assert weighted.status_code == 200 and weighted.json()["explanation"]["weights"] == {"image": 0.5, "text": 1.0}
 
 
+def test_a_folder_restricts_the_results_in_the_form_and_the_json(client, scene_store):  # noqa: F811
+    images = str(scene_store.root.parent / "images")
+    for r in (client.post("/search", data={"text": "a cat", "strategy": "text", "k": "50", "folder": images}),
+              client.post("/search/json", json={"text": "a cat", "strategy": "text", "k": 50, "folder": images})):
+        assert r.status_code == 200, r.text
+        assert len(r.json()["results"]) == len(scene_store) and r.json()["query"]["folder"] == images
+    r = client.post("/search", data={"text": "a cat", "strategy": "text", "folder": images + "-other"})
+    assert r.status_code == 200 and r.json()["results"] == []  # a sibling folder sharing the prefix holds nothing
+    assert_error(client.post("/search", data={"text": "a cat", "folder": "images"}), 422, mentions="absolute path")
+
+
 def test_text_only_and_image_only(client):
     r = client.post("/search", data={"text": "a cat", "strategy": "text", "k": "3"})
     assert r.status_code == 200 and len(r.json()["results"]) == 3

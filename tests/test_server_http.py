@@ -1,5 +1,5 @@
 """Over real HTTP on loopback (uvicorn in a thread): the Python client, the CLI wiring, and searches that stay
-consistent while another Store indexes into the served directory (adds, then removals that renumber ids)."""
+consistent while another Store indexes into the served directory (adds, then removals and a compaction)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_cli_serve_builds_the_configured_app(scene_store_dir, monkeypatch, capsy
 
 @pytest.mark.slow
 def test_searches_stay_consistent_while_cir_index_updates_the_store(tmp_path, tiny_backbone):
-    """Readers over HTTP while a writer appends and then removes (compaction renumbers ids). Every response must be
+    """Readers over HTTP while a writer appends and then removes (a compaction moves rows; ids stay). Every response must be
     one commit's answer: scores are the query against the true vectors of the returned paths, sorted, and the number
     of results is a whole number of committed batches."""
     images = tmp_path / "images"
@@ -136,7 +136,7 @@ def test_searches_stay_consistent_while_cir_index_updates_the_store(tmp_path, ti
                         shutil.copy(p, dest(p))
                     w.index([images], progress=False, workers=0, batch_size=2)
                     await_readers(3)
-                for p in first[:3] + [dest(later[0])]:  # removals: a compaction renumbers the survivors
+                for p in first[:3] + [dest(later[0])]:  # removals, then a compaction (rows move, ids stay)
                     p.unlink()
                 w.index([images], progress=False, workers=0)
         except Exception as exc:  # noqa: BLE001 - reported by the main thread

@@ -4,6 +4,7 @@ allowed-id and folder filters exact-k; lazy checksums still refuse a damaged row
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -215,3 +216,24 @@ def test_a_damaged_row_is_refused_at_the_first_search_that_touches_it(tmp_path, 
         reader.search_vectors(np.ones((1, store.dim), np.float32), k=2)  # the exact scan touches every row
     with pytest.raises(StoreDamaged, match="cannot search"):
         reader.search_vectors(np.ones((1, store.dim), np.float32), k=2)
+
+
+def test_cir_index_with_an_index_kind_then_info_reindex_and_search_by_folder(tmp_path, spec, capsys):
+    from cir.cli import main
+
+    photos = tmp_path / "photos"
+    write_images(photos / "a", 8)
+    write_images(photos / "b", 8, start_seed=30)
+    store = str(tmp_path / "store")
+    assert main(["index", str(photos), "--store", store, "--backbone", spec, "--index", "hnsw", "--no-progress",
+                 "--json", "--workers", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["index_action"] == "build"
+    assert main(["info", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert "index:      hnsw (IDMap2,HNSW" in out and "tombstones" in out and "next id 16" in out
+    assert main(["search", "--store", store, "--item-id", "3", "--strategy", "image", "--folder", str(photos / "b"),
+                 "--json", "-k", "20"]) == 0
+    hits = json.loads(capsys.readouterr().out)["results"]
+    assert len(hits) == 8 and all("/b/" in h["path"] for h in hits)  # exact-k among the folder, through hnsw
+    assert main(["reindex", "--store", store, "--index", "flat"]) == 0
+    assert "drop" in capsys.readouterr().out and not list(Path(store).glob("index.*"))

@@ -133,11 +133,11 @@ def test_a_file_name_that_is_not_utf8_is_indexed_losslessly_and_printed(tmp_path
 
 # --- 3. power loss ------------------------------------------------------------------------------------------------
 def power_cut_copy(store_dir: Path, to: Path) -> Path:
-    """The store as a power cut right now could leave it at worst: items.sqlite and the vectors files as they are,
+    """The store as a power cut right now could leave it at worst: items.sqlite and the row files as they are,
     everything still only in the WAL lost (SQLite may lose WAL frames not yet synced under synchronous=NORMAL)."""
     to.mkdir()
     for path in store_dir.iterdir():
-        if path.name == DB_NAME or path.name.startswith("vectors."):
+        if path.name == DB_NAME or path.name.startswith(("vectors.", "rowids.", "index.")):
             shutil.copy2(path, to / path.name)
     return to
 
@@ -323,7 +323,7 @@ def test_a_non_finite_row_is_never_served_and_repair_re_embeds_it(tmp_path, spec
     store.close()
     damage_row(store_dir, 2, dim, values)
     damaged = cir.open_store(store_dir)  # opens, so that check and repair can work on it ...
-    with pytest.raises(cir.errors.StoreDamaged, match=r"rows 2:.*cir check --store.*cir repair --store"):
+    with pytest.raises(cir.errors.StoreDamaged, match=r"items 2:.*cir check --store.*cir repair --store"):
         damaged.search(item_id=0, strategy="image")  # ... but never ranks the damaged row
     damaged.close()
     code, out, err = cli(capsys, "search", "--store", str(store_dir), "--item-id", "0", "--strategy", "image", "--json")
@@ -331,7 +331,7 @@ def test_a_non_finite_row_is_never_served_and_repair_re_embeds_it(tmp_path, spec
     code, out, err = cli(capsys, "index", str(photos), "--store", str(store_dir), "--no-progress")
     assert code == 2 and "cannot index" in err and "cir repair" in err  # not "unchanged"
     code, out, err = cli(capsys, "check", "--store", str(store_dir))
-    assert code == 1 and "rows 2)" in out and "img0002.png" in out and "cir repair --store" in out
+    assert code == 1 and "items 2)" in out and "img0002.png" in out and "cir repair --store" in out
 
     code, out, err = cli(capsys, "repair", "--store", str(store_dir))
     assert code == 0 and out.startswith("repaired 1 items"), out + err
@@ -353,7 +353,7 @@ def test_a_changed_finite_row_fails_its_checksum_and_a_gone_file_is_reported(tmp
     damage_row(store_dir, 4, dim, vectors[3])
     (photos / "img0004.png").unlink()
     code, out, err = cli(capsys, "check", "--store", str(store_dir))
-    assert code == 1 and "4 vectors (rows 0-1, 4-5)" in out, out  # a failed checksum condemns its block (a commit of 2)
+    assert code == 1 and "4 vectors (items 0-1, 4-5)" in out, out  # a failed checksum condemns its block (a commit of 2)
     code, out, err = cli(capsys, "repair", "--store", str(store_dir))
     assert code == 0 and "repaired 3 items" in out and "removed 1" in out, out
     assert f"removed {photos / 'img0004.png'}: file not found" in out

@@ -174,7 +174,7 @@ def test_a_new_strategy_reaches_store_cli_server_and_client(blend, scene_store, 
     assert alpha["description"] == "blend: share of the reference image in the blend (default 0.25)"
     assert "blend" in form["properties"]["strategy"]["enum"]
     blend_form = next(v for v in form["oneOf"] if v["properties"]["strategy"]["const"] == "blend")
-    assert set(blend_form["properties"]) - {"image", "item_id", "text", "strategy", "k", "exclude_reference"} == {"alpha"}
+    assert set(blend_form["properties"]) - {"image", "item_id", "text", "strategy", "k", "exclude_reference", "folder"} == {"alpha"}
     assert models["BlendParams"]["properties"]["alpha"]["maximum"] == 1.0
     assert {"$ref": "#/components/schemas/SearchBlendRequest"} in models["SearchRequest"]["oneOf"]
     info = {s["name"]: s for s in client.get("/info").json()["strategies"]}

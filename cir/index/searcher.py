@@ -164,8 +164,10 @@ class StoreSearcher(Searcher):
         return rows
 
     def contains(self, item_id: int) -> bool:
+        if not -(2**63) <= int(item_id) < 2**63:  # no int64 id is that large
+            return False
         try:
-            self.rows_of(np.array([item_id]))
+            self.rows_of(np.array([item_id], np.int64))
         except KeyError:
             return False
         return True
@@ -174,7 +176,7 @@ class StoreSearcher(Searcher):
         return self._row_ids[~self._dead_mask]
 
     def _allowed_ids(self, allowed) -> np.ndarray:
-        ids = np.unique(np.fromiter((int(i) for i in allowed), dtype=np.int64, count=len(allowed)))
+        ids = np.unique(np.fromiter((int(i) for i in allowed if -(2**63) <= int(i) < 2**63), dtype=np.int64))
         rows = np.searchsorted(self._row_ids, ids)
         ok = rows < self.rows
         ok[ok] = self._row_ids[rows[ok]] == ids[ok]
@@ -266,7 +268,7 @@ def _knn(queries: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.
     """faiss's exact inner-product scan over ``rows`` (a mapped array, not copied): (scores, positions)."""
     import faiss
 
-    from cir.index.flat import SMALL_BATCH, faiss_threads
+    from cir.index.threads import SMALL_BATCH, faiss_threads
 
     with faiss_threads(1 if len(queries) < SMALL_BATCH else None):
         scores, positions = faiss.knn(queries, np.ascontiguousarray(rows), k, metric=faiss.METRIC_INNER_PRODUCT)

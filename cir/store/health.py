@@ -16,6 +16,7 @@ from cir.store.layout import DB_NAME
 
 REINDEX = "re-index into a new --store (the image files are not affected)"
 INTEGER_META = ("format_version", "dim", "generation", "rows", "version", "layout_version")  # each >= 0 (dim >= 1)
+FORMAT2_META = ("items", "next_id")  # stable ids (format 2): live items, the next id
 
 
 def read_store_meta(root: Path) -> dict[str, str]:
@@ -37,7 +38,11 @@ def read_store_meta(root: Path) -> dict[str, str]:
         if key not in meta:
             raise StoreDamaged(f"the store at {root} has no '{key}' in its meta table: the database was modified outside "
                                f"cir; {REINDEX}")
-    for key in INTEGER_META:
+    keys = INTEGER_META + (FORMAT2_META if meta.get("format_version", "").strip() not in ("", "0", "1") else ())
+    for key in keys:
+        if key not in meta:
+            raise StoreDamaged(f"the store at {root} has no '{key}' in its meta table: the database was modified outside "
+                               f"cir; {REINDEX}")
         value = meta[key]
         if not value.strip().isdigit() or (key == "dim" and int(value) < 1):
             raise StoreDamaged(f"the store at {root} records {key} = {value!r}, which is not a "

@@ -1,0 +1,230 @@
+"""Store-level scale: opening a 1M-item store, adding 10k items to it vs building it, composed queries at 1M.
+
+    python benchmarks/bench_store.py                       # 1,000,000 items; prints the Markdown section
+    python benchmarks/bench_store.py --items 50000         # a quick run
+    python benchmarks/bench_store.py --write               # also replaces the section in benchmarks/RESULTS.md
+
+The store is synthesised through the writer's internal API (``StoreWriter.commit``: made-up paths and hashes,
+clustered unit vectors of the backbone's dimension: 1,000 Gaussian clusters, so an inverted file has structure to
+find), then its index is built as ``cir index`` would (``--index auto`` unless ``--index`` says otherwise). The
+backbone is loaded for real: a composed query encodes its text. Measured:
+
+* **full build**: synthesising the store (vectors + SQLite records, fsync off) plus building its index;
+* **open**: ``cir.open_store`` of the built store in a fresh process (page cache warm, as a server restart),
+  median of ``--opens`` runs, after importing the modules it uses (their import time does not depend on the
+  store's size and is given apart), and the process's RSS after opening;
+* **add 10k**: one ``cir index``-style run that commits 10,000 new items in batches of 64 (fsync on, as indexing
+  does) and ends with the index upkeep (``maintain_index``: with the default thresholds 10k is an exact tail, so no
+  fold), against the full build;
+* **composed query**: ``store.search(item_id=..., text=..., strategy="sum")`` p50 / p99 over ``--queries`` distinct
+  texts (text encoding, composition, the index search merged with the exact tail, reference exclusion, hits with
+  paths), and the vector search alone (``search_vectors``) with its 10-recall@10 against exact search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's cir, wherever it is run from
+
+import numpy as np  # noqa: E402
+
+from benchmarks._common import machine_description, percentiles, write_section  # noqa: E402
+from cir.ingest.hashing import sha256_bytes  # noqa: E402
+
+TEXTS = (
+    "the same but in red", "add a laptop", "remove the umbrella", "replace the cat with a dog",
+    "a sketch of this", "take out the jacket and add a backpack", "make it black and white", "pixel art of this scene",
+)
+CLUSTERS = 1000  # Gaussian clusters of the synthetic vectors
+CHUNK = 50_000  # items per synthesising commit
+
+OPEN_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import cir, cir.store, cir.index, faiss  # the modules opening uses: their import is the same at any size
+t1 = time.perf_counter()
+store = cir.open_store(sys.argv[1])
+t2 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "open_s": t2 - t1, "items": len(store),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def clustered(rng, centers: np.ndarray, n: int) -> np.ndarray:
+    x = centers[rng.integers(0, len(centers), n)] + 0.5 * rng.standard_normal((n, centers.shape[1])).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def records(start: int, n: int):
+    from cir.store.writer import ItemRecord
+
+    return [ItemRecord(f"/synthetic/{i // 10_000:03d}/{i:07d}.jpg", "/synthetic", 10_000, 0,
+                       sha256_bytes(str(i).encode()), 64, 64) for i in range(start, start + n)]
+
+
+def run(args) -> dict:
+    import faiss
+    import torch
+
+    from cir.backbones import load_backbone
+    from cir.store import Store
+    from cir.store.index_file import IndexSettings, maintain_index
+    from cir.store.writer import StoreWriter
+
+    backbone = load_backbone(args.backbone)
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((CLUSTERS, backbone.dim)).astype(np.float32)
+    out: dict = {"items": args.items, "dim": backbone.dim, "spec": backbone.spec, "faiss_threads": faiss.omp_get_max_threads(),
+                 "torch_threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory(prefix="cir-bench-store-", dir=args.tmp) as tmp:
+        root = Path(tmp) / "store"
+        Store.open(root, backbone=backbone, create=True).close()
+        start = time.perf_counter()
+        with StoreWriter(root, fsync=False) as writer:
+            for first in range(0, args.items, CHUNK):
+                n = min(CHUNK, args.items - first)
+                writer.commit(records(first, n), clustered(rng, centers, n))
+        out["synthesise_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with StoreWriter(root) as writer:
+            out["index_action"] = maintain_index(writer, IndexSettings(kind=args.index, recall=args.recall))
+        out["index_build_s"] = time.perf_counter() - start
+        out["full_build_s"] = out["synthesise_s"] + out["index_build_s"]
+
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        opens = [json.loads(subprocess.run([sys.executable, "-c", OPEN_CHILD, str(root)], check=True, text=True,
+                                           capture_output=True, env=env).stdout) for _ in range(args.opens)]
+        out["open_s"] = float(np.median([o["open_s"] for o in opens]))
+        out["open_all_s"] = [round(o["open_s"], 3) for o in opens]
+        out["open_rss_mb"] = float(np.median([o["rss_mb"] for o in opens]))
+        out["import_s"] = float(np.median([o["import_s"] for o in opens]))
+
+        store = Store.open(root, backbone=backbone)
+        out["index"] = store.info()["index"]
+        vectors = store.vectors()
+        ids = store.ids()
+        picks = rng.choice(len(ids), args.queries + args.warmup, replace=False)
+        texts = [TEXTS[i % len(TEXTS)] + f" #{i}" for i in range(len(picks))]  # distinct texts: no cache helps
+        for i in range(args.warmup):
+            store.search(item_id=int(ids[picks[i]]), text=texts[i], strategy="sum", k=10)
+        composed, search_s, found, queries = [], [], [], []
+        for i in range(args.warmup, len(picks)):
+            t = time.perf_counter()
+            result = store.search(item_id=int(ids[picks[i]]), text=texts[i], strategy="sum", k=10, exclude_reference=False)
+            composed.append(time.perf_counter() - t)
+            queries.append(result)
+        qv = clustered(rng, centers, args.queries)
+        for q in qv:
+            t = time.perf_counter()
+            _, got = store.search_vectors(q[None], k=10)
+            search_s.append(time.perf_counter() - t)
+            found.append(got[0])
+        with_exact = []
+        step = max(1, args.queries // 100)
+        for q, got in zip(qv[::step], found[::step]):  # 10-recall@10 against exact search on a subset
+            _, exact = faiss.knn(q[None], np.ascontiguousarray(vectors), 10, metric=faiss.METRIC_INNER_PRODUCT)
+            with_exact.append(len(set(got.tolist()) & set(ids[exact[0]].tolist())) / 10)
+        out["composed"] = percentiles(composed)
+        out["vector_search"] = percentiles(search_s)
+        out["recall_at_10"] = float(np.mean(with_exact))
+        out["recall_queries"] = len(with_exact)
+        store.close()
+
+        add_rng = np.random.default_rng(5)
+        start = time.perf_counter()
+        with StoreWriter(root, fsync=True) as writer:
+            first = writer.next_id
+            for s in range(0, args.add, 64):
+                n = min(64, args.add - s)
+                writer.commit(records(first + s, n), clustered(add_rng, centers, n))
+            out["add_index_action"] = maintain_index(writer)
+        out["add_s"] = time.perf_counter() - start
+        out["add_fraction_of_build"] = out["add_s"] / out["full_build_s"]
+        store = Store.open(root, backbone=backbone)
+        t = []
+        for q in qv[:100]:
+            s = time.perf_counter()
+            store.search_vectors(q[None], k=10)
+            t.append(time.perf_counter() - s)
+        out["vector_search_after_add"] = percentiles(t)
+        out["tail_after_add"] = store.info()["index"]["tail"]
+        store.close()
+    return out
+
+
+def markdown(r: dict, under_load: str) -> str:
+    idx = r["index"]
+    tuning = idx.get("tuning") or {}
+    lines = [
+        f"## Store at scale: opening {r['items']:,} items, adding {r['add']:,}, composed queries",
+        "",
+        f"Machine: {machine_description()}. {under_load}",
+        "",
+        f"`python benchmarks/bench_store.py --items {r['items']}` — {r['items']:,} synthetic clustered unit vectors "
+        f"(dim {r['dim']}, backbone `{r['spec']}` loaded for the text side), index `{idx.get('kind')}` asked for, "
+        f"built as `{idx.get('factory') or 'flat: exact scan, no file'}`"
+        + (f" ({idx.get('reason')})" if idx.get("reason") else "") + ".",
+        "",
+        "| what | value |",
+        "|---|---|",
+        f"| full build: synthesise (SQLite + vectors, fsync off) + index | {r['full_build_s']:.1f} s "
+        f"({r['synthesise_s']:.1f} + {r['index_build_s']:.1f}) |",
+        f"| open (`cir.open_store`, fresh process, median of {len(r['open_all_s'])}) | {r['open_s']:.3f} s "
+        f"(runs: {', '.join(f'{x:.3f}' for x in r['open_all_s'])}); RSS after open {r['open_rss_mb']:.0f} MB; "
+        f"importing cir.store, cir.index and faiss first: {r['import_s']:.2f} s |",
+        f"| add {r['add']:,} items (commits of 64, fsync on) + index upkeep ({r['add_index_action']}) | "
+        f"{r['add_s']:.1f} s = {100 * r['add_fraction_of_build']:.2f}% of the full build; tail after: "
+        f"{r['tail_after_add']:,} items scored exactly |",
+        f"| composed query `store.search(item_id, text, strategy=sum, k=10)` | p50 {r['composed']['p50']:.2f} ms, "
+        f"p99 {r['composed']['p99']:.2f} ms |",
+        f"| vector search alone (`search_vectors`, k=10) | p50 {r['vector_search']['p50']:.2f} ms, "
+        f"p99 {r['vector_search']['p99']:.2f} ms; 10-recall@10 vs exact {r['recall_at_10']:.3f} "
+        f"({r['recall_queries']} queries) |",
+        f"| vector search after the add (index + {r['tail_after_add']:,}-item exact tail) | "
+        f"p50 {r['vector_search_after_add']['p50']:.2f} ms, p99 {r['vector_search_after_add']['p99']:.2f} ms |",
+    ]
+    if tuning:
+        lines += ["", f"Tuning (recorded in the store, `cir info`): {tuning.get('params')} -> 10-recall@10 "
+                      f"{tuning.get('recall', 0):.3f} at p50 {tuning.get('p50_ms', 0):.2f} ms on {tuning.get('queries')} "
+                      f"held-out stored vectors (target {tuning.get('target')})."]
+    lines += ["", f"faiss threads {r['faiss_threads']} (1 for single queries), torch threads {r['torch_threads']}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000, help="items in the synthetic store")
+    parser.add_argument("--add", type=int, default=10_000, help="items added to it afterwards")
+    parser.add_argument("--backbone", default="cir:demo", help="model spec (its text tower encodes the queries)")
+    parser.add_argument("--index", default="auto", help="index kind (auto: chosen by cir.index.choose_index)")
+    parser.add_argument("--recall", type=float, default=0.95, help="10-recall@10 target for tuning")
+    parser.add_argument("--queries", type=int, default=300, help="timed queries")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed queries first")
+    parser.add_argument("--opens", type=int, default=5, help="fresh-process opens timed")
+    parser.add_argument("--tmp", default=None, help="where the store is built (default: the system's temp folder)")
+    parser.add_argument("--load", default="", help="a sentence on the machine's load during the run, for the table")
+    parser.add_argument("--json", action="store_true", help="print the raw numbers as JSON too")
+    parser.add_argument("--write", action="store_true", help="replace the section in benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    result = run(args)
+    result["add"] = args.add
+    text = markdown(result, args.load)
+    if args.json:
+        print(json.dumps(result, default=str))
+    print(text)
+    if args.write:
+        write_section("bench_store", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
