@@ -8,8 +8,8 @@ Vectors are clustered synthetic unit vectors (``clustered_unit_vectors``: 1,024 
 centre plus isotropic noise of the same norm, normalised; queries drawn the same way and held out), dim 384. Exact
 top-10 comes from faiss ``IndexFlatIP`` (brute force). In one run, on the same vectors and queries:
 
-* faiss flat (``cir.index.flat.FlatIPIndex``, what a store serves today) and faiss HNSW32 (an approximate faiss
-  index; issue 14 adds the store's approximate kinds on another branch: this is the comparable one);
+* faiss flat and faiss HNSW32 (``cir.index.build_index("flat")`` / ``("hnsw", m=32, ef_construction=40,
+  ef_search=64)``: the store's own index kinds, filled with ids 0..n-1);
 * Milvus Lite (the ``pymilvus`` embedded engine, a local ``.db`` file) with a FLAT index and with HNSW (M=16,
   efConstruction=200, ef=64), written and searched through cir's own code (``cir.index.milvus_searcher``: upsert by
   id with the path/source fields cir stores, one query per ``MilvusSearcher.search`` call).
@@ -78,29 +78,19 @@ def time_queries(search_one, queries: np.ndarray, budget_s: float) -> tuple[list
 
 
 def bench_faiss(kind: str, vectors: np.ndarray, queries: np.ndarray, budget_s: float):
-    import faiss
+    """A cir index kind (``cir.index.build_index``: the store's own indexes), filled with ids 0..n-1."""
+    from cir.index import build_index
 
-    from cir.index.flat import FlatIPIndex, faiss_threads
-
+    params = {"m": 32, "ef_construction": 40, "ef_search": 64} if kind == "hnsw" else {}
     t0 = time.perf_counter()
-    if kind == "flat":
-        index = FlatIPIndex(DIM)
-        for s in range(0, len(vectors), WRITE_CHUNK):
-            index.add(vectors[s:s + WRITE_CHUNK])
-
-        def one(q):
-            return index.search(q[None], 10)[1][0]
-    else:
-        raw = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
-        raw.hnsw.efConstruction = 40
-        for s in range(0, len(vectors), WRITE_CHUNK):
-            raw.add(vectors[s:s + WRITE_CHUNK])
-        raw.hnsw.efSearch = 64
-
-        def one(q):
-            with faiss_threads(1):
-                return raw.search(q[None], 10)[1][0]
+    index = build_index(kind, DIM, **params)
+    for s in range(0, len(vectors), WRITE_CHUNK):
+        index.add(vectors[s:s + WRITE_CHUNK], np.arange(s, min(s + WRITE_CHUNK, len(vectors)), dtype=np.int64))
     build = time.perf_counter() - t0
+
+    def one(q):
+        return index.search(q[None], 10)[1][0]  # one query: the index's own thread rule (cir.index.threads)
+
     samples, ids = time_queries(one, queries, budget_s)
     return {"insert_s": build, "ready_s": build}, samples, ids
 
@@ -156,6 +146,8 @@ def run(sizes: list[int], n_queries: int, budget_s: float, backends: list[str], 
     import faiss
 
     rows = []
+    machine = machine_description()
+    print(json.dumps({"machine": machine}), file=sys.stderr, flush=True)
     for n in sizes:
         vectors, centres = clustered_unit_vectors(n, DIM, seed=n)
         queries, _ = clustered_unit_vectors(n_queries + WARMUP, DIM, seed=n + 1, centres=centres)
@@ -176,10 +168,23 @@ def run(sizes: list[int], n_queries: int, budget_s: float, backends: list[str], 
                    "recall_at_10": recall_at_10(ids, truth[WARMUP:WARMUP + measured])}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    return {"machine": machine_description(), "dim": DIM, "rows": rows}
+    return {"machine": machine, "dim": DIM, "rows": rows}
 
 
-def markdown(result: dict, command: str) -> str:
+def from_log(path: Path, machine: str | None) -> dict:
+    """The result of a run that was stopped before it wrote its files: its per-backend JSON lines (stderr)."""
+    rows, seen_machine = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if "machine" in record:
+                seen_machine = record["machine"]
+            else:
+                rows.append(record)
+    return {"machine": machine or seen_machine or "unrecorded machine", "dim": DIM, "rows": rows}
+
+
+def markdown(result: dict, command: str, note: str = "") -> str:
     lines = [
         "## Milvus Lite vs faiss: insert rate, single-query latency, 10-recall@10 (clustered unit vectors, dim 384)",
         "",
@@ -194,6 +199,8 @@ def markdown(result: dict, command: str) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['n']:,} | {r['backend']} | {r['insert_per_s']:,.0f} | {r['ready_s']:.1f} | {r['p50']:.2f} | "
                      f"{r['p99']:.2f} | {r['recall_at_10']:.3f} | {r['queries']} |")
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -207,10 +214,18 @@ def main() -> None:
                         choices=list(BACKENDS), help="the backends run at sizes of --large and more")
     parser.add_argument("--large", type=int, default=1_000_000, help="sizes from which --large-backends run")
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/milvus.json and the RESULTS.md section")
+    parser.add_argument("--from-log", type=Path, help="no run: the table of a stopped run from its stderr JSON lines")
+    parser.add_argument("--command", help="with --from-log: the command that run was")
+    parser.add_argument("--machine", help="with --from-log: the machine, when the log does not name it")
+    parser.add_argument("--note", default="", help="a sentence under the table (what did not run, and why)")
     args = parser.parse_args()
-    result = run(args.sizes, args.queries, args.query_budget, args.backends, args.large_backends, args.large)
-    command = "python benchmarks/bench_milvus.py " + " ".join(sys.argv[1:])
-    text = markdown(result, command.strip())
+    if args.from_log is not None:
+        result = from_log(args.from_log, args.machine)
+        command = args.command or "(unrecorded)"
+    else:
+        result = run(args.sizes, args.queries, args.query_budget, args.backends, args.large_backends, args.large)
+        command = "python benchmarks/bench_milvus.py " + " ".join(sys.argv[1:])
+    text = markdown(result, command.strip(), args.note)
     print(text)
     if args.write:
         existing = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {"runs": []}
