@@ -408,3 +408,25 @@ def test_cir_info_says_where_searches_go(tmp_path, spec):
         assert main(["info", "--store", str(tmp_path / "m")]) == 0
     assert f"search:     Milvus FLAT at {tmp_path / 'm' / 'vectors.db'}" in out.getvalue()
     assert f"holding commit {version}" in out.getvalue()
+
+
+def test_a_collection_ahead_of_its_store_is_rebuilt(tmp_path, spec):
+    """A store restored from a backup is older than its collection: the collection is rebuilt, not trusted."""
+    import shutil
+
+    photos = tmp_path / "photos"
+    write_images(photos, 4)
+    store_dir = tmp_path / "m"
+    with cir.open_store(store_dir, backbone=spec, create=True, backend="milvus",
+                        milvus_uri=str(tmp_path / "v.db")) as store:
+        store.index([photos], progress=False, workers=0)
+        shutil.copytree(store_dir, tmp_path / "backup", ignore=shutil.ignore_patterns("writer.lock"))
+        write_images(photos, 7)
+        store.index([photos], progress=False, workers=0)
+        assert len(milvus_ids(store)) == 7
+    shutil.rmtree(store_dir)
+    shutil.copytree(tmp_path / "backup", store_dir)  # the store goes back to 4 items; the collection holds 7
+    with Store.open(store_dir) as restored:
+        assert len(restored) == 4
+        assert milvus_ids(restored) == sorted(restored.ids().tolist())
+        assert sorted(restored.search_vectors(queries_for(restored, 1), k=10)[1][0][:4].tolist()) == sorted(restored.ids().tolist())

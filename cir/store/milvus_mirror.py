@@ -115,8 +115,10 @@ class SyncPlan:
     delete_gaps: bool  # delete every id that is not live (a compaction may have dropped the removal records)
 
 
-def plan_sync(mirrored: MirrorState, generation: int) -> SyncPlan:
+def plan_sync(mirrored: MirrorState, version: int, generation: int, next_id: int) -> SyncPlan:
     """The changes that bring a collection holding ``mirrored`` to the store's latest commit (see the module)."""
+    if mirrored.version > version or mirrored.next_id > next_id or mirrored.generation > generation:
+        return SyncPlan(0, None, True)  # ahead of the store (a store restored from a backup): rebuild it all
     if mirrored.generation == generation:  # no compaction since: every removal since is still recorded
         return SyncPlan(mirrored.next_id, mirrored.version, False)
     return SyncPlan(mirrored.next_id, None, True)
@@ -274,7 +276,7 @@ class MilvusMirror:
             if mirrored.clean and compacted_from is not None and mirrored.version == compacted_from:
                 self._set(client, done)  # a compaction moves rows, never ids or vectors
                 return True
-            plan = plan_sync(mirrored, generation)
+            plan = plan_sync(mirrored, version, generation, next_id)
             self._set(client, {PROP_STATE: DIRTY})  # from here until CLEAN, no reader trusts the collection
             live = np.fromiter((i for (i,) in conn.execute("SELECT id FROM items WHERE removed IS NULL ORDER BY id")),
                                np.int64)

@@ -327,9 +327,9 @@ class Store:
             state = self._mirror.state()
             if state is not None and state.clean and state.version == self._snapshot.version:
                 return
-            if state is not None and state.clean and state.version > self._snapshot.version:
-                self.refresh()  # the writer synced a newer commit: serve it
-                continue
+            if state is not None and state.clean and state.version > self._snapshot.version and self.refresh():
+                continue  # the writer synced a newer commit: serve it (else the collection is ahead of the store
+                # itself, e.g. a store restored from a backup: the repair below rebuilds it)
             if repair_if_lagging(self._mirror, self.root, self._snapshot.version):
                 continue
             if time.monotonic() > deadline:
