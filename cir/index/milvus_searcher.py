@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Collection, Mapping
 
@@ -295,7 +294,6 @@ class MilvusSearcher(Searcher):
         self.spec = spec
         self.expect = dict(expect or {})
         self.search_params = dict(search_params or {})
-        self._lock = threading.Lock()  # one MilvusClient call at a time from this searcher (gRPC channel reuse)
         name = target.collection
         if index_type is None:  # not yet checked by the caller (``index_type`` given: a mirror that checked it)
             if not client.has_collection(name):
@@ -331,37 +329,36 @@ class MilvusSearcher(Searcher):
             filters = [base or ""]
         if self._items == 0:
             return out_s, out_i
-        with self._lock:
-            self._check_expected("before")
-            for start in range(0, len(queries), QUERY_CHUNK):
-                block = queries[start:start + QUERY_CHUNK]
-                merged = [[] for _ in block]
-                for expression in filters:
-                    hits = self._call(self.client.search, self.target.collection, data=[q for q in block], limit=k,
-                                      filter=expression, output_fields=[ID_FIELD], anns_field=VECTOR_FIELD,
-                                      search_params={"metric_type": "IP", "params": self.search_params})
-                    for q, row in enumerate(hits):
-                        merged[q].extend((float(h["distance"]), int(h["id"])) for h in row)
-                for q, pairs in enumerate(merged):
-                    pairs.sort(key=lambda p: (-p[0], p[1]))  # best first; equal scores by id (the project's tie rule)
-                    for j, (score, item) in enumerate(pairs[:k]):
-                        out_s[start + q, j], out_i[start + q, j] = score, item
-            self._check_expected("after")
+        # the client is shared by threads (gRPC channels are thread-safe); the guard brackets this call's searches
+        self._check_expected("before")
+        for start in range(0, len(queries), QUERY_CHUNK):
+            block = queries[start:start + QUERY_CHUNK]
+            merged = [[] for _ in block]
+            for expression in filters:
+                hits = self._call(self.client.search, self.target.collection, data=[q for q in block], limit=k,
+                                  filter=expression, output_fields=[ID_FIELD], anns_field=VECTOR_FIELD,
+                                  search_params={"metric_type": "IP", "params": self.search_params})
+                for q, row in enumerate(hits):
+                    merged[q].extend((float(h["distance"]), int(h["id"])) for h in row)
+            for q, pairs in enumerate(merged):
+                pairs.sort(key=lambda p: (-p[0], p[1]))  # best first; equal scores by id (the project's tie rule)
+                for j, (score, item) in enumerate(pairs[:k]):
+                    out_s[start + q, j], out_i[start + q, j] = score, item
+        self._check_expected("after")
         return out_s, out_i
 
     def vectors(self, ids):
         ids = np.asarray(ids, dtype=np.int64)
         out = np.empty((len(ids), self.dim), np.float32)
-        with self._lock:
-            for start in range(0, len(ids), GET_CHUNK):
-                chunk = ids[start:start + GET_CHUNK]
-                rows = self._call(self.client.get, self.target.collection, ids=np.unique(chunk).tolist(),
-                                  output_fields=[VECTOR_FIELD])
-                found = {int(r[ID_FIELD]): r[VECTOR_FIELD] for r in rows}
-                missing = [int(i) for i in chunk if int(i) not in found]
-                if missing:
-                    raise IndexError(f"ids not in the Milvus collection {self.target.collection}: {missing[:5]}")
-                out[start:start + len(chunk)] = np.array([found[int(i)] for i in chunk], np.float32)
+        for start in range(0, len(ids), GET_CHUNK):
+            chunk = ids[start:start + GET_CHUNK]
+            rows = self._call(self.client.get, self.target.collection, ids=np.unique(chunk).tolist(),
+                              output_fields=[VECTOR_FIELD])
+            found = {int(r[ID_FIELD]): r[VECTOR_FIELD] for r in rows}
+            missing = [int(i) for i in chunk if int(i) not in found]
+            if missing:
+                raise IndexError(f"ids not in the Milvus collection {self.target.collection}: {missing[:5]}")
+            out[start:start + len(chunk)] = np.array([found[int(i)] for i in chunk], np.float32)
         return out
 
     def _check_expected(self, when: str) -> None:
@@ -377,12 +374,10 @@ class MilvusSearcher(Searcher):
             )
 
     def _call(self, fn, *args, **kwargs):
+        import grpc
+        from pymilvus.exceptions import MilvusException
+
         try:
             return fn(*args, **kwargs)
-        except StoreError:
-            raise
-        except Exception as exc:
-            if type(exc).__name__ not in ("MilvusException", "ParamError", "DataNotMatchException", "RpcError",
-                                          "_InactiveRpcError", "ConnectionError"):
-                raise
+        except (MilvusException, grpc.RpcError) as exc:
             raise MilvusUnavailable(f"Milvus at {self.target.uri} failed: {_reason(exc)}") from None
