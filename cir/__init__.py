@@ -9,12 +9,19 @@ encode (the one encoder and its cache) -> index (searchers) -> compose (strategi
 from cir.version import __version__
 
 
-def open_store(path, backbone=None, create=False, index=None):
+def open_store(path, backbone=None, create=False, index=None, backend=None, milvus_uri=None):
     """Open (or with ``create=True`` create) a store directory; ``index``: the index kind it keeps (``flat``,
-    ``auto``, ...). See :class:`cir.store.Store`."""
+    ``auto``, ...). ``backend``: ``"milvus"`` to search it from a Milvus collection from now on (``milvus_uri``: a
+    ``.db`` file for Milvus Lite, default ``DIR/vectors.db``, or ``http(s)://host:19530``), ``"faiss"`` for its own
+    index; None: as recorded. See :class:`cir.store.Store`."""
     from cir.store import Store
 
-    return Store.open(path, backbone=backbone, create=create, index=index)
+    milvus = None
+    if milvus_uri is not None:
+        from cir.store.milvus_mirror import MilvusOptions
+
+        milvus = MilvusOptions(uri=milvus_uri)
+    return Store.open(path, backbone=backbone, create=create, index=index, backend=backend, milvus=milvus)
 
 
 __all__ = ["__version__", "open_store"]

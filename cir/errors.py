@@ -55,3 +55,15 @@ class Interrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "interrupted"
+
+
+class MilvusUnavailable(StoreError):
+    """Milvus cannot be reached or used (pymilvus missing, no server at the URI, a failed call)."""
+
+
+class MilvusMismatch(StoreError):
+    """A Milvus collection holds vectors of another backbone or dimension, or belongs to another store."""
+
+
+class MilvusOutOfStep(StoreError):
+    """A Milvus collection is not at the commit being served (it lags behind, or changed during a search)."""

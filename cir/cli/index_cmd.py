@@ -75,16 +75,35 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores))"),
         progress: Optional[bool] = progress_option(),
         quiet: bool = quiet_option(),
+        backend: Optional[str] = typer.Option(
+            None, "--backend", help="what answers the store's searches from now on: faiss (its own index) or milvus "
+            "(a Milvus collection; docs/scale.md); default: what the store records (faiss for a new one)"),
+        milvus_uri: Optional[str] = typer.Option(
+            None, "--milvus-uri", help="with --backend milvus: a Milvus Lite file (./vectors.db; default DIR/vectors.db) "
+            "or a server, http://host:19530 (its token from $CIR_MILVUS_TOKEN, never on the command line)"),
+        milvus_index: str = typer.Option("FLAT", "--milvus-index", help="with --backend milvus, a new collection's index: "
+                                         "FLAT (exact), HNSW, IVF_FLAT or IVF_SQ8 (approximate)"),
     ) -> None:
         """Embed new and changed images, drop deleted ones; safe to interrupt (Ctrl-C) and re-run."""
-        from cir import open_store
+        from cir.errors import ConfigError
         from cir.ingest.sources import classify
+        from cir.store import Store
         from cir.store.pathcodec import printable
         from cir.store.indexing import IndexInterrupted
 
         for path in paths:  # a typo must fail before a store is created
             classify(path)
-        with open_store(store, backbone=backbone, create=True) as opened:
+        milvus = None
+        if backend is not None and backend not in ("faiss", "milvus"):
+            raise ConfigError(f"--backend {backend!r}: choose faiss or milvus")
+        if milvus_uri is not None or backend == "milvus":
+            if backend == "faiss":
+                raise ConfigError("--milvus-uri goes with --backend milvus, not faiss")
+            from cir.store.milvus_mirror import MilvusOptions
+
+            milvus = MilvusOptions(uri=milvus_uri, index_type=milvus_index)
+            backend = "milvus"
+        with Store.open(store, backbone=backbone, create=True, backend=backend, milvus=milvus) as opened:
             demo_backbone_notice(opened.spec)
             settings = index_settings(index_kind, index_memory, recall, index_param)
             try:

@@ -29,7 +29,7 @@ def store_info(path: Path) -> dict:
         described = store.info()
         return {"store": str(store.root), "backbone": store.spec, "dim": store.dim, "items": len(store),
                 "ids": {"next_id": described["next_id"], "removed_rows": described["removed_rows"]},
-                "index": described["index"], "strategies": runs, "unavailable": cannot, "default_strategy": default.to_json(),
+                "index": described["index"], "backend": described["backend"], "strategies": runs, "unavailable": cannot, "default_strategy": default.to_json(),
                 "text_only": "text", "image_only": "image"}
 
 
@@ -74,6 +74,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"items:      {out['items']} (next id {out['ids']['next_id']}; ids are never reused)")
         for line in index_lines(out["index"]):
             typer.echo(line)
+        backend = out["backend"]
+        if backend["kind"] == "milvus":
+            typer.echo(f"search:     Milvus {backend['milvus_index']} at {backend['uri']} (collection {backend['collection']}), "
+                       f"holding commit {backend['holds_version']}{'' if backend['clean'] else ' (a sync is unfinished)'}")
         typer.echo(f"strategies: {', '.join(out['strategies'])}")
         for name, why in out["unavailable"].items():
             typer.echo(f"  {name} cannot run here: {why}")

@@ -114,7 +114,7 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         run = None
         try:
-            with StoreWriter(store.root, fsync=cfg.fsync) as writer:
+            with store.open_writer(fsync=cfg.fsync) as writer:
                 run = _IndexRun(writer, backbone, cfg, sources)
                 summary = run.execute()
                 summary.index_action = maintain_index(writer, settings)

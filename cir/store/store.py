@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from cir.errors import StoreDamaged, StoreError, UnknownItem
+from cir.errors import MilvusOutOfStep, StoreDamaged, StoreError, UnknownItem
 from cir.store import checksums, db
 from cir.store.health import database_failure, read_store_meta
 from cir.store.index_file import IndexSettings, describe_index
@@ -38,11 +38,16 @@ if TYPE_CHECKING:
     from cir.query.rerank import Reranker
     from cir.query.results import SearchResult
     from cir.store.indexing import IndexSummary
+    from cir.store.milvus_mirror import MilvusMirror, MilvusOptions
+    from cir.store.writer import StoreWriter
+
+MIRROR_WAIT_S = 30.0  # how long a search waits for a writer to sync a Milvus collection that lags the store
 
 class Store:
     """Open with :meth:`Store.open` (or ``cir.open_store``)."""
 
-    def __init__(self, root: Path, spec: str, dim: int, backbone: "Backbone | None") -> None:
+    def __init__(self, root: Path, spec: str, dim: int, backbone: "Backbone | None",
+                 mirror: "MilvusMirror | None" = None) -> None:
         self.root = root  # the store directory
         self.spec = spec  # canonical backbone spec recorded at creation
         self.dim = dim  # vector dimension
@@ -52,19 +57,23 @@ class Store:
         self._conn = db.connect_reader(str(root / DB_NAME))
         self._conn_lock = threading.Lock()  # one reader connection, shared by the snapshots' item reads
         self._verified: set = set()  # checksum blocks verified so far (shared across snapshots of a generation)
-        self._snapshot: Snapshot = load_snapshot(root, self._conn, dim, verified=self._verified,
-                                                 conn_lock=self._conn_lock)
+        self._mirror = mirror  # a Milvus-backed store's collection (cir.store.milvus_mirror), else None
+        self._snapshot: Snapshot = self._attach(load_snapshot(root, self._conn, dim, verified=self._verified,
+                                                              conn_lock=self._conn_lock))
 
     # --- opening ---------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike, backbone: "str | Backbone | None" = None, create: bool = False,
-             index: "str | IndexSettings | None" = None) -> "Store":
+             index: "str | IndexSettings | None" = None, backend: str | None = None,
+             milvus: "MilvusOptions | None" = None) -> "Store":
         """Open the store at ``path``. ``backbone``: a spec or a loaded backbone; it must be the one the store was
         built with (default: that one, loaded on first use). ``create``: make the store when it does not exist
         (with ``backbone``, default ``cir:demo``). ``index``: the index kind the store keeps (``flat``, ``auto`` or
         one of ``cir.index.INDEX_KINDS``; or :class:`~cir.store.index_file.IndexSettings`): when it differs from
         the store's, the index is rebuilt now (as ``cir reindex``). A store written by an older cir is migrated
-        (one message on the ``cir.store`` logger)."""
+        (one message on the ``cir.store`` logger). ``backend``: ``milvus`` makes the store searched from a Milvus
+        collection from now on (``milvus``: where; default Milvus Lite in ``DIR/vectors.db``), ``faiss`` back to its
+        own index; None: what the store records (:mod:`cir.store.milvus_mirror`)."""
         root = Path(path).expanduser()
         loaded = None if backbone is None or isinstance(backbone, str) else backbone
         if not (root / DB_NAME).exists():
@@ -89,8 +98,18 @@ class Store:
                 )
             if loaded is not None and loaded.dim != dim:
                 raise StoreError(f"the backbone {asked} now has dim {loaded.dim} but the store at {root} holds dim {dim}")
+        if backend is not None or milvus is not None:
+            from cir.store.milvus_mirror import record_backend
+
+            if record_backend(root, backend or "milvus", milvus):
+                meta = read_store_meta(root)
+        mirror = None
+        if meta.get("search_backend", "faiss") == "milvus":
+            from cir.store.milvus_mirror import MilvusMirror
+
+            mirror = MilvusMirror(root, meta, spec, dim)
         try:
-            store = cls(root, spec, dim, loaded)
+            store = cls(root, spec, dim, loaded, mirror)
         except sqlite3.DatabaseError as exc:
             raise database_failure(root, exc) from None
         if index is not None:
@@ -119,7 +138,10 @@ class Store:
 
     def snapshot(self) -> Snapshot:
         """The commit searches read now: immutable, so a caller holding it answers from one commit (ids, vectors
-        and ``version`` agree) while indexing or :meth:`refresh` moves the store on."""
+        and ``version`` agree) while indexing or :meth:`refresh` moves the store on. A Milvus-backed store returns
+        the commit its collection holds (waiting out a sync in progress)."""
+        if self._mirror is not None:
+            self._in_step()
         return self._snapshot
 
     def item(self, item_id: int) -> ItemInfo:
@@ -159,6 +181,8 @@ class Store:
         with self._refresh_lock:
             fresh = load_snapshot(self.root, self._conn, self.dim, previous=self._snapshot, verified=self._verified,
                                   conn_lock=self._conn_lock)
+            if fresh is not self._snapshot:
+                fresh = self._attach(fresh)
             changed = fresh is not self._snapshot
             self._snapshot = fresh
             return changed
@@ -175,7 +199,8 @@ class Store:
                                       (bound if meta.get("index_file") else 0,)).fetchone()[0]
         return {"items": len(snap), "rows": snap.rows, "removed_rows": snap.rows - len(snap), "next_id": snap.next_id,
                 "version": snap.version, "generation": snap.generation,
-                "index": describe_index(meta, tombstones, tail)}
+                "index": describe_index(meta, tombstones, tail),
+                "backend": {"kind": "faiss"} if self._mirror is None else self._mirror.describe()}
 
     # --- searching -------------------------------------------------------------------------------------------
     def search(
@@ -235,8 +260,8 @@ class Store:
                       rerank=rerank, rerank_k=rerank_k, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
                       allowed=None if allowed is None else [int(i) for i in allowed],
                       folder=os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None)
-        result = run_query(snap, self.backbone, query)
-        result.version = int(snap.version)
+        result, used = self._mirrored(lambda s: run_query(s, self.backbone, query), snap, pinned=snapshot is not None)
+        result.version = int(used.version)
         return result
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = (),
@@ -250,8 +275,9 @@ class Store:
         self._refuse_damaged(snap, "search")
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         exclude = [list(exclude_ids)] * len(queries) if len(exclude_ids) else None
-        only = restrict(snap, allowed, os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None)
-        ranked = first_stage(snap.searcher, queries, max(int(k), 1), exclude, only)
+        folder = os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None
+        ranked, _ = self._mirrored(lambda s: first_stage(s.searcher, queries, max(int(k), 1), exclude,
+                                                         restrict(s, allowed, folder)), snap, pinned=False)
         return ranked.scores, ranked.ids
 
     def reindex(self, settings: "IndexSettings | str | None" = None, force: bool = True) -> str:
@@ -279,6 +305,67 @@ class Store:
         self._refuse_damaged(self._snapshot, "index", everything=True)
         return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config), settings)
 
+    def open_writer(self, fsync: bool = True) -> "StoreWriter":
+        """The store's exclusive writer (:class:`~cir.store.writer.StoreWriter`); for a Milvus-backed store one
+        that syncs the collection after every commit (:class:`~cir.store.milvus_mirror.MirroredWriter`)."""
+        from cir.store.writer import StoreWriter
+
+        if self._mirror is None:
+            return StoreWriter(self.root, fsync=fsync)
+        from cir.store.milvus_mirror import MirroredWriter
+
+        return MirroredWriter(self.root, self._mirror, fsync=fsync)
+
+    # --- a Milvus-backed store: the collection must hold the commit being served ----------------------------------
+    def _attach(self, snap: Snapshot) -> Snapshot:
+        """``snap`` searched through the Milvus collection (a Milvus-backed store), repaired first when it lags and
+        no writer is at work."""
+        if self._mirror is None:
+            return snap
+        from cir.store.milvus_mirror import repair_if_lagging
+
+        repair_if_lagging(self._mirror, self.root, snap.version)
+        return self._mirror.attach(snap)
+
+    def _in_step(self) -> None:
+        """Wait until the collection holds the loaded commit or a later one (then load that), repairing a lag that
+        no writer is fixing; :class:`~cir.errors.MilvusOutOfStep` after ``MIRROR_WAIT_S``."""
+        import time
+
+        from cir.store.milvus_mirror import repair_if_lagging
+
+        deadline = time.monotonic() + MIRROR_WAIT_S
+        while True:
+            state = self._mirror.state()
+            if state is not None and state.clean and state.version == self._snapshot.version:
+                return
+            if state is not None and state.clean and state.version > self._snapshot.version and self.refresh():
+                continue  # the writer synced a newer commit: serve it (else the collection is ahead of the store
+                # itself, e.g. a store restored from a backup: the repair below rebuilds it)
+            if repair_if_lagging(self._mirror, self.root, self._snapshot.version):
+                continue
+            if time.monotonic() > deadline:
+                held = "no collection" if state is None else f"commit {state.version}{'' if state.clean else ' (a sync in progress or interrupted)'}"
+                raise MilvusOutOfStep(
+                    f"the Milvus collection {self._mirror.target.describe()} holds {held}, the store at {self.root} "
+                    f"commit {self._snapshot.version}, and the writer holding the store has not synced it for "
+                    f"{MIRROR_WAIT_S:.0f} s; wait for that `cir index` to finish, or stop it and run `cir index` again"
+                )
+            time.sleep(0.05)
+            self.refresh()
+
+    def _mirrored(self, run, snap: Snapshot, pinned: bool):
+        """``run(snap)`` and the snapshot it ran on. A Milvus search that finds the collection changed under it
+        runs again on the commit the collection now holds, unless the caller pinned ``snap``."""
+        while True:
+            try:
+                return run(snap), snap
+            except MilvusOutOfStep:
+                if pinned or self._mirror is None:
+                    raise
+                self._in_step()
+                snap = self._snapshot
+
     def _refuse_damaged(self, snap: Snapshot, action: str, everything: bool = False) -> None:
         """Damaged rows are never served (a NaN row would rank first for every query), nor carried into new commits.
         Checks are lazy (:class:`~cir.store.snapshot.RowVerifier`): searches check the rows they touch; writing
@@ -299,6 +386,8 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
+        if self._mirror is not None:
+            self._mirror.close()
 
     def __enter__(self) -> "Store":
         return self
