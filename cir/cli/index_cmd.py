@@ -14,7 +14,7 @@ from cir.cli.common import BACKBONE_HELP, demo_backbone_notice, interrupted_inde
 def register(app: typer.Typer) -> None:
     @app.command("index", epilog="Example: cir index ~/Pictures --store photos.cir --backbone openclip:ViT-B-32/laion2b_s34b_b79k   (offline: openclip:ViT-B-32//abs/path/weights.bin; README: Your own photos)")
     def index(
-        paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, or images"),
+        paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, images, or webdataset shards (.tar; a quoted brace pattern such as 'shards/{00000..00099}.tar' is expanded)"),
         store: Path = typer.Option(..., "--store", help="store directory (created when missing)"),
         backbone: Optional[str] = typer.Option(
             None, help=f"{BACKBONE_HELP}; an existing store uses its own, and refuses another"
@@ -27,12 +27,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Embed new and changed images, drop deleted ones; safe to interrupt (Ctrl-C) and re-run."""
         from cir import open_store
-        from cir.ingest.sources import classify
+        from cir.ingest.sources import classify_all
         from cir.store.pathcodec import printable
         from cir.store.indexing import IndexInterrupted
 
-        for path in paths:  # a typo must fail before a store is created
-            classify(path)
+        classify_all(paths)  # a typo must fail before a store is created
         with open_store(store, backbone=backbone, create=True) as opened:
             demo_backbone_notice(opened.spec)
             try:

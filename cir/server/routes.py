@@ -141,6 +141,9 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     def item_image(item_id: ItemId) -> Response:
         """The item's original image file, as indexed (only files recorded in the store are ever served)."""
         record = service.fresh_store().item(item_id)
+        if _in_shard(record.path):  # a webdataset sample: its bytes come from the shard
+            data = _shard_item_bytes(record.path)
+            return Response(data, media_type=_image_type(record.path, data), headers={"ETag": f'"{record.sha256}"'})
         return FileResponse(record.path, media_type=_image_type(record.path), headers={"ETag": f'"{record.sha256}"'})
 
     @api.get("/items/{item_id}/thumbnail", tags=["items"], response_class=Response,
@@ -190,13 +193,31 @@ def _with_param_fields(endpoint) -> inspect.Signature:
     return inspect.Signature(fixed + fields)
 
 
-def _image_type(path: str) -> str:
+def _in_shard(path: str) -> bool:
+    from cir.ingest.shards import split_identity
+
+    return split_identity(path) is not None
+
+
+def _shard_item_bytes(path: str) -> bytes:
+    from cir.ingest.decode import DecodeFailure, DecodeLimits
+    from cir.ingest.shards import read_item
+
+    try:
+        return read_item(path, DecodeLimits()).data
+    except DecodeFailure as exc:
+        raise ApiError(404, "image_unavailable", f"the image of this item cannot be read from its shard: {exc} (re-run `cir index`)") from None
+
+
+def _image_type(path: str, data: bytes | None = None) -> str:
+    import io
+
     from PIL import Image
 
     from cir.ingest.decode import ALLOWED_FORMATS
 
     try:
-        with Image.open(path, formats=ALLOWED_FORMATS) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path, formats=ALLOWED_FORMATS) as image:
             fmt = image.format
     except FileNotFoundError:
         raise ApiError(404, "image_unavailable", "the file of this item is gone from disk (re-run `cir index`)") from None

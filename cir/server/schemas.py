@@ -66,6 +66,8 @@ class Hit(BaseModel):
     id: int = Field(description="item id (= vector row); see GET /items/{id}")
     path: str = Field(description="the image's absolute path on the server")
     score: float = Field(description="cosine of the item's vector and the query vector, in [-1, 1]")
+    caption: Optional[str] = Field(None, description="the item's caption (a webdataset sample's .txt), when it has one")
+    metadata: Optional[dict] = Field(None, description="the item's JSON metadata (a webdataset sample's .json), when it has some")
 
 
 class Explanation(BaseModel):

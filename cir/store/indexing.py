@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -25,8 +25,10 @@ import torch
 from cir.encode.encoder import Encoder
 from cir.encode.pipeline import FileJob, FileResult, examine_file, ordered_map
 from cir.ingest.decode import DecodeLimits
-from cir.ingest.sources import Source, classify, discover
+from cir.ingest.sources import Source, classify_all, discover
 from cir.errors import Interrupted, SourceError
+from cir.store.item_meta import ItemMeta, ShardRecord
+from cir.store.shard_plan import plan_shards
 from cir.store.writer import ItemRecord, KnownItem, MetadataTouch, StoreWriter
 
 if TYPE_CHECKING:
@@ -81,6 +83,49 @@ class IndexSummary:
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
+Embedded = tuple[FileJob, FileResult, "np.ndarray | None"]  # a job, what reading it found, its vector (None: none made)
+
+
+class EmbedEngine(Protocol):
+    """Where files are read, decoded and embedded: this process's threads (:class:`LocalEngine`) or a cluster
+    (``cir.scale.ray_engine.RayEngine``). The indexer plans what to embed and commits what the engine yields, in
+    the order of ``jobs``, through the store's one writer; so every engine gives the same store."""
+
+    name: str  # shown on the progress bar
+
+    def embed(self, jobs: Sequence[FileJob], encoder: Encoder, cfg: "IndexConfig") -> Iterator[list[Embedded]]:
+        """Every job exactly once, in the order given, in chunks of at most about ``cfg.batch_size`` embedded
+        images (a chunk is committed as one batch); a vector for each result with pixels."""
+        ...
+
+
+class LocalEngine:
+    """Decoding threads beside the model in this process (:mod:`cir.encode.pipeline`)."""
+
+    name = "indexing"
+
+    def embed(self, jobs: Sequence[FileJob], encoder: Encoder, cfg: "IndexConfig") -> Iterator[list[Embedded]]:
+        examine = partial(examine_file, encoder=encoder)
+        pending: list[tuple[FileJob, FileResult]] = []
+        with closing(ordered_map(examine, jobs, cfg.resolved_workers(), cfg.resolved_prefetch())) as results:
+            embedding = 0
+            for job, result in results:
+                pending.append((job, result))
+                embedding += result.pixels is not None
+                if embedding >= cfg.batch_size:
+                    yield encode_pending(encoder, pending)
+                    pending, embedding = [], 0
+            if pending:
+                yield encode_pending(encoder, pending)
+
+
+def encode_pending(encoder: Encoder, pending: list[tuple[FileJob, FileResult]]) -> list[Embedded]:
+    """One forward pass over the results that have pixels; the others pass through without a vector."""
+    with_pixels = [r.pixels for _, r in pending if r.pixels is not None]
+    vectors = iter(encoder.encode_pixels(torch.stack(with_pixels)) if with_pixels else ())
+    return [(job, r, next(vectors) if r.pixels is not None else None) for job, r in pending]
+
+
 class IndexInterrupted(Interrupted):
     """Indexing stopped by Ctrl-C; ``committed`` images (new and changed) are in the store and are not embedded
     again when the same paths are indexed again."""
@@ -91,14 +136,16 @@ class IndexInterrupted(Interrupted):
         self.committed = committed  # images embedded and committed before the interrupt
 
 
-def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None) -> IndexSummary:
-    """Bring the store up to date with ``paths`` (folders, CSV files of paths, images)."""
+def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None,
+                engine: EmbedEngine | None = None) -> IndexSummary:
+    """Bring the store up to date with ``paths`` (folders, CSV files of paths, images, webdataset shards and brace
+    patterns of them). ``engine``: where decoding and embedding run (default: :class:`LocalEngine`)."""
     from PIL import Image
 
     cfg = cfg or IndexConfig()
     if not paths:
         raise SourceError("nothing to index: give at least one folder, CSV file of paths or image")
-    sources = [classify(p) for p in paths]
+    sources = classify_all(paths)
     backbone = store.backbone
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a bomb is a bomb. Set before the decoding threads
@@ -107,7 +154,7 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
         run = None
         try:
             with StoreWriter(store.root, fsync=cfg.fsync) as writer:
-                run = _IndexRun(writer, backbone, cfg, sources)
+                run = _IndexRun(writer, backbone, cfg, sources, engine or LocalEngine())
                 summary = run.execute()
         except KeyboardInterrupt as exc:  # the commit in flight has finished: the counts are what the store holds
             if run is None or isinstance(exc, Interrupted):
@@ -119,18 +166,23 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
 
 
 class _IndexRun:
-    def __init__(self, writer: StoreWriter, backbone: "Backbone", cfg: IndexConfig, sources: list[Source]) -> None:
-        self.writer, self.backbone, self.cfg, self.sources = writer, backbone, cfg, sources
+    def __init__(self, writer: StoreWriter, backbone: "Backbone", cfg: IndexConfig, sources: list[Source],
+                 engine: EmbedEngine) -> None:
+        self.writer, self.backbone, self.cfg, self.sources, self.engine = writer, backbone, cfg, sources, engine
         self.encoder = Encoder(backbone, cfg.limits)
         self.summary = IndexSummary()
         self.known: dict[str, KnownItem] = {}
         self.keep_staged: set[str] = set()  # staged vectors that are current (applied by the final compaction)
         self.remove_ids: set[int] = set()
+        self.shard_records: list[ShardRecord] = []  # shards read in full: recorded once the run is committed
+        self.forget_shards: list[str] = []  # vanished shards
 
     def execute(self) -> IndexSummary:
         jobs = self._plan()
         self._embed(jobs)
         self.writer.compact(self.remove_ids, self.keep_staged)
+        if self.shard_records or self.forget_shards:
+            self.writer.record_shards(self.shard_records, self.forget_shards)
         self.summary.removed = len(self.remove_ids)
         return self.summary
 
@@ -162,62 +214,64 @@ class _IndexRun:
                 self.summary.updated += 1
                 continue
             jobs.append(FileJob(found.path, found.source, old.sha256 if old is not None else None))
-        roots = {s.root for s in self.sources}
+        files = [s for s in self.sources if s.kind != "shard"]  # shards: cir.store.shard_plan
+        roots = {s.root for s in files}
         for path, old in self.known.items():
-            if path not in seen and (old.source in roots or any(s.covers(path) for s in self.sources)):
+            if path not in seen and (old.source in roots or any(s.covers(path) for s in files)):
                 if discovery.hides(path):
                     self.summary.kept_unreadable += 1
                 else:
                     self.remove_ids.add(old.id)
+        shards = plan_shards(self.sources, self.known, self.writer.known_shards())
+        jobs.extend(shards.jobs)
+        self.summary.unchanged += shards.unchanged
+        self.summary.kept_unreadable += shards.kept_unreadable
+        self.summary.skipped.extend(Skipped(path, reason) for path, reason in shards.skipped)
+        self.remove_ids.update(shards.remove_ids)
+        self.shard_records, self.forget_shards = shards.records, shards.forget
         return jobs
 
     def _embed(self, jobs: list[FileJob]) -> None:
         from tqdm import tqdm
 
-        examine = partial(examine_file, encoder=self.encoder)
-        batch: list[tuple[FileJob, FileResult]] = []
-        touches: list[MetadataTouch] = []
-        results = ordered_map(examine, jobs, self.cfg.resolved_workers(), self.cfg.resolved_prefetch())
         # one commit in flight beside the next forward pass: commits stay sequential and in input order
         committer = _Committer()
-        with committer, closing(results), tqdm(total=len(jobs), desc="indexing", unit="img", file=sys.stderr,
-                                               smoothing=0.1, disable=not self.cfg.progress or not jobs) as bar:
-            for job, result in results:
-                if result.reason is not None:
-                    self.summary.skipped.append(Skipped(job.path, result.reason))
-                    if job.known_sha is not None:  # it was indexed, but its new content is not an image
-                        self.remove_ids.add(self.known[job.path].id)
-                elif result.same_content:
-                    touches.append(MetadataTouch(self.known[job.path].id, result.size, result.mtime_ns))
-                else:
-                    batch.append((job, result))
-                if len(batch) >= self.cfg.batch_size:
-                    self._encode_and_commit(committer, batch, touches)
-                    batch, touches = [], []
-                bar.update(1)
-            self._encode_and_commit(committer, batch, touches)
+        chunks = self.engine.embed(jobs, self.encoder, self.cfg)
+        with committer, closing(chunks), tqdm(total=len(jobs), desc=self.engine.name, unit="img", file=sys.stderr,
+                                              smoothing=0.1, disable=not self.cfg.progress or not jobs) as bar:
+            for chunk in chunks:
+                self._encode_and_commit(committer, chunk)
+                bar.update(len(chunk))
 
-    def _encode_and_commit(self, committer: "_Committer", batch: list[tuple[FileJob, FileResult]],
-                           touches: list[MetadataTouch]) -> None:
-        if not batch and not touches:
-            return
+    def _encode_and_commit(self, committer: "_Committer", chunk: list[Embedded]) -> None:
         dim = self.writer.dim
-        if batch:
-            vectors = self.encoder.encode_pixels(torch.stack([r.pixels for _, r in batch]))
-        else:
-            vectors = np.zeros((0, dim), np.float32)
-        new_items, new_rows, staged = [], [], []
-        for (job, r), vector in zip(batch, vectors):
+        new_items, new_rows, staged, touches, metas = [], [], [], [], []
+        for job, r, vector in chunk:
+            if r.reason is not None:
+                self.summary.skipped.append(Skipped(job.path, r.reason))
+                if job.known_sha is not None:  # it was indexed, but its new content is not an image
+                    self.remove_ids.add(self.known[job.path].id)
+                continue
+            self.summary.skipped.extend(Skipped(job.path, problem) for problem in r.problems)
+            if job.sample is not None:
+                metas.append(ItemMeta(job.path, r.caption, r.metadata))
+            if r.same_content:
+                old = self.known[job.path]
+                if (old.size, old.mtime_ns) != (r.size, r.mtime_ns):
+                    touches.append(MetadataTouch(old.id, r.size, r.mtime_ns))
+                continue
             record = ItemRecord(job.path, job.source, r.size, r.mtime_ns, r.sha256, r.width, r.height)
             if job.known_sha is None:
                 new_items.append(record)
                 new_rows.append(vector)
             else:
                 staged.append((record, vector))
-        committer.submit(self._commit, new_items, np.array(new_rows, np.float32).reshape(-1, dim), staged, touches)
+        if not new_items and not staged and not touches and not metas:
+            return
+        committer.submit(self._commit, new_items, np.array(new_rows, np.float32).reshape(-1, dim), staged, touches, metas)
 
-    def _commit(self, new_items, new_rows, staged, touches) -> None:
-        self.writer.commit(new_items, new_rows, staged, touches)
+    def _commit(self, new_items, new_rows, staged, touches, metas) -> None:
+        self.writer.commit(new_items, new_rows, staged, touches, metas)
         self.keep_staged.update(record.path for record, _ in staged)
         self.summary.added += len(new_items)
         self.summary.updated += len(staged)

@@ -177,7 +177,28 @@ class Store:
                       rerank=rerank, rerank_params=dict(rerank_params or {}), rerank_k=rerank_k)
         result = run_query(snap, self.backbone, query)
         result.version = int(snap.version)
+        result.results = self._with_item_meta(result.results)
         return result
+
+    def item_meta(self, path: str) -> dict | None:
+        """``{"caption", "metadata"}`` of the item at ``path`` when it came with them (a webdataset sample), else None."""
+        from cir.store import item_meta
+
+        found = item_meta.read(self._conn, [path]).get(path)
+        return found.to_json() if found is not None else None
+
+    def _with_item_meta(self, hits: list) -> list:
+        """Hits with their captions and JSON metadata (kept by path, :mod:`cir.store.item_meta`)."""
+        import dataclasses
+
+        from cir.store import item_meta
+
+        found = item_meta.read(self._conn, [h.path for h in hits])
+        out = []
+        for hit in hits:
+            meta = found.get(hit.path)
+            out.append(dataclasses.replace(hit, **meta.to_json()) if meta is not None else hit)
+        return out
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) for query vectors (Q, dim) by inner product (the first stage alone); ids are -1 where

@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from cir.errors import StoreDamaged, StoreError
-from cir.store import checksums, db
+from cir.store import checksums, db, item_meta
 from cir.store.layout import DB_NAME, vector_generations, vectors_name
 from cir.store.lock import acquire_writer_lock, release_writer_lock
 from cir.store.pathcodec import from_db, printable, to_db
@@ -92,6 +92,7 @@ class StoreWriter:
             self.vectors = VectorAppender(self.root / vectors_name(self.generation), self.dim, rows, fsync)
             self._check_rows(rows)
             self._checksum_unchecked_rows(rows)
+            item_meta.ensure_tables(self.conn)
         except BaseException:
             self._release()
             raise
@@ -118,9 +119,10 @@ class StoreWriter:
         vectors: np.ndarray,
         staged: Sequence[tuple[ItemRecord, np.ndarray]] = (),
         touched: Sequence[MetadataTouch] = (),
+        meta: Sequence[item_meta.ItemMeta] = (),
     ) -> list[int]:
-        """Append new items with their vectors, stage new vectors of changed items, update touched metadata: one
-        atomic commit. Returns the ids (= rows) of the new items."""
+        """Append new items with their vectors, stage new vectors of changed items, update touched metadata and
+        the captions / JSON of items (``meta``, by path): one atomic commit. Returns the ids (= rows) of the new items."""
         vectors = np.asarray(vectors, dtype=DTYPE).reshape(len(items), self.dim)
         _refuse_non_finite(vectors, lambda i: items[i].path)
         _refuse_non_finite(np.array([np.asarray(v, DTYPE).reshape(self.dim) for _, v in staged], DTYPE).reshape(-1, self.dim),
@@ -133,6 +135,7 @@ class StoreWriter:
                     checksums.write_blocks(self.conn, [checksums.Block(start, len(items), checksums.crc_of(vectors))])
                 self._insert_items(start, items)
                 self._stage(staged)
+                item_meta.write(self.conn, meta)
                 self.conn.executemany(
                     "UPDATE items SET size = ?, mtime_ns = ? WHERE id = ?", [(t.size, t.mtime_ns, t.id) for t in touched]
                 )
@@ -176,6 +179,7 @@ class StoreWriter:
                 )
                 self._renumber(survivors)
                 self.conn.execute("DELETE FROM staged")
+                item_meta.prune(self.conn)
                 db.bump_versions(self.conn, rows=len(survivors), generation=new_generation, layout_changed=True)
         except BaseException:
             new_path.unlink(missing_ok=True)
@@ -188,6 +192,16 @@ class StoreWriter:
             old_path.unlink(missing_ok=True)
             fsync_dir(self.root)
         return True
+
+    def record_shards(self, records: Sequence[item_meta.ShardRecord], forget: Iterable[str] = ()) -> None:
+        """Record webdataset shards indexed in full (call after the run's compaction) and forget vanished ones."""
+        item_meta.record_shards(self.conn, records, forget)
+
+    def known_shards(self) -> dict[str, item_meta.ShardRecord]:
+        return item_meta.known_shards(self.conn)
+
+    def item_meta(self, paths: Iterable[str]) -> dict[str, item_meta.ItemMeta]:
+        return item_meta.read(self.conn, paths)
 
     def close(self) -> None:
         try:
