@@ -21,7 +21,7 @@ LAYERS = (
     ("datasets", "index"),
     ("compose",),
     ("query",),
-    ("store",),
+    ("store", "scale"),
     ("eval",),
     ("train", "demo", "server", "client"),
     ("cli", "__init__", "__main__"),

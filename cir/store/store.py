@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from cir.compose.base import Strategy
     from cir.query.rerank import Reranker
     from cir.query.results import SearchResult
-    from cir.store.indexing import IndexSummary
+    from cir.store.indexing import EmbedEngine, IndexSummary
 
 class Store:
     """Open with :meth:`Store.open` (or ``cir.open_store``)."""
@@ -212,13 +212,15 @@ class Store:
         return ranked.scores, ranked.ids
 
     # --- writing ---------------------------------------------------------------------------------------------
-    def index(self, paths: Sequence[str | os.PathLike], progress: bool = True, **config) -> "IndexSummary":
-        """Index folders, CSV files of paths and images, incrementally. ``config``: fields of
-        :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits)."""
+    def index(self, paths: Sequence[str | os.PathLike], progress: bool = True, engine: "EmbedEngine | None" = None,
+              **config) -> "IndexSummary":
+        """Index folders, CSV files of paths, images and webdataset shards, incrementally. ``config``: fields of
+        :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits). ``engine``: where decoding
+        and embedding run (default: this process; ``cir.scale.ray_engine.RayEngine`` for a Ray cluster)."""
         from cir.store.indexing import IndexConfig, index_paths
 
         self._refuse_damaged(self._snapshot, "index")
-        return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config))
+        return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config), engine)
 
     def _refuse_damaged(self, snap: Snapshot, action: str) -> None:
         """Damaged rows are never served (a NaN row would rank first for every query), nor carried into new commits."""
