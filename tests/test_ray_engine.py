@@ -36,7 +36,7 @@ def spec(tiny_cir_checkpoint) -> str:
 def ray_session():
     """Ray in this process with 2 CPUs, its session files in a fresh short temp dir (sockets have a path limit)."""
     temp = tempfile.mkdtemp(prefix="cir-ray-", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="WARNING")
     try:
         yield temp
     finally:

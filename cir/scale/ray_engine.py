@@ -132,7 +132,10 @@ class RayEngine:
         if ray.is_initialized():
             return ray, False
         try:
-            ray.init(address=self.config.address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+            # "local": a new Ray in this process, even when `ray start` runs a cluster on this machine (plain
+            # ray.init() would join that one)
+            ray.init(address=self.config.address or "local", include_dashboard=False, logging_level="WARNING",
+                     log_to_driver=False)
         except ConnectionError as exc:
             raise RayEngineError(f"cannot reach the Ray cluster at {self.config.address}: {exc}; start one with "
                                  "`ray start --head`, or omit --address to start Ray in this process") from exc
