@@ -3,7 +3,7 @@ vectors to float tolerance, same captions), a worker killed mid-run and a driver
 re-run, in the store an uninterrupted local run makes. One test runs a two-node cluster on this machine (two
 ``ray start`` processes, stopped by the test: only what it started).
 
-Slow (Ray and its actors start in seconds, not milliseconds); nothing asserts on time.
+The cluster tests are slow (Ray and its actors start in seconds, not milliseconds); nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import cir
 from tests.shard_helpers import caption_shard, write_shard, sample
 from tests.store_helpers import assert_same_store, write_images
 
-pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,6 +63,7 @@ def assert_same_meta(a, b) -> None:
     assert [a.item_meta(i.path) for i in a.items()] == [b.item_meta(i.path) for i in b.items()]
 
 
+@pytest.mark.slow
 def test_a_ray_run_equals_a_local_run_and_so_does_an_incremental_one(tmp_path, spec, ray_session):
     from cir.scale.ray_engine import RayConfig, RayEngine
 
@@ -117,6 +117,7 @@ def _actor_pids() -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_then_a_rerun_equals_a_local_run(tmp_path, spec, ray_session):
     from cir.scale.ray_engine import RayConfig, RayEngine
 
@@ -185,6 +186,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_two_node_cluster_run_killed_then_rerun_equals_a_local_run(tmp_path, spec):
     sources = make_inputs(tmp_path, images=40)
     local = cir.open_store(tmp_path / "local", backbone=spec, create=True)
@@ -221,3 +223,17 @@ def test_a_two_node_cluster_run_killed_then_rerun_equals_a_local_run(tmp_path, s
         if worker is not None:
             _stop(worker)
         _stop(head)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--engine", "spark"], "unknown engine 'spark'; choose one of local, ray"),
+    (["--address", "auto"], "go with --engine ray"),
+    (["--engine", "ray", "--workers", "0"], "--workers counts Ray workers"),
+])
+def test_engine_options_are_checked_before_anything_runs(tmp_path, spec, capsys, argv, fragment):
+    from cir.cli import main
+
+    write_images(tmp_path / "photos", 1)
+    assert main(["index", str(tmp_path / "photos"), "--store", str(tmp_path / "store"), "--backbone", spec, *argv]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
