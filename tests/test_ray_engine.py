@@ -200,7 +200,7 @@ def test_a_two_node_cluster_run_killed_then_rerun_equals_a_local_run(tmp_path, s
     worker = None
     try:
         worker = _start_node(["--address", f"127.0.0.1:{port}", "--num-cpus", "1"], temp, env)
-        command = [sys.executable, "-m", "cir", "index", *sources, "--store", str(tmp_path / "ray"), "--backbone", spec,
+        command = [sys.executable, "-m", "cir.cli", "index", *sources, "--store", str(tmp_path / "ray"), "--backbone", spec,
                    "--engine", "ray", "--address", f"127.0.0.1:{port}", "--workers", "2", "--batch-size", "4"]
         # two workers of one CPU each on two nodes of one CPU each: one actor per node
         first = subprocess.Popen(command + ["--progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

@@ -135,6 +135,8 @@ def test_a_vanished_shard_removes_its_items_and_only_those(tmp_path, spec, shard
     (shards / "00002.tar").unlink()
     summary = index(store, shards / "00000.tar", shards / "00002.tar")
     assert summary.removed == 2 and len(store) == 6
+    # a folder that holds a shard is not its scope: indexing the folder keeps the shard's items
+    assert index(store, shards).removed == 0 and len(store) == 6
     with pytest.raises(SourceError, match="none exists"):
         index(store, tmp_path / "nowhere" / "{0..3}.tar")
 

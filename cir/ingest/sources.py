@@ -34,8 +34,8 @@ class Source:
 
     def covers(self, path: str) -> bool:
         """Whether an item at ``path`` belongs to this source's scope (a missing file there was deleted)."""
-        if self.kind == "folder":
-            return path.startswith(self.root.rstrip(os.sep) + os.sep)
+        if self.kind == "folder":  # a shard's samples lie under their shard's scope, not the folder's
+            return path.startswith(self.root.rstrip(os.sep) + os.sep) and not _in_a_shard(path)
         if self.kind == "shard":
             return path.startswith(self.root + SEPARATOR)
         return self.kind == "image" and path == self.root
@@ -58,6 +58,11 @@ class Discovery:
     def hides(self, path: str) -> bool:
         """Whether ``path`` lies in a folder that could not be listed: its absence says nothing (not a deletion)."""
         return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder, _ in self.unreadable)
+
+
+def _in_a_shard(path: str) -> bool:
+    shard, sep, key = path.rpartition(SEPARATOR)
+    return bool(sep and key) and is_shard_path(shard)
 
 
 def classify(path: str | os.PathLike) -> Source:
