@@ -180,6 +180,8 @@ def test_a_shard_item_is_served_from_its_shard(tmp_path, spec, shards):
         assert thumb.status_code == 200
         with Image.open(__import__("io").BytesIO(thumb.content)) as shown:
             assert shown.format == "JPEG" and max(shown.size) == 32
+        described = http.get(f"/items/{item.id}").json()
+        assert (described["caption"], described["metadata"]) == ("a jpeg", {"k": 1})
         found = http.post("/search", data={"item_id": str(item.id), "strategy": "image", "k": "8"}).json()
         assert any(h.get("caption") == "caption 0" for h in found["results"])
 

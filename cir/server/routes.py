@@ -133,8 +133,11 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     @api.get("/items/{item_id}", response_model=Item, tags=["items"])
     def item(item_id: ItemId) -> dict:
         """What the store knows about one item."""
-        info = service.fresh_store().item(item_id).to_json()
-        return {**info, "image_url": f"/items/{item_id}/image", "thumbnail_url": f"/items/{item_id}/thumbnail"}
+        store = service.fresh_store()
+        info = store.item(item_id).to_json()
+        meta = store.item_meta(info["path"]) or {}  # caption and metadata of a webdataset sample
+        return {**info, "image_url": f"/items/{item_id}/image", "thumbnail_url": f"/items/{item_id}/thumbnail",
+                **{key: value for key, value in meta.items() if value is not None}}
 
     @api.get("/items/{item_id}/image", tags=["items"], response_class=Response,
              responses={200: {"content": {"image/*": {}}, "description": "the original image file"}})

@@ -248,6 +248,8 @@ class Item(BaseModel):
     height: int
     image_url: str
     thumbnail_url: str
+    caption: Optional[str] = Field(None, description="the item's caption (a webdataset sample's .txt), when it has one")
+    metadata: Optional[dict] = Field(None, description="the item's JSON metadata (a webdataset sample's .json), when it has some")
 
 
 class Health(BaseModel):
