@@ -23,19 +23,21 @@ import json
 import math
 import pickle
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
 from cir.encode.encoder import Encoder
-from cir.encode.pipeline import FileJob, FileResult, examine_file, ordered_map
+from cir.encode.pipeline import FileJob, FileResult
 from cir.errors import CirError
 from cir.ingest.decode import DecodeLimits
-from cir.store.indexing import Embedded, IndexConfig, encode_pending
+from cir.store.indexing import Embedded, IndexConfig, LocalEngine
 
 if TYPE_CHECKING:
     import ray
+
+
+FORWARD_PASSES_PER_TASK = 4  # batches of cfg.batch_size per Ray task: decoding overlaps the forward passes within it
 
 
 class RayEngineError(CirError):
@@ -63,7 +65,7 @@ class RayConfig:
 class EmbedBatches:
     """The ``map_batches`` class: each actor loads the backbone once and turns batches of jobs into results."""
 
-    def __init__(self, spec: str, limits: DecodeLimits, device: str, threads: int) -> None:
+    def __init__(self, spec: str, limits: DecodeLimits, device: str, threads: int, batch_size: int) -> None:
         import warnings
 
         import torch
@@ -74,12 +76,13 @@ class EmbedBatches:
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # as index_paths does: a bomb is a bomb
         torch.set_num_threads(threads)
         self.encoder = Encoder(load_backbone(spec, device=device), limits)
-        self.threads = threads
+        # the local engine inside the actor: decoding threads run ahead while the model embeds, batch_size images
+        # per forward pass (as a local run makes them)
+        self.local = IndexConfig(batch_size=batch_size, workers=threads, progress=False)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         jobs: list[FileJob] = [pickle.loads(blob) for blob in batch["job"]]
-        examine = partial(examine_file, encoder=self.encoder)
-        embedded = encode_pending(self.encoder, list(ordered_map(examine, jobs, self.threads, len(jobs))))
+        embedded = [e for chunk in LocalEngine().embed(jobs, self.encoder, self.local) for e in chunk]
         dim = self.encoder.backbone.dim
         vectors = np.zeros((len(jobs), dim), np.float32)
         for row, (_, _, vector) in enumerate(embedded):
@@ -148,7 +151,8 @@ class RayEngine:
         context.execution_options.preserve_order = True  # results in job order: commits as a local run makes them
         context.enable_progress_bars = False  # the indexer's bar shows images/s across the cluster
         rows = [{"i": i, "job": pickle.dumps(job)} for i, job in enumerate(jobs)]
-        blocks = max(1, min(len(rows) // cfg.batch_size + 1, 4 * self.config.workers * 8))
+        per_task = cfg.batch_size * FORWARD_PASSES_PER_TASK
+        blocks = max(1, min(len(rows) // per_task + 1, 32 * self.config.workers))
         device = "cuda" if self.config.gpus_per_worker > 0 else "cpu"
         resources = {"num_cpus": self.config.cpus_per_worker}
         if self.config.gpus_per_worker > 0:
@@ -156,8 +160,8 @@ class RayEngine:
         return ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             EmbedBatches,
             fn_constructor_kwargs={"spec": encoder.backbone.spec, "limits": encoder.limits, "device": device,
-                                   "threads": self.config.threads()},
-            batch_size=cfg.batch_size,
+                                   "threads": self.config.threads(), "batch_size": cfg.batch_size},
+            batch_size=per_task,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=self.config.workers),  # what Ray 2.51+ calls concurrency=N
             **resources,
