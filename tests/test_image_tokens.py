@@ -25,10 +25,14 @@ def _check_tokens(backbone, expected_count: int) -> None:
     assert torch.allclose(again[0], tokens[0], atol=1e-5)
     # with autograd: a loss on the tokens reaches the tower's parameters
     params = [p for m in backbone.modules() for p in m.parameters()]
+    before = [p.requires_grad for p in params]
     for p in params:
         p.requires_grad_(True)
     backbone.image_tokens(pixels).square().mean().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    for p, flag in zip(params, before):  # the backbone is a session fixture: leave it as it was (test_pic2word checks)
+        p.grad = None
+        p.requires_grad_(flag)
     assert backbone.describe()["image_token_dim"] == backbone.image_token_dim
 
 
