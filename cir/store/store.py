@@ -182,18 +182,28 @@ class Store:
 
     def item_meta(self, path: str) -> dict | None:
         """``{"caption", "metadata"}`` of the item at ``path`` when it came with them (a webdataset sample), else None."""
+        found = self._read_item_meta([path]).get(path)
+        return found.to_json() if found is not None else None
+
+    def _read_item_meta(self, paths: list[str]) -> dict:
+        """Captions and metadata by path, on a connection of this call's own: searches run on many threads (and
+        on a snapshot, after the store's own connection may be closed), and the store's connection is not
+        shared with them."""
         from cir.store import item_meta
 
-        found = item_meta.read(self._conn, [path]).get(path)
-        return found.to_json() if found is not None else None
+        if not paths:
+            return {}
+        conn = db.connect_reader(str(self.root / DB_NAME))
+        try:
+            return item_meta.read(conn, paths)
+        finally:
+            conn.close()
 
     def _with_item_meta(self, hits: list) -> list:
         """Hits with their captions and JSON metadata (kept by path, :mod:`cir.store.item_meta`)."""
         import dataclasses
 
-        from cir.store import item_meta
-
-        found = item_meta.read(self._conn, [h.path for h in hits])
+        found = self._read_item_meta([h.path for h in hits])
         out = []
         for hit in hits:
             meta = found.get(hit.path)
