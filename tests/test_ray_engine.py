@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def ray_session():
         yield temp
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def make_inputs(root: Path, images: int = 10) -> list[str]:
@@ -222,6 +224,7 @@ def test_a_two_node_cluster_run_killed_then_rerun_equals_a_local_run(tmp_path, s
         if worker is not None:
             _stop(worker)
         _stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.parametrize("argv, fragment", [
