@@ -108,7 +108,8 @@ class Client:
             name, data, content_type = _image_upload(image)
             files = {"image": (name, data, content_type)}
         body = self._request("POST", "/search", data=form, files=files).json()
-        hits = [Hit(int(h["id"]), h["path"], float(h["score"]), h.get("stage_scores")) for h in body["results"]]
+        hits = [Hit(int(h["id"]), h["path"], float(h["score"]), h.get("stage_scores"), caption=h.get("caption"),
+                    metadata=h.get("metadata")) for h in body["results"]]
         return SearchResult(query=body["query"], results=hits, explanation=body["explanation"])
 
     def parse(self, text: str) -> "Edit":

@@ -22,7 +22,7 @@ LAYERS = (
     ("compose",),
     ("query",),
     ("rerankers",),
-    ("store",),
+    ("store", "scale"),
     ("eval",),
     ("train", "demo", "server", "client"),
     ("cli", "__init__", "__main__"),

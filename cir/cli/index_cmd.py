@@ -61,7 +61,7 @@ def _number(text: str):
 def register(app: typer.Typer) -> None:
     @app.command("index", epilog="Example: cir index ~/Pictures --store photos.cir --backbone openclip:ViT-B-32/laion2b_s34b_b79k   (offline: openclip:ViT-B-32//abs/path/weights.bin; README: Your own photos)")
     def index(
-        paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, or images"),
+        paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, images, or webdataset shards (.tar; a quoted brace pattern such as 'shards/{00000..00099}.tar' is expanded)"),
         store: Path = typer.Option(..., "--store", help="store directory (created when missing)"),
         backbone: Optional[str] = typer.Option(
             None, help=f"{BACKBONE_HELP}; an existing store uses its own, and refuses another"
@@ -72,7 +72,11 @@ def register(app: typer.Typer) -> None:
         recall: float = recall_option(),
         index_param: List[str] = index_param_option(),
         batch_size: int = typer.Option(64, min=1, help="images per forward pass and per commit"),
-        workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores))"),
+        workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores)); with --engine ray: embedding workers, Ray actors with one model each (default 1)"),
+        engine: str = typer.Option("local", "--engine", help="where images are decoded and embedded: local (this process) or ray (a Ray cluster; docs/scale.md)"),
+        address: Optional[str] = typer.Option(None, "--address", help="with --engine ray: the cluster (auto: the one `ray start` runs here; ray://HOST:10001: Ray Client); default: start Ray in this process"),
+        gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="with --engine ray: GPUs each worker holds (0: CPU)"),
+        cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0.01, help="with --engine ray: CPUs each worker reserves (its torch and decoding threads)"),
         progress: Optional[bool] = progress_option(),
         quiet: bool = quiet_option(),
         backend: Optional[str] = typer.Option(
@@ -86,13 +90,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Embed new and changed images, drop deleted ones; safe to interrupt (Ctrl-C) and re-run."""
         from cir.errors import ConfigError
-        from cir.ingest.sources import classify
+        from cir.ingest.sources import classify_all
         from cir.store import Store
         from cir.store.pathcodec import printable
         from cir.store.indexing import IndexInterrupted
 
-        for path in paths:  # a typo must fail before a store is created
-            classify(path)
+        classify_all(paths)  # a typo must fail before a store is created
+        run_engine, workers = _engine(engine, address, workers, gpus_per_worker, cpus_per_worker)
         milvus = None
         if backend is not None and backend not in ("faiss", "milvus"):
             raise ConfigError(f"--backend {backend!r}: choose faiss or milvus")
@@ -107,7 +111,7 @@ def register(app: typer.Typer) -> None:
             demo_backbone_notice(opened.spec)
             settings = index_settings(index_kind, index_memory, recall, index_param)
             try:
-                summary = opened.index(paths, progress=show_progress(progress, quiet), batch_size=batch_size,
+                summary = opened.index(paths, progress=show_progress(progress, quiet), engine=run_engine, batch_size=batch_size,
                                        workers=workers, index=settings)
             except IndexInterrupted as exc:
                 raise interrupted_index(exc, store) from exc
@@ -153,3 +157,22 @@ def register(app: typer.Typer) -> None:
 def held_by(described: dict) -> str:
     held = described.get("ntotal")
     return f"{held} vectors in the index file" if held is not None else "exact scan of the vectors (no index file)"
+
+ENGINES = ("local", "ray")
+
+
+def _engine(name: str, address: str | None, workers: int | None, gpus: float, cpus: float):
+    """(the engine, the decoding threads for IndexConfig): --workers counts Ray workers with --engine ray."""
+    from cir.errors import ConfigError
+
+    if name not in ENGINES:
+        raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    if name == "local":
+        if address is not None or gpus or cpus != 1.0:
+            raise ConfigError("--address, --gpus-per-worker and --cpus-per-worker go with --engine ray")
+        return None, workers
+    from cir.scale.ray_engine import RayConfig, RayEngine
+
+    if workers == 0:
+        raise ConfigError("--workers counts Ray workers with --engine ray: give 1 or more")
+    return RayEngine(RayConfig(address=address, workers=workers or 1, gpus_per_worker=gpus, cpus_per_worker=cpus)), None

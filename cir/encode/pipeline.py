@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 import torch
 
 from cir.ingest.decode import DecodeFailure
+from cir.ingest.shards import SampleMembers, read_sample
 
 if TYPE_CHECKING:
     from cir.encode.encoder import Encoder
@@ -28,9 +29,10 @@ R = TypeVar("R")
 class FileJob:
     """A file to look at: ``known_sha`` is the content hash the store already holds for it (None when new)."""
 
-    path: str  # absolute path
+    path: str  # absolute path (a shard's sample: SHARD#KEY)
     source: str  # root of the source that named it
     known_sha: str | None = None
+    sample: SampleMembers | None = None  # where the bytes lie when the item is a sample of a webdataset shard
 
 
 @dataclass
@@ -45,13 +47,22 @@ class FileResult:
     pixels: torch.Tensor | None = None  # preprocessed CHW tensor, ready for the model
     same_content: bool = False  # the file's bytes hash to ``known_sha``: nothing to embed
     reason: str | None = None  # why the file was skipped
+    caption: str | None = None  # a shard sample's caption (.txt member)
+    metadata: str | None = None  # a shard sample's metadata (.json member, JSON text)
+    problems: tuple[str, ...] = ()  # a shard sample's caption or metadata member that was not kept, and why
 
 
 def examine_file(job: FileJob, encoder: "Encoder") -> FileResult:
-    """Read, hash and (unless its content is already known) decode and preprocess one file."""
+    """Read, hash and (unless its content is already known) decode and preprocess one file or shard sample."""
     try:
-        raw = encoder.read(job.path)
-        out = FileResult(size=raw.size, mtime_ns=raw.mtime_ns, sha256=raw.sha256)
+        if job.sample is None:
+            raw = encoder.read(job.path)
+            out = FileResult(size=raw.size, mtime_ns=raw.mtime_ns, sha256=raw.sha256)
+        else:
+            sample = read_sample(job.sample, encoder.limits)
+            raw = sample.image
+            out = FileResult(size=raw.size, mtime_ns=raw.mtime_ns, sha256=raw.sha256, caption=sample.caption,
+                             metadata=sample.metadata, problems=sample.problems)
         if job.known_sha is not None and raw.sha256 == job.known_sha:
             out.same_content = True
             return out

@@ -100,7 +100,8 @@ DECODE_FAILURES = (EmptyFile, FileUnreadable, FileTooLarge, ImageTooLarge, Decom
 
 
 def read_file(path: str, limits: DecodeLimits) -> FileBytes:
-    """Read and hash a file; raise :class:`DecodeFailure` when it cannot or should not be read."""
+    """Read and hash a file; raise :class:`DecodeFailure` when it cannot or should not be read. An item of a
+    webdataset shard (``SHARD.tar#KEY``, no such file) is read from its shard (:func:`cir.ingest.shards.read_item`)."""
     try:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
@@ -110,6 +111,10 @@ def read_file(path: str, limits: DecodeLimits) -> FileBytes:
                 raise FileTooLarge(f"file too large: {st.st_size} bytes exceeds the limit of {limits.max_bytes}")
             data = fh.read()
     except FileNotFoundError as exc:
+        from cir.ingest.shards import read_item, split_identity
+
+        if split_identity(path) is not None:
+            return read_item(path, limits)
         raise FileUnreadable("file not found (deleted while indexing?)") from exc
     except OSError as exc:
         raise FileUnreadable(f"cannot read the file: {exc.strerror or exc}") from exc

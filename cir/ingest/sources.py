@@ -1,10 +1,14 @@
-"""Sources: what ``cir index`` is given (folders, CSV files of paths, single images) -> the files to consider.
+"""Sources: what ``cir index`` is given (folders, CSV files of paths, single images, webdataset shards and brace
+patterns of shards) -> the files to consider.
 
 A folder is walked recursively for image extensions (case-insensitive). A CSV names one file per row in a column
 called ``path`` or, without such a header, in its only column; relative paths are resolved against the CSV's
 folder. Every file is addressed by its absolute path (symlinks are not resolved: the path is how the user names
 the file). A folder that cannot be listed (no permission) is reported in ``Discovery.unreadable``: what lies in it
 is unknown, not deleted. Entries of a CSV that do not exist are reported, not fatal; a source that does not exist is an error.
+A ``.tar`` is a webdataset shard (:mod:`cir.ingest.shards`; the indexer lists its samples). A brace pattern
+(``shards/{00000..00099}.tar``) names the shards it expands to; those of them that do not exist are still sources
+(their items, if any, are gone), but a pattern naming no existing file is an error.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cir.errors import SourceError
+from cir.ingest.shards import SEPARATOR, SHARD_EXTENSIONS, expand_pattern, is_pattern, is_shard_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CSV_EXTENSIONS = (".csv",)
@@ -25,12 +30,14 @@ class Source:
     """One path given on the command line, classified."""
 
     root: str  # absolute path of the folder, CSV or image
-    kind: str  # "folder", "csv" or "image"
+    kind: str  # "folder", "csv", "image" or "shard"
 
     def covers(self, path: str) -> bool:
         """Whether an item at ``path`` belongs to this source's scope (a missing file there was deleted)."""
-        if self.kind == "folder":
-            return path.startswith(self.root.rstrip(os.sep) + os.sep)
+        if self.kind == "folder":  # a shard's samples lie under their shard's scope, not the folder's
+            return path.startswith(self.root.rstrip(os.sep) + os.sep) and not _in_a_shard(path)
+        if self.kind == "shard":
+            return path.startswith(self.root + SEPARATOR)
         return self.kind == "image" and path == self.root
 
 
@@ -53,6 +60,11 @@ class Discovery:
         return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder, _ in self.unreadable)
 
 
+def _in_a_shard(path: str) -> bool:
+    shard, sep, key = path.rpartition(SEPARATOR)
+    return bool(sep and key) and is_shard_path(shard)
+
+
 def classify(path: str | os.PathLike) -> Source:
     """Classify one command-line path; raise :class:`SourceError` for missing or unsupported ones."""
     p = Path(path).expanduser()
@@ -66,10 +78,40 @@ def classify(path: str | os.PathLike) -> Source:
         return Source(root, "csv")
     if suffix in IMAGE_EXTENSIONS:
         return Source(root, "image")
+    if is_shard_path(root):
+        return Source(root, "shard")
     raise SourceError(
-        f"{path} is neither a folder, a CSV of paths ({', '.join(CSV_EXTENSIONS)}) nor an image "
-        f"({', '.join(IMAGE_EXTENSIONS)})"
+        f"{path} is neither a folder, a CSV of paths ({', '.join(CSV_EXTENSIONS)}), a webdataset shard "
+        f"({', '.join(SHARD_EXTENSIONS)}) nor an image ({', '.join(IMAGE_EXTENSIONS)})"
     )
+
+
+def classify_all(paths: list[str | os.PathLike]) -> list[Source]:
+    """Classify command-line arguments, expanding brace patterns of shards (quoted, so the shell left them). A
+    missing ``.tar`` is a shard that vanished (its items are removed), as when the shell expanded the pattern;
+    raise :class:`SourceError` for any other missing path, a pattern naming no existing file or naming something
+    other than shards, and when none of the sources exists."""
+    out: list[Source] = []
+    for given in paths:
+        text = os.fspath(given)
+        if not is_pattern(text) or os.path.exists(os.path.expanduser(text)):
+            path = os.path.abspath(os.path.expanduser(text))
+            if is_shard_path(path) and not os.path.exists(path):
+                out.append(Source(path, "shard"))  # a shard that vanished (the shell expanded the pattern)
+            else:
+                out.append(classify(text))
+            continue
+        expanded = [os.path.abspath(os.path.expanduser(p)) for p in expand_pattern(text)]
+        if not any(os.path.exists(p) for p in expanded):
+            raise SourceError(f"the pattern {text} names {len(expanded)} paths and none exists (first: {expanded[0]})")
+        for path in expanded:
+            if not is_shard_path(path):
+                raise SourceError(f"the pattern {text} names {path}; brace patterns name webdataset shards "
+                                  f"({', '.join(SHARD_EXTENSIONS)}): list other files and folders one by one")
+            out.append(classify(path) if os.path.exists(path) else Source(path, "shard"))
+    if out and not any(os.path.exists(s.root) for s in out):
+        raise SourceError(f"no such file or folder: {os.fspath(paths[0])}" + (" (none of the shards given exists)" if len(out) > 1 else ""))
+    return out
 
 
 def discover(sources: list[Source]) -> Discovery:
@@ -82,6 +124,8 @@ def discover(sources: list[Source]) -> Discovery:
         elif source.kind == "csv":
             paths, missing = _read_csv(source.root)
             out.missing.extend(missing)
+        elif source.kind == "shard":
+            continue  # listed by the indexer, shard by shard (cir.ingest.shards)
         else:
             paths = [source.root]
         for path in paths:

@@ -14,11 +14,17 @@ class Hit:
     path: str  # absolute path of the image
     score: float  # the final score: the first stage's inner product, or the fused score after a re-rank stage
     stage_scores: dict | None = None  # per stage, when a re-rank stage ran: {"first_stage": s, "rerank": r}
+    caption: str | None = None  # the item's caption, when it came with one (a webdataset sample's .txt)
+    metadata: dict | None = None  # the item's JSON metadata, when it came with some (a webdataset sample's .json)
 
     def to_json(self) -> dict:
         out = {"id": self.id, "path": self.path, "score": self.score}
         if self.stage_scores is not None:
             out["stage_scores"] = dict(self.stage_scores)
+        if self.caption is not None:
+            out["caption"] = self.caption
+        if self.metadata is not None:
+            out["metadata"] = dict(self.metadata)
         return out
 
 

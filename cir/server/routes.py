@@ -150,14 +150,20 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     @api.get("/items/{item_id}", response_model=Item, tags=["items"])
     def item(item_id: ItemId) -> dict:
         """What the store knows about one item."""
-        info = service.fresh_store().item(item_id).to_json()
-        return {**info, "image_url": f"/items/{item_id}/image", "thumbnail_url": f"/items/{item_id}/thumbnail"}
+        store = service.fresh_store()
+        info = store.item(item_id).to_json()
+        meta = store.item_meta(info["path"]) or {}  # caption and metadata of a webdataset sample
+        return {**info, "image_url": f"/items/{item_id}/image", "thumbnail_url": f"/items/{item_id}/thumbnail",
+                **{key: value for key, value in meta.items() if value is not None}}
 
     @api.get("/items/{item_id}/image", tags=["items"], response_class=Response,
              responses={200: {"content": {"image/*": {}}, "description": "the original image file"}})
     def item_image(item_id: ItemId) -> Response:
         """The item's original image file, as indexed (only files recorded in the store are ever served)."""
         record = service.fresh_store().item(item_id)
+        if _in_shard(record.path):  # a webdataset sample: its bytes come from the shard
+            data = _shard_item_bytes(record.path)
+            return Response(data, media_type=_image_type(record.path, data), headers={"ETag": f'"{record.sha256}"'})
         return FileResponse(record.path, media_type=_image_type(record.path), headers={"ETag": f'"{record.sha256}"'})
 
     @api.get("/items/{item_id}/thumbnail", tags=["items"], response_class=Response,
@@ -207,13 +213,31 @@ def _with_param_fields(endpoint) -> inspect.Signature:
     return inspect.Signature(fixed + fields)
 
 
-def _image_type(path: str) -> str:
+def _in_shard(path: str) -> bool:
+    from cir.ingest.shards import split_identity
+
+    return split_identity(path) is not None
+
+
+def _shard_item_bytes(path: str) -> bytes:
+    from cir.ingest.decode import DecodeFailure, DecodeLimits
+    from cir.ingest.shards import read_item
+
+    try:
+        return read_item(path, DecodeLimits()).data
+    except DecodeFailure as exc:
+        raise ApiError(404, "image_unavailable", f"the image of this item cannot be read from its shard: {exc} (re-run `cir index`)") from None
+
+
+def _image_type(path: str, data: bytes | None = None) -> str:
+    import io
+
     from PIL import Image
 
     from cir.ingest.decode import ALLOWED_FORMATS
 
     try:
-        with Image.open(path, formats=ALLOWED_FORMATS) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path, formats=ALLOWED_FORMATS) as image:
             fmt = image.format
     except FileNotFoundError:
         raise ApiError(404, "image_unavailable", "the file of this item is gone from disk (re-run `cir index`)") from None

@@ -72,6 +72,8 @@ class Hit(BaseModel):
     stage_scores: Optional[dict[str, float]] = Field(None, description="after a re-rank stage only: first_stage (the "
         "cosine), rerank (the re-ranker's raw score) and each on its fixed scale (first_stage_calibrated, "
         "rerank_calibrated), which the fused score combines")
+    caption: Optional[str] = Field(None, description="the item's caption (a webdataset sample's .txt), when it has one")
+    metadata: Optional[dict] = Field(None, description="the item's JSON metadata (a webdataset sample's .json), when it has some")
 
 
 class Explanation(BaseModel):
@@ -302,6 +304,8 @@ class Item(BaseModel):
     height: int
     image_url: str
     thumbnail_url: str
+    caption: Optional[str] = Field(None, description="the item's caption (a webdataset sample's .txt), when it has one")
+    metadata: Optional[dict] = Field(None, description="the item's JSON metadata (a webdataset sample's .json), when it has some")
 
 
 class Health(BaseModel):

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -27,9 +27,11 @@ import torch
 from cir.encode.encoder import Encoder
 from cir.encode.pipeline import FileJob, FileResult, examine_file, ordered_map
 from cir.ingest.decode import DecodeLimits
-from cir.ingest.sources import Source, classify, discover
+from cir.ingest.sources import Source, classify_all, discover
 from cir.errors import Interrupted, SourceError
 from cir.store.index_file import IndexSettings, maintain_index
+from cir.store.item_meta import ItemMeta, ShardRecord
+from cir.store.shard_plan import plan_shards
 from cir.store.writer import ItemRecord, KnownItem, MetadataTouch, StoreWriter
 
 if TYPE_CHECKING:
@@ -88,6 +90,49 @@ class IndexSummary:
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
+Embedded = tuple[FileJob, FileResult, "np.ndarray | None"]  # a job, what reading it found, its vector (None: none made)
+
+
+class EmbedEngine(Protocol):
+    """Where files are read, decoded and embedded: this process's threads (:class:`LocalEngine`) or a cluster
+    (``cir.scale.ray_engine.RayEngine``). The indexer plans what to embed and commits what the engine yields, in
+    the order of ``jobs``, through the store's one writer; so every engine gives the same store."""
+
+    name: str  # shown on the progress bar
+
+    def embed(self, jobs: Sequence[FileJob], encoder: Encoder, cfg: "IndexConfig") -> Iterator[list[Embedded]]:
+        """Every job exactly once, in the order given, in chunks of at most about ``cfg.batch_size`` embedded
+        images (a chunk is committed as one batch); a vector for each result with pixels."""
+        ...
+
+
+class LocalEngine:
+    """Decoding threads beside the model in this process (:mod:`cir.encode.pipeline`)."""
+
+    name = "indexing"
+
+    def embed(self, jobs: Sequence[FileJob], encoder: Encoder, cfg: "IndexConfig") -> Iterator[list[Embedded]]:
+        examine = partial(examine_file, encoder=encoder)
+        pending: list[tuple[FileJob, FileResult]] = []
+        with closing(ordered_map(examine, jobs, cfg.resolved_workers(), cfg.resolved_prefetch())) as results:
+            embedding = 0
+            for job, result in results:
+                pending.append((job, result))
+                embedding += result.pixels is not None
+                if embedding >= cfg.batch_size:
+                    yield encode_pending(encoder, pending)
+                    pending, embedding = [], 0
+            if pending:
+                yield encode_pending(encoder, pending)
+
+
+def encode_pending(encoder: Encoder, pending: list[tuple[FileJob, FileResult]]) -> list[Embedded]:
+    """One forward pass over the results that have pixels; the others pass through without a vector."""
+    with_pixels = [r.pixels for _, r in pending if r.pixels is not None]
+    vectors = iter(encoder.encode_pixels(torch.stack(with_pixels)) if with_pixels else ())
+    return [(job, r, next(vectors) if r.pixels is not None else None) for job, r in pending]
+
+
 class IndexInterrupted(Interrupted):
     """Indexing stopped by Ctrl-C; ``committed`` images (new and changed) are in the store and are not embedded
     again when the same paths are indexed again."""
@@ -99,14 +144,15 @@ class IndexInterrupted(Interrupted):
 
 
 def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None,
-                settings: IndexSettings | None = None) -> IndexSummary:
-    """Bring the store up to date with ``paths`` (folders, CSV files of paths, images)."""
+                settings: IndexSettings | None = None, engine: EmbedEngine | None = None) -> IndexSummary:
+    """Bring the store up to date with ``paths`` (folders, CSV files of paths, images, webdataset shards and brace
+    patterns of them). ``engine``: where decoding and embedding run (default: :class:`LocalEngine`)."""
     from PIL import Image
 
     cfg = cfg or IndexConfig()
     if not paths:
         raise SourceError("nothing to index: give at least one folder, CSV file of paths or image")
-    sources = [classify(p) for p in paths]
+    sources = classify_all(paths)
     backbone = store.backbone
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a bomb is a bomb. Set before the decoding threads
@@ -115,7 +161,7 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
         run = None
         try:
             with store.open_writer(fsync=cfg.fsync) as writer:
-                run = _IndexRun(writer, backbone, cfg, sources)
+                run = _IndexRun(writer, backbone, cfg, sources, engine or LocalEngine())
                 summary = run.execute()
                 summary.index_action = maintain_index(writer, settings)
         except KeyboardInterrupt as exc:  # the commit in flight has finished: the counts are what the store holds
@@ -128,18 +174,23 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
 
 
 class _IndexRun:
-    def __init__(self, writer: StoreWriter, backbone: "Backbone", cfg: IndexConfig, sources: list[Source]) -> None:
-        self.writer, self.backbone, self.cfg, self.sources = writer, backbone, cfg, sources
+    def __init__(self, writer: StoreWriter, backbone: "Backbone", cfg: IndexConfig, sources: list[Source],
+                 engine: EmbedEngine) -> None:
+        self.writer, self.backbone, self.cfg, self.sources, self.engine = writer, backbone, cfg, sources, engine
         self.encoder = Encoder(backbone, cfg.limits)
         self.summary = IndexSummary()
         self.known: dict[str, KnownItem] = {}
         self.remove_ids: set[int] = set()
+        self.shard_records: list[ShardRecord] = []  # shards read in full: recorded once the run is committed
+        self.forget_shards: list[str] = []  # vanished shards
 
     def execute(self) -> IndexSummary:
         jobs = self._plan()
         self._embed(jobs)
         if self.remove_ids:
             self.writer.remove(self.remove_ids)
+        if self.shard_records or self.forget_shards:
+            self.writer.record_shards(self.shard_records, self.forget_shards)
         self.summary.removed = len(self.remove_ids)
         dead = self.writer.dead_rows
         if dead and (self.writer.rows < COMPACT_SMALL_ROWS or dead >= COMPACT_DEAD_FRACTION * self.writer.rows):
@@ -168,59 +219,62 @@ class _IndexRun:
                 self.summary.unchanged += 1
                 continue
             jobs.append(FileJob(found.path, found.source, old.sha256 if old is not None else None))
-        roots = {s.root for s in self.sources}
+        files = [s for s in self.sources if s.kind != "shard"]  # shards: cir.store.shard_plan
+        roots = {s.root for s in files}
         for path, old in self.known.items():
-            if path not in seen and (old.source in roots or any(s.covers(path) for s in self.sources)):
+            if path not in seen and (old.source in roots or any(s.covers(path) for s in files)):
                 if discovery.hides(path):
                     self.summary.kept_unreadable += 1
                 else:
                     self.remove_ids.add(old.id)
+        shards = plan_shards(self.sources, self.known, self.writer.known_shards())
+        jobs.extend(shards.jobs)
+        self.summary.unchanged += shards.unchanged
+        self.summary.kept_unreadable += shards.kept_unreadable
+        self.summary.skipped.extend(Skipped(path, reason) for path, reason in shards.skipped)
+        self.remove_ids.update(shards.remove_ids)
+        self.shard_records, self.forget_shards = shards.records, shards.forget
         return jobs
 
     def _embed(self, jobs: list[FileJob]) -> None:
         from tqdm import tqdm
 
-        examine = partial(examine_file, encoder=self.encoder)
-        batch: list[tuple[FileJob, FileResult]] = []
-        touches: list[MetadataTouch] = []
-        results = ordered_map(examine, jobs, self.cfg.resolved_workers(), self.cfg.resolved_prefetch())
         # one commit in flight beside the next forward pass: commits stay sequential and in input order
         committer = _Committer()
-        with committer, closing(results), tqdm(total=len(jobs), desc="indexing", unit="img", file=sys.stderr,
-                                               smoothing=0.1, disable=not self.cfg.progress or not jobs) as bar:
-            for job, result in results:
-                if result.reason is not None:
-                    self.summary.skipped.append(Skipped(job.path, result.reason))
-                    if job.known_sha is not None:  # it was indexed, but its new content is not an image
-                        self.remove_ids.add(self.known[job.path].id)
-                elif result.same_content:
-                    touches.append(MetadataTouch(self.known[job.path].id, result.size, result.mtime_ns))
-                else:
-                    batch.append((job, result))
-                if len(batch) >= self.cfg.batch_size:
-                    self._encode_and_commit(committer, batch, touches)
-                    batch, touches = [], []
-                bar.update(1)
-            self._encode_and_commit(committer, batch, touches)
+        chunks = self.engine.embed(jobs, self.encoder, self.cfg)
+        with committer, closing(chunks), tqdm(total=len(jobs), desc=self.engine.name, unit="img", file=sys.stderr,
+                                              smoothing=0.1, disable=not self.cfg.progress or not jobs) as bar:
+            for chunk in chunks:
+                self._encode_and_commit(committer, chunk)
+                bar.update(len(chunk))
 
-    def _encode_and_commit(self, committer: "_Committer", batch: list[tuple[FileJob, FileResult]],
-                           touches: list[MetadataTouch]) -> None:
-        if not batch and not touches:
-            return
+    def _encode_and_commit(self, committer: "_Committer", chunk: list[Embedded]) -> None:
         dim = self.writer.dim
-        if batch:
-            vectors = self.encoder.encode_pixels(torch.stack([r.pixels for _, r in batch]))
-        else:
-            vectors = np.zeros((0, dim), np.float32)
-        new_items, replaced = [], []
-        for job, r in batch:  # a changed file is a new item; its old item goes in the same commit
+        new_items, new_rows, replaced, touches, metas = [], [], [], [], []
+        for job, r, vector in chunk:
+            if r.reason is not None:
+                self.summary.skipped.append(Skipped(job.path, r.reason))
+                if job.known_sha is not None:  # it was indexed, but its new content is not an image
+                    self.remove_ids.add(self.known[job.path].id)
+                continue
+            self.summary.skipped.extend(Skipped(job.path, problem) for problem in r.problems)
+            if job.sample is not None:
+                metas.append(ItemMeta(job.path, r.caption, r.metadata))
+            if r.same_content:
+                old = self.known[job.path]
+                if (old.size, old.mtime_ns) != (r.size, r.mtime_ns):
+                    touches.append(MetadataTouch(old.id, r.size, r.mtime_ns))
+                continue
             new_items.append(ItemRecord(job.path, job.source, r.size, r.mtime_ns, r.sha256, r.width, r.height))
-            if job.known_sha is not None:
+            new_rows.append(vector)
+            if job.known_sha is not None:  # a changed file is a new item; its old item goes in the same commit
                 replaced.append(self.known[job.path].id)
-        committer.submit(self._commit, new_items, np.asarray(vectors, np.float32).reshape(-1, dim), replaced, touches)
+        if not new_items and not touches and not metas:
+            return
+        committer.submit(self._commit, new_items, np.array(new_rows, np.float32).reshape(-1, dim), replaced, touches, metas)
 
-    def _commit(self, new_items, vectors, replaced, touches) -> None:
-        self.writer.commit(new_items, vectors, touched=touches, remove_ids=replaced)
+    def _commit(self, new_items, vectors, replaced, touches, metas) -> None:
+        self.writer.commit(new_items, vectors, touched=touches, remove_ids=replaced, meta=metas)
         self.summary.added += len(new_items) - len(replaced)
         self.summary.updated += len(replaced)
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from cir.compose.base import Strategy
     from cir.query.rerank import Reranker
     from cir.query.results import SearchResult
-    from cir.store.indexing import IndexSummary
+    from cir.store.indexing import EmbedEngine, IndexSummary
     from cir.store.milvus_mirror import MilvusMirror, MilvusOptions
     from cir.store.writer import StoreWriter
 
@@ -262,7 +262,38 @@ class Store:
                       folder=os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None)
         result, used = self._mirrored(lambda s: run_query(s, self.backbone, query), snap, pinned=snapshot is not None)
         result.version = int(used.version)
+        result.results = self._with_item_meta(result.results)
         return result
+
+    def item_meta(self, path: str) -> dict | None:
+        """``{"caption", "metadata"}`` of the item at ``path`` when it came with them (a webdataset sample), else None."""
+        found = self._read_item_meta([path]).get(path)
+        return found.to_json() if found is not None else None
+
+    def _read_item_meta(self, paths: list[str]) -> dict:
+        """Captions and metadata by path, on a connection of this call's own: searches run on many threads (and
+        on a snapshot, after the store's own connection may be closed), and the store's connection is not
+        shared with them."""
+        from cir.store import item_meta
+
+        if not paths:
+            return {}
+        conn = db.connect_reader(str(self.root / DB_NAME))
+        try:
+            return item_meta.read(conn, paths)
+        finally:
+            conn.close()
+
+    def _with_item_meta(self, hits: list) -> list:
+        """Hits with their captions and JSON metadata (kept by path, :mod:`cir.store.item_meta`)."""
+        import dataclasses
+
+        found = self._read_item_meta([h.path for h in hits])
+        out = []
+        for hit in hits:
+            meta = found.get(hit.path)
+            out.append(dataclasses.replace(hit, **meta.to_json()) if meta is not None else hit)
+        return out
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, exclude_ids: Sequence[int] = (),
                        allowed: "Sequence[int] | np.ndarray | None" = None,
@@ -295,15 +326,16 @@ class Store:
 
     # --- writing ---------------------------------------------------------------------------------------------
     def index(self, paths: Sequence[str | os.PathLike], progress: bool = True,
-              index: "IndexSettings | str | None" = None, **config) -> "IndexSummary":
-        """Index folders, CSV files of paths and images, incrementally, then bring the persisted index up to date
-        (``index``: another kind or settings; default: the store's). ``config``: fields of
-        :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits)."""
+              index: "IndexSettings | str | None" = None, engine: "EmbedEngine | None" = None, **config) -> "IndexSummary":
+        """Index folders, CSV files of paths, images and webdataset shards, incrementally, then bring the persisted
+        index up to date (``index``: another kind or settings; default: the store's). ``config``: fields of
+        :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits). ``engine``: where decoding
+        and embedding run (default: this process; ``cir.scale.ray_engine.RayEngine`` for a Ray cluster)."""
         from cir.store.indexing import IndexConfig, index_paths
 
         settings = index if isinstance(index, IndexSettings) or index is None else IndexSettings(kind=index)
         self._refuse_damaged(self._snapshot, "index", everything=True)
-        return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config), settings)
+        return index_paths(self, [str(p) for p in paths], IndexConfig(progress=progress, **config), settings, engine)
 
     def open_writer(self, fsync: bool = True) -> "StoreWriter":
         """The store's exclusive writer (:class:`~cir.store.writer.StoreWriter`); for a Milvus-backed store one

@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from cir.errors import StoreDamaged, StoreError
-from cir.store import checksums, db
+from cir.store import checksums, db, item_meta
 from cir.store.index_file import remove_orphan_index_files
 from cir.store.layout import DB_NAME, rowids_name, vector_generations, vectors_name
 from cir.store.lock import acquire_writer_lock, release_writer_lock
@@ -106,6 +106,7 @@ class StoreWriter:
             self.rowids = VectorAppender(self.root / rowids_name(self.generation), 1, rows, fsync, ID_DTYPE)
             self._check_rows(rows)
             self._checksum_unchecked_rows(rows)
+            item_meta.ensure_tables(self.conn)
         except BaseException:
             self._release()
             raise
@@ -146,9 +147,11 @@ class StoreWriter:
         staged: Sequence[tuple[ItemRecord, np.ndarray]] = (),
         touched: Sequence[MetadataTouch] = (),
         remove_ids: Iterable[int] = (),
+        meta: Sequence[item_meta.ItemMeta] = (),
     ) -> list[int]:
         """Append new items with their vectors, remove ``remove_ids``, stage repaired vectors (``cir repair``),
-        update touched metadata: one atomic commit. Returns the ids of the new items (``next_id`` onwards)."""
+        update touched metadata and the captions / JSON of items (``meta``, by path): one atomic commit. Returns
+        the ids of the new items (``next_id`` onwards)."""
         vectors = np.asarray(vectors, dtype=DTYPE).reshape(len(items), self.dim)
         _refuse_non_finite(vectors, lambda i: items[i].path)
         _refuse_non_finite(np.array([np.asarray(v, DTYPE).reshape(self.dim) for _, v in staged], DTYPE).reshape(-1, self.dim),
@@ -166,6 +169,7 @@ class StoreWriter:
                     checksums.write_blocks(self.conn, [checksums.Block(start, len(items), checksums.crc_of(vectors))])
                 self._insert_items(first_id, items)
                 self._stage(staged)
+                item_meta.write(self.conn, meta)
                 self.conn.executemany(
                     "UPDATE items SET size = ?, mtime_ns = ? WHERE id = ? AND removed IS NULL",
                     [(t.size, t.mtime_ns, t.id) for t in touched],
@@ -224,6 +228,7 @@ class StoreWriter:
                 self.conn.execute("DELETE FROM items WHERE removed IS NOT NULL")
                 self._apply_staged(updates)
                 self.conn.execute("DELETE FROM staged")
+                item_meta.prune(self.conn)
                 db.bump_versions(self.conn, rows=len(survivors), generation=new_generation, layout_changed=True)
         except BaseException:
             new_path.unlink(missing_ok=True)
@@ -240,6 +245,16 @@ class StoreWriter:
                 old.unlink(missing_ok=True)
             fsync_dir(self.root)
         return True
+
+    def record_shards(self, records: Sequence[item_meta.ShardRecord], forget: Iterable[str] = ()) -> None:
+        """Record webdataset shards indexed in full (call after the run's compaction) and forget vanished ones."""
+        item_meta.record_shards(self.conn, records, forget)
+
+    def known_shards(self) -> dict[str, item_meta.ShardRecord]:
+        return item_meta.known_shards(self.conn)
+
+    def item_meta(self, paths: Iterable[str]) -> dict[str, item_meta.ItemMeta]:
+        return item_meta.read(self.conn, paths)
 
     def close(self) -> None:
         try:

@@ -1,0 +1,224 @@
+"""Webdataset shards (img2dataset's output) as a source: a tar whose members ``<key>.<ext>`` group into samples.
+
+A sample is the members sharing a key (webdataset's rule: the member name up to the first dot of its base name).
+Its image is the ``.jpg``, ``.jpeg``, ``.png`` or ``.webp`` member; ``.txt`` is its caption and ``.json`` its
+metadata (kept as the JSON text). An item indexed from a shard is named ``ABSOLUTE_SHARD_PATH#KEY``: that string is
+its path in the store, so thumbnails, repairs and reference images read its bytes back from the shard
+(:func:`read_item`, called by :func:`cir.ingest.decode.read_file`).
+
+Listing reads the tar's headers with :mod:`tarfile` (no member data); the bytes of a sample are read later, one
+sample at a time (:func:`read_sample`), so decoding threads or Ray workers read in parallel. A truncated shard is
+not fatal: the samples before the damage are listed and readable, the damage is reported
+(:attr:`ShardListing.problem`) and the listing is marked incomplete, so nothing that may lie past it is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+
+from cir.errors import SourceError
+from cir.ingest.decode import CorruptImage, DecodeLimits, EmptyFile, FileBytes, FileTooLarge, FileUnreadable
+from cir.ingest.hashing import sha256_bytes
+
+SHARD_EXTENSIONS = (".tar",)  # what img2dataset writes (uncompressed: members are read in place)
+IMAGE_MEMBER_EXTENSIONS = ("jpg", "jpeg", "png", "webp")  # the member that is a sample's image, in this preference
+CAPTION_EXTENSION = "txt"  # the sample's caption
+METADATA_EXTENSION = "json"  # the sample's metadata (a JSON object)
+SEPARATOR = "#"  # between the shard's path and the key in an item's identity
+END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # a complete tar ends with (at least) two zero blocks
+MAX_TEXT_BYTES = 1 << 20  # a caption or JSON member larger than this is not kept (reported with the sample)
+
+
+def is_pattern(text: str) -> bool:
+    """Whether a command-line argument is a brace pattern (``shards/{00000..00099}.tar``)."""
+    return "{" in text and "}" in text
+
+
+def expand_pattern(text: str) -> list[str]:
+    """A brace pattern -> the paths it names, in order (webdataset's ``braceexpand``)."""
+    from braceexpand import braceexpand
+
+    try:
+        return list(braceexpand(text))
+    except Exception as exc:  # noqa: BLE001 - braceexpand raises its own errors for malformed patterns
+        raise SourceError(f"cannot expand the pattern {text}: {exc}; write ranges as {{00000..00099}} or lists as {{a,b}}") from exc
+
+
+def is_shard_path(path: str) -> bool:
+    return path.lower().endswith(SHARD_EXTENSIONS)
+
+
+def identity(shard: str, key: str) -> str:
+    """The store path of the sample ``key`` in ``shard`` (an absolute path)."""
+    return f"{shard}{SEPARATOR}{key}"
+
+
+def split_identity(path: str) -> tuple[str, str] | None:
+    """``(shard, key)`` when ``path`` names a sample of an existing shard file (and is not itself a file)."""
+    shard, sep, key = path.rpartition(SEPARATOR)
+    if not sep or not key or not is_shard_path(shard) or os.path.isfile(path) or not os.path.isfile(shard):
+        return None
+    return shard, key
+
+
+def key_and_extension(name: str) -> tuple[str, str] | None:
+    """webdataset's split of a member name: key = up to the first dot of the base name, extension = the rest."""
+    folder, _, base = name.rpartition("/")
+    stem, dot, ext = base.partition(".")
+    if not dot or not stem:
+        return None
+    return (f"{folder}/{stem}" if folder else stem), ext.lower()
+
+
+@dataclass(frozen=True)
+class SampleMembers:
+    """Where one sample's members lie in its shard (picklable: it travels to decoding threads and Ray workers)."""
+
+    shard: str  # absolute path of the tar
+    key: str  # the sample's key
+    image: tarfile.TarInfo  # the image member
+    caption: tarfile.TarInfo | None = None  # the .txt member
+    metadata: tarfile.TarInfo | None = None  # the .json member
+
+
+@dataclass
+class ShardListing:
+    """A shard's samples, in archive order, and what could not be used."""
+
+    samples: list[SampleMembers] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (identity or shard, reason)
+    problem: str | None = None  # why the listing stopped early (truncated or corrupt archive): then incomplete
+    complete: bool = True  # every member was listed: a key not listed is gone from the shard
+
+
+@dataclass
+class Sample:
+    """One sample read from its shard: the image's bytes (as :func:`cir.ingest.decode.read_file` gives a file's)
+    and its caption and metadata text."""
+
+    image: FileBytes
+    caption: str | None  # the .txt member decoded as UTF-8 (None: no caption)
+    metadata: str | None  # the .json member's text, checked to parse (None: none)
+    problems: tuple[str, ...] = ()  # a caption or metadata member that was dropped, and why (reported, not fatal)
+
+
+def list_shard(shard: str) -> ShardListing:
+    """The samples of one shard. Raises :class:`SourceError` when it is not a tar at all (nothing listed)."""
+    out = ShardListing()
+    groups: dict[str, dict[str, tarfile.TarInfo]] = {}
+    order: list[str] = []
+    try:
+        size = os.path.getsize(shard)
+        with tarfile.open(shard, mode="r:") as tar:
+            try:
+                for info in tar:
+                    if not info.isfile():
+                        continue
+                    split = key_and_extension(info.name)
+                    if split is None or split[0].rpartition("/")[2].startswith("__"):
+                        continue  # webdataset's own members (__key__ ...) and names without an extension
+                    key, ext = split
+                    if key not in groups:
+                        groups[key] = {}
+                        order.append(key)
+                    if ext in groups[key]:
+                        out.skipped.append((identity(shard, key), f"the member {info.name} repeats the extension .{ext} of its key; the first one is used"))
+                        continue
+                    groups[key][ext] = info
+                end = tar.offset
+            except tarfile.TarError as exc:
+                out.problem, out.complete = f"the shard is damaged after {len(order)} keys ({exc})", False
+                end = size
+    except tarfile.TarError as exc:
+        raise SourceError(f"{shard} is not a tar archive ({exc}); webdataset shards are uncompressed .tar files") from exc
+    except OSError as exc:
+        raise SourceError(f"cannot read the shard {shard}: {exc.strerror or exc}") from exc
+    if out.complete and size - end < END_OF_ARCHIVE:
+        out.problem, out.complete = (f"the shard is truncated (it ends {size - end} bytes after its last complete "
+                                     "member, without the end-of-archive blocks)"), False
+    for key in order:
+        members = groups[key]
+        image_ext = next((ext for ext in IMAGE_MEMBER_EXTENSIONS if ext in members), None)
+        if image_ext is None:
+            exts = ", ".join(f".{e}" for e in sorted(members))
+            out.skipped.append((identity(shard, key), f"no image member ({', '.join('.' + e for e in IMAGE_MEMBER_EXTENSIONS)}) for this key, only {exts}"))
+            continue
+        info = members[image_ext]
+        if info.offset_data + info.size > size:
+            out.skipped.append((identity(shard, key), f"the member {info.name} is cut off: the shard is truncated"))
+            out.complete = False
+            continue
+        out.samples.append(SampleMembers(shard, key, info, members.get(CAPTION_EXTENSION), members.get(METADATA_EXTENSION)))
+    return out
+
+
+def read_sample(sample: SampleMembers, limits: DecodeLimits) -> Sample:
+    """The image bytes (hashed; the shard's stat as the item's mtime) and the caption and metadata of one sample.
+    Raises a :class:`cir.ingest.decode.DecodeFailure` when the image member cannot be read; a caption or metadata
+    member that is not text (or not JSON) is dropped rather than losing the image."""
+    if sample.image.size == 0:
+        raise EmptyFile(f"the member {sample.image.name} is empty (0 bytes)")
+    if sample.image.size > limits.max_bytes:
+        raise FileTooLarge(f"the member {sample.image.name} is too large: {sample.image.size} bytes exceeds the limit of {limits.max_bytes}")
+    try:
+        with open(sample.shard, "rb") as fh, tarfile.open(fileobj=fh, mode="r:") as tar:
+            st = os.fstat(fh.fileno())
+            data = _member_bytes(tar, sample.image)
+            problems: list[str] = []
+            caption = _text(tar, sample.caption, problems)
+            metadata = _text(tar, sample.metadata, problems)
+    except FileNotFoundError as exc:
+        raise FileUnreadable(f"the shard {sample.shard} is gone (deleted while indexing?)") from exc
+    except tarfile.TarError as exc:
+        raise CorruptImage(f"the member {sample.image.name} cannot be read from the shard ({exc}): truncated or corrupt") from exc
+    except OSError as exc:
+        raise FileUnreadable(f"cannot read the shard {sample.shard}: {exc.strerror or exc}") from exc
+    if metadata is not None:
+        try:
+            json.loads(metadata)
+        except ValueError as exc:
+            problems.append(f"the metadata member {sample.metadata.name} is not JSON ({exc}); it is not kept")
+            metadata = None
+    return Sample(FileBytes(data, len(data), st.st_mtime_ns, sha256_bytes(data)), caption, metadata, tuple(problems))
+
+
+def read_item(path: str, limits: DecodeLimits) -> FileBytes:
+    """The image bytes of the item ``SHARD#KEY`` (thumbnails, repairs, a stored item as a reference image)."""
+    split = split_identity(path)
+    if split is None:
+        raise FileUnreadable(f"{path} does not name a sample of an existing shard")
+    shard, key = split
+    try:
+        listing = list_shard(shard)
+    except SourceError as exc:
+        raise FileUnreadable(str(exc)) from exc
+    for sample in listing.samples:
+        if sample.key == key:
+            return read_sample(sample, limits).image
+    raise FileUnreadable(f"the shard {shard} no longer holds the key {key}")
+
+
+def _member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    member = tar.extractfile(info)
+    if member is None:
+        raise tarfile.ReadError(f"{info.name} is not a regular file")
+    data = member.read()
+    if len(data) != info.size:
+        raise tarfile.ReadError(f"unexpected end of data in {info.name}")
+    return data
+
+
+def _text(tar: tarfile.TarFile, info: tarfile.TarInfo | None, problems: list[str]) -> str | None:
+    if info is None:
+        return None
+    if info.size > MAX_TEXT_BYTES:
+        problems.append(f"the member {info.name} has {info.size} bytes, over the limit of {MAX_TEXT_BYTES}; it is not kept")
+        return None
+    try:
+        return _member_bytes(tar, info).decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        problems.append(f"the member {info.name} is not UTF-8 text ({exc}); it is not kept")
+        return None
