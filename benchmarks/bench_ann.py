@@ -137,6 +137,7 @@ def exact_topk(data, queries: np.ndarray, k: int) -> np.ndarray:
         i = np.concatenate([best_i, cols + first], axis=1)
         order = np.lexsort((i, -s), axis=-1)[:, :k]
         best_s, best_i = np.take_along_axis(s, order, 1), np.take_along_axis(i, order, 1)
+        progress("exact pass", first + len(x), data.n)
     return best_i
 
 
@@ -151,6 +152,12 @@ def train_sample(data, size: int, seed: int = 7) -> np.ndarray:
         sel = pick[(pick >= first) & (pick < first + len(x))] - first
         parts.append(x[sel])
     return np.concatenate(parts)
+
+
+def progress(what: str, done: int, total: int, every: int = 1_000_000) -> None:
+    """A line on stderr every ``every`` vectors (a partial 10M run then says exactly how far it got)."""
+    if done % every == 0 or done == total:
+        print(f"  {time.strftime('%H:%M:%S')} {what}: {done:,}/{total:,}", file=sys.stderr, flush=True)
 
 
 # --- measuring -------------------------------------------------------------------------------------------------------
@@ -242,8 +249,10 @@ def run_kind(kind: str, data, tune_q, tune_exact, eval_q, eval_exact, args, work
     if index.needs_training:
         index.train(train_sample(data, train_size))
     trained = time.perf_counter()
+    progress(f"{kind}: trained on {train_size:,}", train_size, train_size)
     for first, x in data.chunks(0, n_build):
         index.add(x, np.arange(first, first + len(x), dtype=np.int64))
+        progress(f"{kind}: added", first + len(x), n_build)
     built = time.perf_counter()
     for first, x in data.chunks(n_build, data.n):
         index.add(x, np.arange(first, first + len(x), dtype=np.int64))
@@ -354,6 +363,60 @@ def markdown(r: dict, title: str, command: str, machine: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def threshold(args) -> dict:
+    """Exact (flat) against a tuned ivf-flat at growing sizes: single-query p50 and what the inverted file costs."""
+    from cir.index import build_index, choose_index, tune_index
+    from cir.index.auto import nlist_for
+
+    rows = []
+    for n in args.threshold:
+        data = Synthetic(n, args.threshold_dim, args.clusters, args.spread, args.seed)
+        queries = data.queries(2 * args.queries)
+        exact = exact_topk(data, queries, K)
+        flat = build_index("flat", data.dim)
+        for first, x in data.chunks():
+            flat.add(x, np.arange(first, first + len(x), dtype=np.int64))
+        flat_p50 = single_query_ms(flat, queries[args.queries:])["p50"]
+        del flat
+        nlist = nlist_for(n)
+        ivf = build_index("ivf-flat", data.dim, nlist=nlist, coarse="hnsw" if nlist >= 8192 else "flat")
+        start = time.perf_counter()
+        ivf.train(train_sample(data, min(n, max(64 * nlist, 100_000))))
+        for first, x in data.chunks():
+            ivf.add(x, np.arange(first, first + len(x), dtype=np.int64))
+        build_s = time.perf_counter() - start
+        tuning = tune_index(ivf, queries[: args.queries], exact[: args.queries], recall=args.recall, k=K)
+        from cir.index.tune import recall_at_k
+
+        row = {"n": n, "flat_p50": flat_p50, "ivf_p50": single_query_ms(ivf, queries[args.queries:])["p50"],
+               "ivf_recall": recall_at_k(ivf.search(queries[args.queries:], K)[1], exact[args.queries:], K),
+               "ivf_build_s": build_s, "nlist": nlist, "tuned": tuning.params, "auto": choose_index(n, data.dim).kind}
+        print(f"  threshold {json.dumps(row)}", file=sys.stderr)
+        rows.append(row)
+    return {"rows": rows, "dim": args.threshold_dim, "queries": args.queries, "recall": args.recall}
+
+
+def threshold_markdown(r: dict, command: str, machine: str) -> str:
+    lines = [
+        "## Approximate search: the flat threshold (where `auto` stops choosing exact search)",
+        "",
+        f"Machine: {machine}.",
+        "",
+        f"Clustered synthetic unit vectors, dim {r['dim']}, {r['queries']} measured queries; ivf-flat with auto's "
+        f"list count, tuned to 10-recall@10 {r['recall']} on as many other queries.",
+        "",
+        "| vectors | flat p50 ms | ivf-flat p50 ms | ivf-flat recall | ivf-flat nlist, tuned | ivf-flat build s | "
+        "auto picks |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        tuned = ", ".join(f"{k}={v}" for k, v in row["tuned"].items())
+        lines.append(f"| {row['n']:,} | {row['flat_p50']:.2f} | {row['ivf_p50']:.2f} | {row['ivf_recall']:.3f} | "
+                     f"{row['nlist']}, {tuned} | {row['ivf_build_s']:.1f} | {row['auto']} |")
+    lines += ["", f"Command: `{command}`"]
+    return "\n".join(lines) + "\n"
+
+
 def parse_bytes(text: str | None) -> int | None:
     if text is None:
         return None
@@ -375,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cir-ann-bench",
                         help="embeddings cache and scratch index files (outside the repository)")
+    parser.add_argument("--threshold", nargs="*", type=int, default=[], help="sizes for the flat-threshold table")
+    parser.add_argument("--threshold-dim", type=int, default=384, help="dimension of the flat-threshold table")
     parser.add_argument("--write", action="store_true", help="replace the sections in benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
     args.memory = parse_bytes(args.memory)
@@ -389,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         jobs.append((f"bench_ann_demo{args.demo}", f"{args.demo:,} real `cir:demo` embeddings",
                      lambda: demo_embeddings(args.demo, 2 * args.queries, args.cache)))
+    if args.threshold:
+        text = threshold_markdown(threshold(args), command, machine)
+        print(text)
+        if args.write:
+            write_section("bench_ann_threshold", text)
     for key, title, make in jobs:
         result = run(args, make())
         (args.cache / f"{key}.json").write_text(json.dumps(result, indent=1))
