@@ -6,7 +6,7 @@ autofaiss pins numpy < 2 and this stack runs numpy 2 (docs/index.md says what wa
 1. below ``FLAT_BELOW`` vectors, exact search is fast enough and needs no training: ``flat`` (measured threshold,
    benchmarks/RESULTS.md);
 2. otherwise an inverted file (memory-mappable, removes by id, unlike HNSW), ``nlist`` about 4 x sqrt(n) rounded to
-   a power of two (an HNSW coarse quantizer from 2^16 lists, as autofaiss does);
+   a power of two up to 1M vectors, 16384 lists to 10M (autofaiss), an HNSW coarse quantizer from 8192 lists;
 3. the least compressed codes that fit the budget: full vectors (``ivf-flat``) up to ``IVF_FLAT_UP_TO`` vectors,
    then 8-bit scalar codes (``ivf-sq8``), then OPQ + PQ with the most bytes per vector that fit (``opq-ivf-pq``);
 4. nothing fits: :class:`~cir.index.errors.IndexNotReady` naming the smallest budget that would.
@@ -22,9 +22,10 @@ from cir.index.memory import estimate_bytes
 
 FLAT_BELOW = 100_000  # under this many vectors auto picks flat (benchmarks/RESULTS.md, "the flat threshold")
 IVF_FLAT_UP_TO = 1_000_000  # full vectors in the lists up to this many (autofaiss's ivf_flat_threshold)
-HNSW_COARSE_FROM = 1 << 16  # lists from which the coarse quantizer is an HNSW graph (training and probing stay fast)
+HNSW_COARSE_FROM = 8192  # lists from which the coarse quantizer is an HNSW graph (a flat one costs nlist x d per query and per added vector)
 TRAIN_PER_LIST = 64  # training vectors per list (faiss warns under 39 and samples at most 256)
 MIN_TRAIN = 100_000  # train on at least this many vectors when the collection has them
+MAX_TRAIN = 1 << 20  # and on at most this many (1.5 GiB at dim 384; autofaiss uses 100 per list, memory permitting)
 PQ_M = (64, 48, 32, 24, 16, 12, 8, 4)  # PQ byte counts tried, most accurate first (autofaiss's list, trimmed)
 
 
@@ -39,9 +40,14 @@ class IndexChoice:
 
 
 def nlist_for(n: int) -> int:
-    """About 4 x sqrt(n) lists, a power of two, and at least 39 training vectors each if all n are used."""
-    target = 4 * math.sqrt(max(n, 1))
-    nlist = 1 << max(int(round(math.log2(target))), 0)
+    """autofaiss's first choice of lists: 2^round(log2(4 sqrt n)) under 1M vectors, 16384 to 10M, 65536 beyond;
+    then halved until every list has at least 39 vectors to train on (faiss's own floor)."""
+    if n < 1_000_000:
+        nlist = 1 << max(int(round(math.log2(4 * math.sqrt(max(n, 1))))), 0)
+    elif n <= 10_000_000:  # autofaiss: < 10M; at exactly 10M its 65536 lists would want 2.5M training vectors
+        nlist = 16_384
+    else:
+        nlist = 65_536
     while nlist > 1 and nlist * 39 > n:
         nlist //= 2
     return nlist
@@ -58,7 +64,7 @@ def choose_index(n: int, dim: int, memory_bytes: int | None = None) -> IndexChoi
 
     def make(kind, params, reason):
         index = build_index(kind, dim, **params)
-        train = 0 if kind in ("flat", "hnsw") else min(n, max(TRAIN_PER_LIST * params["nlist"], MIN_TRAIN))
+        train = 0 if kind in ("flat", "hnsw") else min(n, MAX_TRAIN, max(TRAIN_PER_LIST * params["nlist"], MIN_TRAIN))
         return IndexChoice(kind, index.params, index.factory, reason, train, estimate_bytes(kind, n, dim, index.params))
 
     flat_bytes = estimate_bytes("flat", n, dim, {})

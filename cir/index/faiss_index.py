@@ -21,7 +21,7 @@ from cir.index.base import VectorIndex
 from cir.index.errors import IndexNotReady, InvalidIndexParameter, InvalidVectors
 from cir.index.filters import exhaustive_rows, needs_widening, selector
 from cir.index.registry import IndexKind
-from cir.index.threads import faiss_threads, search_threads
+from cir.index.threads import faiss_threads, search_threads, work_threads
 from cir.index.topk import NO_ITEM
 
 
@@ -43,11 +43,39 @@ def _hnsw_index(index):
     return inner if isinstance(inner, faiss.IndexHNSW) else None
 
 
+def _coarse_hnsw(ivf):
+    """The HNSW graph over the centroids of an ``IVF{n}_HNSW32`` index, or None for a flat coarse quantizer."""
+    import faiss
+
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    return quantizer if isinstance(quantizer, faiss.IndexHNSW) else None
+
+
+def coarse_ef(nprobe: int) -> int:
+    return max(16, 2 * int(nprobe))
+
+
+def ivf_search_parameters(ivf, sel, nprobe: int):
+    """SearchParametersIVF scanning ``nprobe`` lists (and, with an HNSW coarse quantizer, finding them)."""
+    import faiss
+
+    params = faiss.SearchParametersIVF(sel=sel, nprobe=int(nprobe))
+    coarse = _coarse_hnsw(ivf)
+    if coarse is not None:
+        qp = faiss.SearchParametersHNSW(efSearch=coarse_ef(nprobe))
+        params.quantizer_params = qp
+        params._keep = qp  # the swig object must outlive the search
+    return params
+
+
 def _apply(index, name: str, value: Any) -> None:
     """Set one parameter that lives on the faiss object (search-time ones, and HNSW's efConstruction)."""
     if name == "nprobe":
         ivf = _ivf(index)
         ivf.nprobe = min(int(value), ivf.nlist)
+        coarse = _coarse_hnsw(ivf)
+        if coarse is not None:  # the graph over the centroids must return nprobe of them (autofaiss: 2 x nprobe)
+            coarse.hnsw.efSearch = coarse_ef(ivf.nprobe)
     elif name == "ef_search":
         _hnsw_index(index).hnsw.efSearch = int(value)
     elif name == "ef_construction":
@@ -132,7 +160,10 @@ class FaissIndex(VectorIndex):
                                 f"got {len(vectors)}; train on more vectors or choose a smaller nlist (or kind flat)")
         if self.ntotal:
             raise IndexNotReady(f"this {self.kind} index already holds {self.ntotal} vectors; build a new one to retrain")
-        self._index.train(vectors)
+        from cir.index.training import train_ivf
+
+        with faiss_threads(work_threads(len(vectors), self.dim)):
+            train_ivf(self._index, vectors)
         self._trained_on = len(vectors)
 
     def add(self, vectors: np.ndarray, ids: np.ndarray | None = None) -> None:
@@ -153,7 +184,8 @@ class FaissIndex(VectorIndex):
         if not self._index.is_trained:
             raise IndexNotReady(f"index kind {self.kind!r} must be trained before vectors are added: call "
                                 f"train(sample) with at least {self.spec.min_train(self._params)} vectors first")
-        self._index.add_with_ids(vectors, ids)
+        with faiss_threads(work_threads(len(vectors), self.dim)):
+            self._index.add_with_ids(vectors, ids)
         self._next_id = max(self._next_id, int(ids.max()) + 1)
 
     def remove(self, ids: np.ndarray) -> int:
@@ -192,7 +224,7 @@ class FaissIndex(VectorIndex):
 
         ivf = _ivf(self._index)
         if ivf is not None:
-            return faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nlist if exhaustive else ivf.nprobe)
+            return ivf_search_parameters(ivf, sel, ivf.nlist if exhaustive else ivf.nprobe)
         hnsw = _hnsw_index(self._index)
         if hnsw is not None:
             return faiss.SearchParametersHNSW(sel=sel, efSearch=hnsw.hnsw.efSearch)

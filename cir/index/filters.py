@@ -60,12 +60,12 @@ def exhaustive_rows(index, queries: np.ndarray, k: int, allowed: np.ndarray | No
     """Top-k of every (allowed) id for ``queries`` under the index's own scores: (scores, ids)."""
     import faiss
 
-    from cir.index.faiss_index import _hnsw_index, _ivf
+    from cir.index.faiss_index import _hnsw_index, _ivf, ivf_search_parameters
 
     inner = index.faiss_index
     ivf = _ivf(inner)
     if ivf is not None:
-        return inner.search(queries, k, params=faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nlist))
+        return inner.search(queries, k, params=ivf_search_parameters(ivf, sel, ivf.nlist))
     hnsw = _hnsw_index(inner)
     if hnsw is None:  # flat: the selector search is already exhaustive
         params = faiss.SearchParameters(sel=sel) if sel is not None else None

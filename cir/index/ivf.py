@@ -2,7 +2,9 @@
 
 ``ivf-flat`` keeps full vectors in the cells, ``ivf-sq8`` one byte per dimension, ``ivf-pq`` ``m`` product-quantizer
 codes of ``nbits`` each, ``opq-ivf-pq`` the same after a learned rotation (OPQ) that lowers the quantization error.
-All keep the caller's ids in their lists, train on sample vectors (``trained_on``) and remove by id.
+All keep the caller's ids in their lists, train on sample vectors (``trained_on``) and remove by id. PQ codes are
+built without polysemous training (the ``np`` of ``PQ16x8np``): faiss's default spent 150 s of a 151 s training
+on 3000 vectors here, for a Hamming pre-filter cir never uses.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def ivf_sq8_factory(dim: int, p: IvfSq8Params) -> str:
                      min_train=lambda p: max(p.nlist, 1 << p.nbits))
 def ivf_pq_factory(dim: int, p: IvfPqParams) -> str:
     check_pq("ivf-pq", dim, p.m)
-    return f"{coarse_key(p.nlist, p.coarse)},PQ{p.m}x{p.nbits}"
+    return f"{coarse_key(p.nlist, p.coarse)},PQ{p.m}x{p.nbits}np"
 
 
 @register_index_kind("opq-ivf-pq", "ivf-pq after a learned rotation (OPQ): lower quantization error; trains, removes",
@@ -98,4 +100,4 @@ def ivf_pq_factory(dim: int, p: IvfPqParams) -> str:
                      min_train=lambda p: max(p.nlist, 1 << p.nbits))
 def opq_ivf_pq_factory(dim: int, p: IvfPqParams) -> str:
     check_pq("opq-ivf-pq", dim, p.m)
-    return f"OPQ{p.m},{coarse_key(p.nlist, p.coarse)},PQ{p.m}x{p.nbits}"
+    return f"OPQ{p.m},{coarse_key(p.nlist, p.coarse)},PQ{p.m}x{p.nbits}np"
