@@ -233,6 +233,25 @@ def register(app: typer.Typer) -> None:
                    "database": _s(database)}
         execute("text2image", [task], None, opts, options)
 
+    @ev.command("tower", epilog="Example: cir eval tower --root runs/triplet-test/shifted --backbone cir:demo")
+    def tower(
+        root: Path = typer.Option(..., "--root", help="a triplet-test export (cir scenes export --format triplet-test)"),
+        backbone: str = BACKBONE, device: str = DEVICE, out: Optional[Path] = OUT,
+    ) -> None:
+        """The image tower on a triplet-test export: exact object-set recognition of the references and the gallery
+        (presence head) and caption->image R@1 over the gallery."""
+        import json
+
+        from cir.backbones import load_backbone
+        from cir.eval.report import write_json
+        from cir.eval.tower_bars import measure_export
+
+        model = load_backbone(backbone, device=resolve_device(device))
+        result = measure_export(model, root)
+        typer.echo(json.dumps(result, indent=2))
+        if out is not None:
+            write_json(out, {"backbone": backbone, "root": str(root), "describe": model.describe(), "metrics": result})
+
     @ev.command("backbone", epilog="Example: cir eval backbone --backbone cir:demo")
     def backbone_bars(
         backbone: str = BACKBONE,

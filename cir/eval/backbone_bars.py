@@ -54,29 +54,12 @@ def measure_bars(backbone: Backbone, seed: int = 0, n_multi: int = 2000, quiet: 
     return out
 
 
-def presence_probabilities(backbone: Backbone, images: list, batch_size: int = 64) -> np.ndarray:
-    """(N, objects) probabilities of the tower's object-presence head for PIL images (a ``cir:`` backbone only)."""
+
+def object_set_accuracy(backbone: Backbone, images: list, object_sets: list) -> float:
+    """Share of PIL images whose object set the presence head names exactly (see cir.eval.tower_bars)."""
     import torch
 
-    from cir.errors import ConfigError
+    from cir.eval.tower_bars import set_accuracy
 
-    model = getattr(backbone, "model", None)
-    tower = getattr(model, "image", None)
-    if getattr(tower, "aux", None) is None:
-        raise ConfigError(f"{backbone.spec}: object-set recognition needs a cir: backbone with an object-presence "
-                          "head (num_classes > 0); use cir:demo or a checkpoint of `cir train backbone`")
     encoder = Encoder(backbone)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            pixels = torch.stack([encoder.pixels_from_image(im) for im in images[start : start + batch_size]])
-            logits = tower.embed(tower.features(pixels.to(backbone.device)))[1]
-            out.append(torch.sigmoid(logits).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, tower.cfg.num_classes), np.float32)
-
-
-def object_set_accuracy(backbone: Backbone, images: list, object_sets: list, threshold: float = 0.5) -> float:
-    """Share of images whose predicted object set (presence probability > ``threshold``) is exactly the true one."""
-    probs = presence_probabilities(backbone, images)
-    hits = [set(np.nonzero(p > threshold)[0].tolist()) == set(int(o) for o in objs) for p, objs in zip(probs, object_sets)]
-    return float(np.mean(hits)) if hits else 0.0
+    return set_accuracy(backbone, torch.stack([encoder.pixels_from_image(im) for im in images]), list(object_sets))
