@@ -27,6 +27,7 @@ from cir.store import checksums, db
 from cir.store.health import database_failure, read_store_meta
 from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec
 from cir.store.snapshot import ItemInfo, Snapshot, load_snapshot
+from cir.store.weights_check import refuse_other_weights
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -79,6 +80,7 @@ class Store:
                 )
             if loaded is not None and loaded.dim != dim:
                 raise StoreError(f"the backbone {asked} now has dim {loaded.dim} but the store at {root} holds dim {dim}")
+        refuse_other_weights(root, meta, loaded)
         try:
             return cls(root, spec, dim, loaded, index_kind)
         except sqlite3.DatabaseError as exc:
@@ -95,6 +97,7 @@ class Store:
                 loaded = load_backbone(self.spec)
                 if loaded.dim != self.dim:
                     raise StoreError(f"the backbone {self.spec} now has dim {loaded.dim} but the store at {self.root} holds dim {self.dim}")
+                refuse_other_weights(self.root, read_store_meta(self.root), loaded)
                 self._backbone = loaded
             return self._backbone
 
