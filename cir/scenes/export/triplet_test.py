@@ -42,7 +42,7 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
-def test_queries(config: ExportConfig) -> tuple[list[dict], list[Scene]]:
+def build_test(config: ExportConfig) -> tuple[list[dict], list[Scene]]:
     """(queries, gallery scenes in file order): every query a dict with reference, text, target, kind, added,
     removed. Deterministic by ``config.seed`` and ``config.groups`` (= the number of queries)."""
     world = build_world(WorldConfig(seed=config.seed, groups={SPLIT: config.groups}, triplets_per_group=0,
@@ -76,7 +76,7 @@ def _pick(group: Group, kind: str, rng: np.random.Generator) -> tuple[Scene, Sce
 
 
 def export_triplet_test(out: Path, config: ExportConfig, progress: bool | None = None) -> ExportSummary:
-    queries, gallery = test_queries(config)
+    queries, gallery = build_test(config)
     names = {s.id: f"{j:06d}.png" for j, s in enumerate(gallery)}
     writer = config.writer(progress)
     refs = [(q["reference"], out / "queries" / f"q{i:04d}.png") for i, q in enumerate(queries)]
