@@ -22,7 +22,8 @@ from pathlib import Path
 WORLDS = ("default", "shifted")
 
 
-def measure(backbone_spec: str, root: Path, strategies: tuple[str, ...], log=print) -> dict:
+def measure(backbone_spec: str, root: Path, strategies: tuple[str, ...], log=print, worlds=WORLDS, cirr: bool = True,
+            out_path: Path | None = None) -> dict:
     from cir.backbones import load_backbone
     from cir.datasets.cirr import load_cirr
     from cir.datasets.csv_triplets import load_triplets_by_kind
@@ -35,7 +36,7 @@ def measure(backbone_spec: str, root: Path, strategies: tuple[str, ...], log=pri
     cache = EmbeddingCache(backbone)
     config = RunConfig(strategies=strategies, progress=False)
     out: dict = {"backbone": backbone_spec, "weights": backbone.weights_fingerprint(), "strategies": list(strategies)}
-    for world in WORLDS:
+    for world in worlds:
         tt = root / f"tt-{world}"
         row: dict = {"tower": measure_export(backbone, tt)}
         log(f"{world}: tower {row['tower']}")
@@ -43,12 +44,14 @@ def measure(backbone_spec: str, root: Path, strategies: tuple[str, ...], log=pri
         runs = [run_task(t, backbone, config, cache) for t in tasks]
         row["triplet_test"] = combined_metrics(runs, labels)
         log(f"{world}: triplet test {json.dumps({s: round(m['accuracy'], 4) for s, m in row['triplet_test'].items()})}")
-        cirr = root / f"cirr-{world}"
-        if cirr.is_dir():
-            run = run_task(load_cirr(cirr, "val"), backbone, config, cache)
+        export = root / f"cirr-{world}"
+        if cirr and export.is_dir():
+            run = run_task(load_cirr(export, "val"), backbone, config, cache)
             row["cirr"] = {s: r.metrics for s, r in run.strategies.items()}
             log(f"{world}: cirr R@1 {json.dumps({s: round(m['recall@1'], 4) for s, m in row['cirr'].items()})}")
         out[world] = row
+        if out_path is not None:  # what is measured so far survives a stop
+            out_path.write_text(json.dumps(out, indent=2) + "\n")
     cache.flush()
     return out
 
@@ -63,7 +66,7 @@ def table(results: list[dict]) -> str:
         for r in results:
             try:
                 cells.append(f"{100 * get(r[world]):.2f}")
-            except KeyError:
+            except (KeyError, TypeError):
                 cells.append("-")
         rows.append(f"| {name} | {world} | " + " | ".join(cells) + " |")
 
@@ -90,14 +93,16 @@ def main() -> None:
     ap.add_argument("--strategy", default="image,sum,arithmetic")
     ap.add_argument("--out", type=Path, help="write the JSON of the (last) backbone here")
     ap.add_argument("--table", nargs="*", type=Path, help="only print the table of these result JSONs")
+    ap.add_argument("--worlds", default=",".join(WORLDS), help="default,shifted or one of them")
+    ap.add_argument("--no-cirr", action="store_true", help="skip the CIRR layout")
     args = ap.parse_args()
     if args.table:
         print(table([json.loads(p.read_text()) for p in args.table]))
         return
-    results = [measure(spec, args.root, tuple(args.strategy.split(","))) for spec in (args.backbone or ["cir:demo"])]
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results[-1], indent=2) + "\n")
+    results = [measure(spec, args.root, tuple(args.strategy.split(",")), worlds=tuple(args.worlds.split(",")),
+                       cirr=not args.no_cirr, out_path=args.out) for spec in (args.backbone or ["cir:demo"])]
     print(table(results))
 
 

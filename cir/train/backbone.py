@@ -62,7 +62,7 @@ class BackboneTrainConfig:
     progress: bool | None = None  # the progress bar: True always, False never, None only on a terminal
     preset: str = "default"  # the preset these values came from (recorded in the checkpoint)
     augment: str = ""  # a cir.scenes.render_augment name: draw each scene with a random training-only rendering
-    # ("" = the default renderer only; every augmentation is checked disjoint from the held-out shifted world)
+    # ("" = the default renderer only; every augmentation is checked disjoint from the held-out test world)
     init_from: str = ""  # a cir checkpoint directory (or "demo") whose weights start the run ("" = from scratch)
 
 
@@ -242,7 +242,7 @@ def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0)
     def validate() -> dict[str, float]:
         bars = quick_bars(model, cfg.seed, cfg.eval_multi, cfg.eval_single)
         out = {"score": (bars["single_r1"] + bars["multi_r1"]) / 2, "single_r1": bars["single_r1"], "multi_r1": bars["multi_r1"]}
-        if cfg.augment:  # held-out scenes in the training renderings (never the shifted world: selection stays blind)
+        if cfg.augment:  # held-out scenes in the training renderings (never the held-out test world: selection stays blind)
             aug = augmented_check(model, cfg)
             out.update(aug)
             out["score"] = (bars["single_r1"] + bars["multi_r1"] + aug["augment_multi_r1"] + aug["augment_set_acc"]) / 4
@@ -291,7 +291,7 @@ def init_from_checkpoint(model: DualEncoder, source: str, log) -> None:
 
 def augmented_check(model: DualEncoder, cfg: BackboneTrainConfig, n: int = 0) -> dict[str, float]:
     """Caption R@1 and exact object-set accuracy (presence head) on held-out scenes drawn in the run's training
-    renderings (own layout seeds, never training scenes; never the held-out shifted configuration)."""
+    renderings (own layout seeds, never training scenes; never the held-out test configuration)."""
     from cir.backbones.dual import CirBackbone
     from cir.eval.backbone_bars import held_out_scenes, object_set_accuracy, recall_at_1
     from cir.encode import Encoder
