@@ -25,6 +25,8 @@ def register(train: typer.Typer) -> None:
                                           "checking and keeping the best so far (0 = the preset's: no limit)"),
         eval_every: int = typer.Option(0, "--eval-every", help="steps between held-out checks, each with a checkpoint "
                                        "(0 = the preset's)"),
+        threads: int = typer.Option(0, "--threads", help="torch intra-op threads (0 = the preset's; 1 is faster on a "
+                                    "machine other jobs keep busy)"),
         quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,
     ) -> None:
         """Train the image tower against the frozen MiniLM text tower; writes a cir: checkpoint."""
@@ -40,5 +42,7 @@ def register(train: typer.Typer) -> None:
             cfg.max_minutes = max_minutes
         if eval_every:
             cfg.eval_every = eval_every
+        if threads:
+            cfg.threads = threads
         path = train_backbone(cfg, log=logger(quiet))
         typer.echo(f"saved checkpoint to {path}; use it with --backbone cir:{path}")
