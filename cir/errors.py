@@ -49,6 +49,11 @@ class StoreDamaged(StoreError):
     The message says what is damaged and whether ``cir repair`` can fix it or the store must be re-indexed."""
 
 
+class StoreWeightsMismatch(StoreError):
+    """A store opened with a backbone whose weights differ from the ones its vectors were made with (same spec,
+    another checkpoint). The message gives the command to re-index."""
+
+
 class Interrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C (SIGINT). The message says what was kept and how to continue; the CLI prints it and
     exits 130. A KeyboardInterrupt, so code that catches those (or lets them end the program) still does."""

@@ -95,4 +95,4 @@ def test_cli_export(tmp_path, capsys):
     assert main(["scenes", "export", "--format", "text2image", "--out", str(tmp_path / "t"), "--groups", "1", "--size", "16", "--quiet"]) == 0
     assert "wrote text2image" in capsys.readouterr().out
     assert main(["scenes", "export", "--format", "csv", "--out", str(tmp_path / "u")]) == 2
-    assert "choose one of cirr, fashioniq, circo, triplets, text2image, all" in capsys.readouterr().err
+    assert "choose one of cirr, fashioniq, circo, triplets, text2image, triplet-test, all" in capsys.readouterr().err

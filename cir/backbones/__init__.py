@@ -48,6 +48,19 @@ def demo_checkpoint_dir() -> Path:
     )
 
 
+def spec_weights_fingerprint(spec: str | ModelSpec) -> str | None:
+    """The weights fingerprint a spec loads, when it can be had without loading the model (a ``cir:`` checkpoint:
+    its model.safetensors bytes); None for the other families (load the backbone and ask ``describe()``)."""
+    from cir.backbones.weights_digest import file_fingerprint
+
+    parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
+    if parsed.kind != "cir":
+        return None
+    directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+    weights = directory / "model.safetensors"
+    return file_fingerprint(weights) if weights.is_file() else None
+
+
 def load_backbone(spec: str | ModelSpec, device: str = "cpu") -> Backbone:
     """Load the backbone a spec names; errors name the spec and how to fix it."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)

@@ -157,8 +157,29 @@ class Backbone(ABC):
         return torch.nn.functional.normalize(feats.float(), dim=-1)
 
     def describe(self) -> dict:
-        """What a store or a report records about this backbone."""
-        return {"spec": self.spec, "dim": self.dim, "image_size": self.image_size, "image_token_dim": self.image_token_dim}
+        """What a store or a report records about this backbone, with the fingerprint of its weights (a store or
+        an embedding cache built with other weights under the same spec is told apart by it)."""
+        return {"spec": self.spec, "dim": self.dim, "image_size": self.image_size, "image_token_dim": self.image_token_dim,
+                "weights": self.weights_fingerprint()}
+
+    def weights_fingerprint(self) -> str:
+        """``sha256:<hex>`` of the weights. Here: of every tensor's name, shape, dtype and bytes, computed again
+        only after a tensor changed in place (an optimiser step bumps its version counter); a family whose weights
+        are one file hashes the file instead (:class:`CirBackbone`)."""
+        import hashlib
+
+        state = [(name, t) for module in self.modules()
+                 for name, t in [*module.named_parameters(), *module.named_buffers()]]  # the live tensors
+        versions = tuple((id(t), t._version) for _, t in state)
+        cached = getattr(self, "_weights_fingerprint", None)
+        if cached is None or cached[0] != versions:
+            h = hashlib.sha256()
+            for name, tensor in state:
+                t = tensor.detach().to("cpu").contiguous()
+                h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            cached = self._weights_fingerprint = (versions, "sha256:" + h.hexdigest()[:32])
+        return cached[1]
 
 
 def _unit_rows(feats: torch.Tensor) -> np.ndarray:

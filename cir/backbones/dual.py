@@ -19,6 +19,7 @@ from torch import nn
 from cir.backbones.base import Backbone
 from cir.backbones.image_tower import ImageTower, ImageTowerConfig
 from cir.backbones.text_tower import MINILM, SentenceTower, build_text_tower
+from cir.backbones.weights_digest import file_fingerprint
 from cir.errors import WeightsUnavailable
 
 CONFIG_NAME = "cir_config.json"
@@ -122,6 +123,7 @@ class DualEncoder(nn.Module):
         missing = [k for k in missing if not k.startswith("text.") or cfg.text.get("kind") == "tiny-bert"]
         if missing or unexpected:
             raise WeightsUnavailable(f"checkpoint {directory} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        model.weights_file = weights  # what CirBackbone fingerprints (not part of the config)
         return model.eval()
 
 
@@ -178,5 +180,14 @@ class CirBackbone(Backbone):
     def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
         return self.model.project_text(self.model.text.forward_injected(texts, tokens, placeholder))
 
+    def weights_fingerprint(self) -> str:
+        """``sha256:<hex>`` of the checkpoint's model.safetensors bytes (cached by the file's path, size and mtime);
+        a model built in memory (training, tests) hashes its tensors instead."""
+        path = getattr(self.model, "weights_file", None)
+        if path is None:
+            return super().weights_fingerprint()
+        return file_fingerprint(path)
+
     def describe(self) -> dict:
         return {**super().describe(), "provenance": self.model.cfg.provenance}
+

@@ -203,17 +203,23 @@ def register(app: typer.Typer) -> None:
         images: Path = typer.Option(..., "--images", help="folder the CSV's image names are relative to"),
         database: Optional[Path] = typer.Option(None, "--database", help="rank every image in this folder (default: the unique targets)"),
         exclude_reference: bool = typer.Option(True, "--exclude-reference/--keep-reference", help="drop a reference found in the database from its own ranking (default: drop)"),
+        kind_column: Optional[str] = typer.Option(None, "--kind-column", help="a CSV column naming each query's kind "
+                                                  "(the triplet-test export's: kind): metrics per kind and their mean"),
         backbone: str = BACKBONE, strategy: Optional[List[str]] = STRATEGY, out: Optional[Path] = OUT,
         save_rankings: Optional[Path] = SAVE_RANKINGS, compare: bool = COMPARE, device: str = DEVICE,
         batch_size: int = BATCH_SIZE, workers: int = WORKERS, quiet: bool = QUIET, progress: Optional[bool] = PROGRESS,
         composer: Optional[Path] = COMPOSER, rerank_choice=None,
     ) -> None:
         """A triplet CSV (reference image, modification text, target image): top-1 accuracy and Recall@{1,5,10}."""
-        from cir.datasets.csv_triplets import load_triplets
+        from cir.datasets.csv_triplets import load_triplets, load_triplets_by_kind
 
         opts = common(backbone, strategy, out, save_rankings, compare, device, batch_size, workers, quiet, composer=composer, progress=progress, rerank=rerank_choice)
-        task = load_triplets(csv, images, database, exclude_reference)
         options = {"csv": str(csv), "images": str(images), "database": _s(database), "exclude_reference": exclude_reference}
+        if kind_column:
+            tasks, labels = load_triplets_by_kind(csv, images, database, exclude_reference, kind_column)
+            execute("triplets", tasks, labels, opts, {**options, "kind_column": kind_column})
+            return
+        task = load_triplets(csv, images, database, exclude_reference)
         execute("triplets", [task], None, opts, options)
 
     @ev.command("text2image", epilog="Example: cir eval text2image --csv pairs.csv --images photos/ --text-column caption --image-column file")
@@ -237,6 +243,25 @@ def register(app: typer.Typer) -> None:
         options = {"csv": str(csv), "images": str(images), "text_column": text_column, "image_column": image_column,
                    "database": _s(database)}
         execute("text2image", [task], None, opts, options)
+
+    @ev.command("tower", epilog="Example: cir eval tower --root runs/triplet-test/shifted --backbone cir:demo")
+    def tower(
+        root: Path = typer.Option(..., "--root", help="a triplet-test export (cir scenes export --format triplet-test)"),
+        backbone: str = BACKBONE, device: str = DEVICE, out: Optional[Path] = OUT,
+    ) -> None:
+        """The image tower on a triplet-test export: exact object-set recognition of the references and the gallery
+        (presence head) and caption->image R@1 over the gallery."""
+        import json
+
+        from cir.backbones import load_backbone
+        from cir.eval.report import write_json
+        from cir.eval.tower_bars import measure_export
+
+        model = load_backbone(backbone, device=resolve_device(device))
+        result = measure_export(model, root)
+        typer.echo(json.dumps(result, indent=2))
+        if out is not None:
+            write_json(out, {"backbone": backbone, "root": str(root), "describe": model.describe(), "metrics": result})
 
     @ev.command("backbone", epilog="Example: cir eval backbone --backbone cir:demo")
     def backbone_bars(

@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
     @scenes.command("export", epilog="Example: cir scenes export --format all --out scenes --groups 20\n\n"
                      "Shifted test world: cir scenes export --format cirr --out scenes-shifted --world shifted")
     def export(
-        format: str = typer.Option(..., "--format", help="cirr, fashioniq, circo, triplets, text2image, or all (one sub-folder each)"),
+        format: str = typer.Option(..., "--format", help="cirr, fashioniq, circo, triplets, text2image, triplet-test (a private triplet test: --groups "
+                                    "queries, each with its target and hard distractors), or all (one sub-folder each)"),
         out: Path = typer.Option(..., "--out", help="directory to write (new, empty, or an earlier export, which is replaced)"),
         seed: int = typer.Option(0, help="world seed"),
         groups: int = typer.Option(50, help="groups of six scenes per evaluation split (val, test)"),

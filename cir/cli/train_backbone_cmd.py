@@ -23,6 +23,10 @@ def register(train: typer.Typer) -> None:
         resume: bool = opt.RESUME,
         max_minutes: float = typer.Option(0.0, "--max-minutes", help="stop at the first step past this many minutes, "
                                           "checking and keeping the best so far (0 = the preset's: no limit)"),
+        eval_every: int = typer.Option(0, "--eval-every", help="steps between held-out checks, each with a checkpoint "
+                                       "(0 = the preset's)"),
+        threads: int = typer.Option(0, "--threads", help="torch intra-op threads (0 = the preset's; 1 is faster on a "
+                                    "machine other jobs keep busy)"),
         quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,
     ) -> None:
         """Train the image tower against the frozen MiniLM text tower; writes a cir: checkpoint."""
@@ -36,5 +40,9 @@ def register(train: typer.Typer) -> None:
             cfg.batch_size = batch_size
         if max_minutes:
             cfg.max_minutes = max_minutes
+        if eval_every:
+            cfg.eval_every = eval_every
+        if threads:
+            cfg.threads = threads
         path = train_backbone(cfg, log=logger(quiet))
         typer.echo(f"saved checkpoint to {path}; use it with --backbone cir:{path}")

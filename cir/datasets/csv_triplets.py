@@ -67,3 +67,27 @@ def load_triplets(
             f"a reference found in the database is {'excluded from' if exclude_reference else 'kept in'} its own ranking",
         ],
     )
+
+
+def load_triplets_by_kind(
+    csv_path: Path, images: Path, database: Path | None = None, exclude_reference: bool = DEFAULT_EXCLUDE_REFERENCE,
+    kind_column: str = "kind",
+) -> tuple[list[EvalTask], list[str]]:
+    """The triplet task split by the CSV's ``kind_column`` (e.g. the triplet-test export's add, remove, replace):
+    one task per kind over the same database, and the kinds in first-appearance order. An evaluator reports each
+    kind's metrics as ``kind/metric`` and their mean over kinds (equal to the overall value when the kinds hold
+    equally many queries, as the triplet-test export's do)."""
+    task = load_triplets(csv_path, images, database, exclude_reference)
+    kinds = [row[kind_column] for row in read_csv_rows(Path(csv_path), (kind_column,))]
+    labels = list(dict.fromkeys(kinds))
+    tasks = []
+    for label in labels:
+        queries = [q for q, k in zip(task.queries, kinds) if k == label]
+        counts = ", ".join(f"{k}: {kinds.count(k)}" for k in labels)
+        tasks.append(EvalTask(
+            name=f"triplets/{label}", gallery_ids=task.gallery_ids, gallery_paths=task.gallery_paths, queries=queries,
+            metrics=task.metrics, exclude_reference=task.exclude_reference, annotation_files=task.annotation_files,
+            options={**task.options, "kind_column": kind_column, "kind": label},
+            notes=[*task.notes, f"queries per {kind_column} ({counts}); the unprefixed metrics are the mean over kinds"],
+        ))
+    return tasks, labels

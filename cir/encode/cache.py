@@ -1,6 +1,6 @@
 """Image embeddings cached on disk per (backbone, decode version, image content), made by the :class:`Encoder`.
 
-Key: a backbone fingerprint (the spec, ``describe()`` and a sample of the weights, so a retrained checkpoint
+Key: a backbone fingerprint (the spec, ``describe()`` with its weights fingerprint and a sample of the weights, so a retrained checkpoint
 under the same spec does not reuse stale vectors), the encoder's :data:`DECODE_VERSION` (so vectors of pixels an
 older decode produced are never reused) and the sha256 of each image file's bytes. Files are decoded by the same
 :class:`Encoder` the indexer uses, so a cached vector is the vector search serves. Comparing strategies, re-running

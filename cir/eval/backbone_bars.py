@@ -52,3 +52,14 @@ def measure_bars(backbone: Backbone, seed: int = 0, n_multi: int = 2000, quiet: 
         out[f"{key}_r1"] = recall_at_1(queries, gallery)
         out[f"n_{key}"] = len(scenes)
     return out
+
+
+
+def object_set_accuracy(backbone: Backbone, images: list, object_sets: list) -> float:
+    """Share of PIL images whose object set the presence head names exactly (see cir.eval.tower_bars)."""
+    import torch
+
+    from cir.eval.tower_bars import set_accuracy
+
+    encoder = Encoder(backbone)
+    return set_accuracy(backbone, torch.stack([encoder.pixels_from_image(im) for im in images]), list(object_sets))

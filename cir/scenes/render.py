@@ -61,6 +61,12 @@ class SceneRenderer:
     def __post_init__(self) -> None:
         self.config = render_config(self.config)
 
+    def with_config(self, config: RenderConfig | str) -> "SceneRenderer":
+        """A renderer drawing with another configuration that shares this one's font and rasterised sprites."""
+        other = SceneRenderer(self.font_path, config)
+        other._sprites, other._font = self._sprites, self._font
+        return other
+
     def sprite(self, obj: int) -> Image.Image:
         """The RGBA picture of one object, cropped to its content, SPRITE_SIZE on its long side."""
         if obj not in self._sprites:
@@ -88,6 +94,8 @@ class SceneRenderer:
             return _grid_layout(scene.objects, lo, hi, rng)
         if self.config.placement == "diagonal":
             return _diagonal_layout(scene.objects, lo, hi, rng)
+        if self.config.placement == "ring":
+            return _ring_layout(scene.objects, lo, hi, rng)
         placed: list[Placement] = []
         for obj in scene.objects:
             best, best_overlap = None, None
@@ -113,7 +121,8 @@ class SceneRenderer:
         plain = scene.style == "sketch"
         image = _background(rng, size, plain=plain, config=self.config)
         if self.config.clutter[1] > 0:
-            _draw_clutter(image, np.random.default_rng([scene.layout_seed, 13]), self.config.clutter)
+            _draw_clutter(image, np.random.default_rng([scene.layout_seed, 13]), self.config.clutter,
+                          self.config.clutter_shapes)
         for p in self.layout(scene):
             side = max(4, round(p.size * size))
             sprite = self.sprite(p.obj)
@@ -172,21 +181,45 @@ def _diagonal_layout(objects: tuple[int, ...], lo: float, hi: float, rng: np.ran
     return placed
 
 
-def _draw_clutter(image: Image.Image, rng: np.random.Generator, count: tuple[int, int]) -> None:
-    """Small plain shapes (dots, squares, triangles) behind the objects: texture, not objects of the world."""
+def _ring_layout(objects: tuple[int, ...], lo: float, hi: float, rng: np.random.Generator) -> list[Placement]:
+    """Objects evenly spaced on a circle around the centre (one object: a random point of it), a little jittered."""
+    start = rng.uniform(0, 2 * np.pi)
+    placed = []
+    for i, obj in enumerate(objects):
+        size = float(rng.uniform(lo, hi))
+        radius = float(rng.uniform(0.18, 0.32))
+        angle = start + 2 * np.pi * i / len(objects)
+        cx = float(np.clip(0.5 + radius * np.cos(angle), size / 2, 1 - size / 2))
+        cy = float(np.clip(0.5 + radius * np.sin(angle), size / 2, 1 - size / 2))
+        placed.append(Placement(obj, cx, cy, size))
+    return placed
+
+
+def _draw_clutter(image: Image.Image, rng: np.random.Generator, count: tuple[int, int],
+                  shapes: tuple[str, ...] = ("dot", "square", "triangle")) -> None:
+    """Small plain shapes behind the objects (dots, squares, triangles in the shifted world; lines, rings, crosses
+    in training augmentation): texture, not objects of the world."""
     draw = ImageDraw.Draw(image)
     side = image.width
     for _ in range(int(rng.integers(count[0], count[1] + 1))):
-        shape = int(rng.integers(0, 3))
+        shape = shapes[int(rng.integers(0, len(shapes)))]
         r = float(rng.uniform(0.015, 0.035)) * side
         x, y = (float(v) for v in rng.uniform(0, side, size=2))
         colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
-        if shape == 0:
+        if shape == "dot":
             draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-        elif shape == 1:
+        elif shape == "square":
             draw.rectangle((x - r, y - r, x + r, y + r), fill=colour)
-        else:
+        elif shape == "triangle":
             draw.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=colour)
+        elif shape == "line":
+            draw.line((x - 2 * r, y - r, x + 2 * r, y + r), fill=colour, width=max(1, round(r / 3)))
+        elif shape == "ring":
+            draw.ellipse((x - r, y - r, x + r, y + r), outline=colour, width=max(1, round(r / 3)))
+        else:  # cross
+            w = max(1, round(r / 3))
+            draw.line((x - r, y, x + r, y), fill=colour, width=w)
+            draw.line((x, y - r, x, y + r), fill=colour, width=w)
 
 
 def _background(rng: np.random.Generator, size: int, plain: bool, config: RenderConfig) -> Image.Image:
@@ -218,6 +251,22 @@ def _background(rng: np.random.Generator, size: int, plain: bool, config: Render
         angle = rng.uniform(0, 2 * np.pi)
         t = np.cos(angle) * xx + np.sin(angle) * yy
         t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
+    elif family == "polka":  # a lattice of dots (training augmentation only)
+        period = rng.uniform(0.08, 0.2)
+        phase = rng.uniform(0, period, size=2)
+        dx = ((xx + phase[0]) % period) / period - 0.5
+        dy = ((yy + phase[1]) % period) / period - 0.5
+        t = (np.hypot(dx, dy) < rng.uniform(0.15, 0.35)).astype(np.float64) * rng.uniform(0.3, 0.7)
+    elif family == "plaid":  # stripes along both axes, blended (training augmentation only)
+        px, py = rng.uniform(0.06, 0.25, size=2)
+        t = 0.5 * ((xx // px) % 2) + 0.5 * ((yy // py) % 2)
+        t = t * rng.uniform(0.3, 0.7)
+    elif family == "blobs":  # a few large soft ellipses (training augmentation only)
+        t = np.zeros_like(xx)
+        for _ in range(int(rng.integers(2, 6))):
+            cx, cy = rng.uniform(0, 1, size=2)
+            rx, ry = rng.uniform(0.1, 0.4, size=2)
+            t = np.maximum(t, np.clip(1 - ((xx - cx) / rx) ** 2 - ((yy - cy) / ry) ** 2, 0, 1))
     else:
         raise ValueError(f"unknown background family {family!r}")
     arr = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]

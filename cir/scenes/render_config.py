@@ -12,12 +12,15 @@ from dataclasses import asdict, dataclass
 
 from cir.errors import CirError
 
-PLACEMENTS = ("jitter", "grid", "diagonal")  # jitter: today's rejection-sampled, mostly non-overlapping positions
+PLACEMENTS = ("jitter", "grid", "diagonal", "ring")  # jitter: today's rejection-sampled, mostly non-overlapping
+# positions; ring (training augmentation only): objects evenly spaced on a circle around the centre
 BACKGROUND_FAMILIES = (
     "solid", "linear", "noise", "stripes", "checker",  # the default five (fixed order: it drives the seeded pick)
     "wood", "radial", "grain", "dark",  # only the shifted world: fine wavy grain, radial gradient, pixel noise, dark
+    "polka", "plaid", "blobs",  # only training augmentation: dot lattice, crossed stripes, large soft ellipses
 )
 DEFAULT_BACKGROUNDS = BACKGROUND_FAMILIES[:5]
+CLUTTER_SHAPES = ("dot", "square", "triangle", "line", "ring", "cross")  # the first three: the shifted world's
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class RenderConfig:
     background_colours: tuple[int, int]  # range of each background colour channel (low inclusive, high exclusive)
     clutter: tuple[int, int]  # min and max count of small distractor shapes drawn behind the objects (not objects)
     canvas_scale: float  # the image side is round(asked size * canvas_scale): another canvas size than asked
+    clutter_shapes: tuple[str, ...] = CLUTTER_SHAPES[:3]  # the shapes clutter is drawn from (from CLUTTER_SHAPES)
 
     def __post_init__(self) -> None:
         if self.placement not in PLACEMENTS:
@@ -40,6 +44,9 @@ class RenderConfig:
             raise CirError("size_ranges needs four (low, high) fractions of the side, 0 < low <= high < 1")
         if not 0 <= self.clutter[0] <= self.clutter[1]:
             raise CirError(f"clutter needs 0 <= min <= max (got {self.clutter})")
+        bad = [c for c in self.clutter_shapes if c not in CLUTTER_SHAPES]
+        if bad or not self.clutter_shapes:
+            raise CirError(f"unknown clutter shapes {bad}; choose from {', '.join(CLUTTER_SHAPES)}")
         if self.canvas_scale <= 0:
             raise CirError(f"canvas_scale must be positive (got {self.canvas_scale})")
 

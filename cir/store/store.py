@@ -29,6 +29,7 @@ from cir.store.index_file import IndexSettings, describe_index
 from cir.store.layout import DB_NAME, FORMAT_VERSION, canonical_spec
 from cir.store.migrate import migrate_store, needs_migration
 from cir.store.snapshot import ItemInfo, Snapshot, load_snapshot
+from cir.store.weights_check import refuse_other_weights
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -98,6 +99,7 @@ class Store:
                 )
             if loaded is not None and loaded.dim != dim:
                 raise StoreError(f"the backbone {asked} now has dim {loaded.dim} but the store at {root} holds dim {dim}")
+        refuse_other_weights(root, meta, loaded)
         if backend is not None or milvus is not None:
             from cir.store.milvus_mirror import record_backend
 
@@ -129,6 +131,7 @@ class Store:
                 loaded = load_backbone(self.spec)
                 if loaded.dim != self.dim:
                     raise StoreError(f"the backbone {self.spec} now has dim {loaded.dim} but the store at {self.root} holds dim {self.dim}")
+                refuse_other_weights(self.root, read_store_meta(self.root), loaded)
                 self._backbone = loaded
             return self._backbone
 

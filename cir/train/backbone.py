@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from cir.backbones.dual import DualEncoder, DualEncoderConfig, Preprocess, normalise
@@ -30,6 +31,7 @@ from cir.paths import cache_dir
 from cir.scenes.captions import canonical_caption, varied_caption
 from cir.scenes.objects import load_objects
 from cir.scenes.render import STYLES, Scene, SceneRenderer
+from cir.scenes.render_augment import check_disjoint, render_augment
 from cir.train.loop import FitResult, Job, LoopConfig, fit, jsonable
 
 
@@ -59,6 +61,9 @@ class BackboneTrainConfig:
     resume: bool = False  # continue from the newest checkpoint in <out>/checkpoints (after a kill)
     progress: bool | None = None  # the progress bar: True always, False never, None only on a terminal
     preset: str = "default"  # the preset these values came from (recorded in the checkpoint)
+    augment: str = ""  # a cir.scenes.render_augment name: draw each scene with a random training-only rendering
+    # ("" = the default renderer only; every augmentation is checked disjoint from the held-out test world)
+    init_from: str = ""  # a cir checkpoint directory (or "demo") whose weights start the run ("" = from scratch)
 
 
 def preset_config(preset: str, **overrides) -> BackboneTrainConfig:
@@ -128,6 +133,7 @@ class SceneSteps(torch.utils.data.Dataset):
         self.single_p = weights / weights.sum()
         self.multis = np.array([i for i, e in enumerate(entries) if len(e.objects) > 1])
         self.renderer = None
+        self.augment = render_augment(cfg.augment) if cfg.augment else None
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -140,13 +146,22 @@ class SceneSteps(torch.utils.data.Dataset):
         idx = np.concatenate([rng.choice(self.singles, n_single, p=self.single_p), rng.choice(self.multis, bs - n_single)])
         images = np.empty((bs, size, size, 3), dtype=np.uint8)
         hot = torch.zeros(bs, n_obj)
+        aug_rng = np.random.default_rng([self.cfg.seed, 203, self.steps[i]])  # its own stream: scenes stay the same
         for b, k in enumerate(idx):
             e = self.entries[int(k)]
             scene = Scene("train", e.objects, e.style, int(rng.integers(1 << 62)))
-            images[b] = np.asarray(self.renderer.render(scene, size))
+            renderer = self.renderer if self.augment is None else self.renderer.with_config(self.augment.sample(aug_rng))
+            images[b] = np.asarray(render_at(renderer, scene, size))
             hot[b, list(e.objects)] = 1.0
         rows = torch.tensor([self.variants[int(k)][int(rng.integers(len(self.variants[int(k)])))] for k in idx])
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(idx), hot, rows
+
+
+def render_at(renderer: SceneRenderer, scene: Scene, size: int):
+    """The scene at exactly ``size`` pixels: a config with another canvas scale draws its own side, resized down
+    (or up) the way the backbone's preprocessing resizes a file of that side."""
+    image = renderer.render(scene, size)
+    return image if image.width == size else image.resize((size, size), Image.BICUBIC)
 
 
 class TrainedParts(nn.Module):
@@ -194,7 +209,11 @@ def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0)
     for row, e in enumerate(owner):
         variants[int(e)].append(row)
     text_emb = text_emb.to(cfg.device)
-    if model.image.concept is not None:
+    if cfg.augment:
+        check_disjoint(render_augment(cfg.augment))
+    if cfg.init_from:
+        init_from_checkpoint(model, cfg.init_from, log)
+    elif model.image.concept is not None:
         init_concepts(model, text_emb, variants)
     parts = TrainedParts(model)
     from cir.train.promote import check_training_output
@@ -222,7 +241,12 @@ def fit_backbone(cfg: BackboneTrainConfig, log=print, stop_after_steps: int = 0)
 
     def validate() -> dict[str, float]:
         bars = quick_bars(model, cfg.seed, cfg.eval_multi, cfg.eval_single)
-        return {"score": (bars["single_r1"] + bars["multi_r1"]) / 2, "single_r1": bars["single_r1"], "multi_r1": bars["multi_r1"]}
+        out = {"score": (bars["single_r1"] + bars["multi_r1"]) / 2, "single_r1": bars["single_r1"], "multi_r1": bars["multi_r1"]}
+        if cfg.augment:  # held-out scenes in the training renderings (never the held-out test world: selection stays blind)
+            aug = augmented_check(model, cfg)
+            out.update(aug)
+            out["score"] = (bars["single_r1"] + bars["multi_r1"] + aug["augment_multi_r1"] + aug["augment_set_acc"]) / 4
+        return out
 
     def export(summary: dict) -> None:
         model.cfg.provenance = {"command": f"cir train backbone --preset {cfg.preset} --seed {cfg.seed}",
@@ -248,3 +272,42 @@ def quick_bars(model: DualEncoder, seed: int, n_multi: int = 400, n_single: int 
     return measure_bars(CirBackbone(model, "training"), seed=seed + 1000, n_multi=n_multi, quiet=True,
                         n_single=n_single)
 
+
+
+def init_from_checkpoint(model: DualEncoder, source: str, log) -> None:
+    """Start from a trained cir checkpoint's image tower, text projection and logit scale (same architecture)."""
+    from cir.backbones import demo_checkpoint_dir
+    from cir.errors import ConfigError
+
+    directory = demo_checkpoint_dir() if source == "demo" else Path(source).expanduser()
+    start = DualEncoder.load(directory)
+    if start.cfg.image.to_dict() != model.cfg.image.to_dict() or start.cfg.text != model.cfg.text:
+        raise ConfigError(f"init_from {source}: its image tower {start.cfg.image.to_dict()} or text tower "
+                          f"{start.cfg.text} differs from this run's; train with the same image config or from scratch "
+                          "(init_from empty)")
+    TrainedParts(model).load_state_dict(TrainedParts(start).state_dict())
+    log(f"backbone: starting from the weights in {directory}")
+
+
+def augmented_check(model: DualEncoder, cfg: BackboneTrainConfig, n: int = 0) -> dict[str, float]:
+    """Caption R@1 and exact object-set accuracy (presence head) on held-out scenes drawn in the run's training
+    renderings (own layout seeds, never training scenes; never the held-out test configuration)."""
+    from cir.backbones.dual import CirBackbone
+    from cir.eval.backbone_bars import held_out_scenes, object_set_accuracy, recall_at_1
+    from cir.encode import Encoder
+
+    augment = render_augment(cfg.augment)
+    _, scenes = held_out_scenes(cfg.seed + 2000, n or cfg.eval_multi)
+    rng = np.random.default_rng([cfg.seed, 204])
+    base, size = SceneRenderer(), model.cfg.preprocess.image_size
+    images = [render_at(base.with_config(augment.sample(rng)), s, size) for s in scenes]
+    backbone = CirBackbone(model, "training")
+    was_training = model.training
+    model.eval()
+    try:
+        gallery = Encoder(backbone).encode_images(images)
+        queries = backbone.encode_texts([canonical_caption(s.names(), s.style) for s in scenes])
+        set_acc = object_set_accuracy(backbone, images, [s.objects for s in scenes])
+    finally:
+        model.train(was_training)
+    return {"augment_multi_r1": recall_at_1(queries, gallery), "augment_set_acc": set_acc}

@@ -14,6 +14,7 @@ from cir.scenes.export.cirr import export_cirr
 from cir.scenes.export.common import WORLDS, ExportConfig, ExportSummary
 from cir.scenes.export.csvs import export_text2image, export_triplets
 from cir.scenes.export.fashioniq import export_fashioniq
+from cir.scenes.export.triplet_test import export_triplet_test
 
 EXPORTERS = {
     "cirr": export_cirr,
@@ -21,6 +22,7 @@ EXPORTERS = {
     "circo": export_circo,
     "triplets": export_triplets,
     "text2image": export_text2image,
+    "triplet-test": export_triplet_test,
 }
 FORMATS = tuple(EXPORTERS)
 

@@ -1,0 +1,110 @@
+"""One backbone on the shifted world beside the in-distribution one, the model loaded once:
+
+* the tower (``cir eval tower``): exact object-set recognition of the triplet-test references and gallery (the
+  presence head), caption R@1 over the 1,000-image gallery;
+* the triplet test (``cir eval triplets --kind-column kind``): top-1 accuracy per edit kind and overall;
+* the CIRR layout (``cir eval cirr --split val``): R@1 and Rsubset@1.
+
+Exports it reads (made by benchmarks/shifted_tower.sh)::
+
+    ROOT/tt-default  ROOT/tt-shifted      cir scenes export --format triplet-test --groups 300 --size 128 --world W
+    ROOT/cirr-default  ROOT/cirr-shifted  cir scenes export --format cirr --groups 200 --train-groups 50 --size 128 --world W
+
+    python benchmarks/shifted_tower.py --backbone cir:demo --root runs/shifted-tower --out runs/shifted-tower/demo.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+WORLDS = ("default", "shifted")
+
+
+def measure(backbone_spec: str, root: Path, strategies: tuple[str, ...], log=print, worlds=WORLDS, cirr: bool = True,
+            out_path: Path | None = None) -> dict:
+    from cir.backbones import load_backbone
+    from cir.datasets.cirr import load_cirr
+    from cir.datasets.csv_triplets import load_triplets_by_kind
+    from cir.encode.cache import EmbeddingCache
+    from cir.eval.report import combined_metrics
+    from cir.eval.runner import RunConfig, run_task
+    from cir.eval.tower_bars import measure_export
+
+    backbone = load_backbone(backbone_spec)
+    cache = EmbeddingCache(backbone)
+    config = RunConfig(strategies=strategies, progress=False)
+    out: dict = {"backbone": backbone_spec, "weights": backbone.weights_fingerprint(), "strategies": list(strategies)}
+    for world in worlds:
+        tt = root / f"tt-{world}"
+        row: dict = {"tower": measure_export(backbone, tt)}
+        log(f"{world}: tower {row['tower']}")
+        tasks, labels = load_triplets_by_kind(tt / "triplets.csv", tt / "queries", tt / "gallery", kind_column="kind")
+        runs = [run_task(t, backbone, config, cache) for t in tasks]
+        row["triplet_test"] = combined_metrics(runs, labels)
+        log(f"{world}: triplet test {json.dumps({s: round(m['accuracy'], 4) for s, m in row['triplet_test'].items()})}")
+        export = root / f"cirr-{world}"
+        if cirr and export.is_dir():
+            run = run_task(load_cirr(export, "val"), backbone, config, cache)
+            row["cirr"] = {s: r.metrics for s, r in run.strategies.items()}
+            log(f"{world}: cirr R@1 {json.dumps({s: round(m['recall@1'], 4) for s, m in row['cirr'].items()})}")
+        out[world] = row
+        if out_path is not None:  # what is measured so far survives a stop
+            out_path.write_text(json.dumps(out, indent=2) + "\n")
+    cache.flush()
+    return out
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: one column per backbone, rows per world and metric (values in %)."""
+    rows = ["| metric | world | " + " | ".join(f"`{r['backbone']}`" for r in results) + " |",
+            "|---|---|" + "---:|" * len(results)]
+
+    def add(name: str, world: str, get) -> None:
+        cells = []
+        for r in results:
+            try:
+                cells.append(f"{100 * get(r[world]):.2f}")
+            except (KeyError, TypeError):
+                cells.append("-")
+        rows.append(f"| {name} | {world} | " + " | ".join(cells) + " |")
+
+    for world in WORLDS:
+        add("object set, references", world, lambda w: w["tower"]["reference_set_acc"])
+        add("object set, gallery", world, lambda w: w["tower"]["gallery_set_acc"])
+        add("caption R@1 (1,000 images)", world, lambda w: w["tower"]["caption_r1"])
+    for s in results[0]["strategies"]:
+        for world in WORLDS:
+            for kind in ("add", "remove", "replace"):
+                add(f"triplet test {s}, {kind}", world, lambda w, k=kind, s=s: w["triplet_test"][s][f"{k}/accuracy"])
+            add(f"triplet test {s}, all", world, lambda w, s=s: w["triplet_test"][s]["accuracy"])
+    for s in results[0]["strategies"]:
+        for world in WORLDS:
+            add(f"CIRR {s} R@1", world, lambda w, s=s: w["cirr"][s]["recall@1"])
+            add(f"CIRR {s} Rsubset@1", world, lambda w, s=s: w["cirr"][s]["recall_subset@1"])
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backbone", action="append", help="a backbone spec (repeat for several columns)")
+    ap.add_argument("--root", type=Path, default=Path("runs/shifted-tower"))
+    ap.add_argument("--strategy", default="image,sum,arithmetic")
+    ap.add_argument("--out", type=Path, help="write the JSON of the (last) backbone here")
+    ap.add_argument("--table", nargs="*", type=Path, help="only print the table of these result JSONs")
+    ap.add_argument("--worlds", default=",".join(WORLDS), help="default,shifted or one of them")
+    ap.add_argument("--no-cirr", action="store_true", help="skip the CIRR layout")
+    args = ap.parse_args()
+    if args.table:
+        print(table([json.loads(p.read_text()) for p in args.table]))
+        return
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    results = [measure(spec, args.root, tuple(args.strategy.split(",")), worlds=tuple(args.worlds.split(",")),
+                       cirr=not args.no_cirr, out_path=args.out) for spec in (args.backbone or ["cir:demo"])]
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Training-only renderings: per-scene randomisation of how scenes are drawn, disjoint from the ``shifted`` world.
+
+A :class:`RenderAugment` is a space of renderer configurations (object-size tables, placement rules, background
+families, clutter, canvas scales); :meth:`RenderAugment.sample` draws one :class:`RenderConfig` per scene.
+The backbone trainer's ``generalise`` preset draws its scenes from :data:`RENDER_AUGMENTS` ``["wide"]``.
+
+``shifted`` must stay a world no training sees. :func:`overlaps` lists every way an augmentation space meets a
+held-out configuration: a shared background family, placement rule or canvas scale, or an object-size range that
+overlaps the held-out range for the same object count. The trainer refuses an augmentation that overlaps
+``shifted`` (and ``tests/test_render_augment.py`` asserts that none registered does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cir.errors import ConfigError
+from cir.scenes.render_config import CLUTTER_SHAPES, DEFAULT_BACKGROUNDS, RENDER_CONFIGS, RenderConfig
+
+HELD_OUT = ("shifted",)  # render configs no augmentation may touch
+
+SizeTable = tuple[tuple[float, float], ...]  # (low, high) object side for 1, 2, 3, 4+ objects
+
+
+@dataclass(frozen=True)
+class RenderAugment:
+    name: str  # registry name, recorded in the training provenance
+    default_fraction: float  # share of scenes drawn with the default configuration unchanged
+    size_tables: tuple[SizeTable, ...]  # candidate object-size tables, one drawn per scene
+    placements: tuple[str, ...]  # candidate placement rules, one drawn per scene
+    backgrounds: tuple[str, ...]  # background families a scene's background is drawn from
+    background_colours: tuple[int, int]  # range of each background colour channel (low inclusive, high exclusive)
+    clutter: tuple[tuple[int, int], ...]  # candidate (min, max) clutter counts, one drawn per scene
+    clutter_shapes: tuple[str, ...]  # shapes clutter is drawn from
+    canvas_scales: tuple[float, ...]  # candidate canvas scales (the render is resized to the model's input side)
+
+    def configs(self) -> list[RenderConfig]:
+        """Every configuration :meth:`sample` can draw (besides ``default``)."""
+        return [self._config(t, p, c, s) for t in self.size_tables for p in self.placements
+                for c in self.clutter for s in self.canvas_scales]
+
+    def sample(self, rng: np.random.Generator) -> RenderConfig:
+        """One scene's configuration: ``default`` with probability ``default_fraction``, else a random point."""
+        if rng.uniform() < self.default_fraction:
+            return RENDER_CONFIGS["default"]
+        pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+        return self._config(pick(self.size_tables), pick(self.placements), pick(self.clutter), pick(self.canvas_scales))
+
+    def _config(self, sizes: SizeTable, placement: str, clutter: tuple[int, int], scale: float) -> RenderConfig:
+        return RenderConfig(name=f"augment:{self.name}", size_ranges=sizes, placement=placement,
+                            backgrounds=self.backgrounds, background_colours=self.background_colours,
+                            clutter=clutter, canvas_scale=scale,
+                            clutter_shapes=self.clutter_shapes)
+
+
+def overlaps(augment: RenderAugment, held_out: RenderConfig) -> list[str]:
+    """Every way ``augment`` (with the default configuration it mixes in) meets ``held_out``; empty when disjoint."""
+    found = []
+    for cfg in [RENDER_CONFIGS["default"], *augment.configs()]:
+        shared = sorted(set(cfg.backgrounds) & set(held_out.backgrounds))
+        if shared:
+            found.append(f"{cfg.name}: background families {shared}")
+        if cfg.placement == held_out.placement:
+            found.append(f"{cfg.name}: placement {cfg.placement}")
+        if cfg.canvas_scale == held_out.canvas_scale:
+            found.append(f"{cfg.name}: canvas scale {cfg.canvas_scale}")
+        for n in range(1, 5):
+            (lo, hi), (hlo, hhi) = cfg.size_range(n), held_out.size_range(n)
+            if lo <= hhi and hlo <= hi:
+                found.append(f"{cfg.name}: {n}-object size range {lo}-{hi} meets {hlo}-{hhi}")
+        shapes = sorted(set(cfg.clutter_shapes) & set(held_out.clutter_shapes)) if cfg.clutter[1] > 0 else []
+        if shapes:
+            found.append(f"{cfg.name}: clutter shapes {shapes}")
+    return sorted(set(found))
+
+
+def check_disjoint(augment: RenderAugment) -> None:
+    """Raise unless ``augment`` is disjoint from every held-out configuration."""
+    for name in HELD_OUT:
+        found = overlaps(augment, RENDER_CONFIGS[name])
+        if found:
+            raise ConfigError(f"render augmentation {augment.name!r} overlaps the held-out {name!r} world "
+                              f"({'; '.join(found[:4])}); change it in cir/scenes/render_augment.py so no training "
+                              "sees that world")
+
+
+RENDER_AUGMENTS: dict[str, RenderAugment] = {
+    "wide": RenderAugment(
+        name="wide",
+        default_fraction=0.3,
+        size_tables=(
+            RENDER_CONFIGS["default"].size_ranges,  # default sizes, other placements and backgrounds
+            ((0.18, 0.29), (0.14, 0.24), (0.12, 0.2), (0.11, 0.18)),  # small: below shifted's range per count
+            ((0.43, 0.62), (0.33, 0.44), (0.29, 0.36), (0.26, 0.3)),  # between shifted's and default's highs
+        ),
+        placements=("jitter", "diagonal", "ring"),
+        backgrounds=(*DEFAULT_BACKGROUNDS, "polka", "plaid", "blobs"),
+        background_colours=(0, 256),
+        clutter=((0, 0), (2, 8)),
+        clutter_shapes=CLUTTER_SHAPES[3:],  # lines, rings, crosses (the shifted world's are dots, squares, triangles)
+        canvas_scales=(1.0, 1.25, 2.0, 2.5),
+    ),
+}
+RENDER_AUGMENT_NAMES = tuple(RENDER_AUGMENTS)
+
+
+def render_augment(name: str) -> RenderAugment:
+    try:
+        return RENDER_AUGMENTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown render augmentation {name!r}; choose one of {', '.join(RENDER_AUGMENT_NAMES)}") from None

@@ -1,0 +1,76 @@
+"""Training-only renderings: they vary what the default renderer keeps fixed, and never touch the shifted world."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cir.errors import ConfigError
+from cir.scenes import Scene, SceneRenderer
+from cir.scenes.render import _background
+from cir.scenes.render_augment import RENDER_AUGMENTS, check_disjoint, overlaps, render_augment
+from cir.scenes.render_config import RENDER_CONFIGS, RenderConfig
+from cir.train.backbone import preset_config, render_at
+
+
+@pytest.mark.parametrize("name", sorted(RENDER_AUGMENTS))
+def test_every_augmentation_is_disjoint_from_the_shifted_world(name):
+    augment, shifted = RENDER_AUGMENTS[name], RENDER_CONFIGS["shifted"]
+    assert overlaps(augment, shifted) == []
+    for cfg in [RENDER_CONFIGS["default"], *augment.configs()]:  # the same, spelled out field by field
+        assert not set(cfg.backgrounds) & set(shifted.backgrounds)
+        assert cfg.placement != shifted.placement
+        assert cfg.canvas_scale != shifted.canvas_scale
+        for n in range(1, 5):
+            (lo, hi), (slo, shi) = cfg.size_range(n), shifted.size_range(n)
+            assert hi < slo or lo > shi, (cfg.name, n)
+        if cfg.clutter[1]:
+            assert not set(cfg.clutter_shapes) & set(shifted.clutter_shapes)
+
+
+def test_sampled_configs_cover_more_than_the_default_rendering():
+    augment = RENDER_AUGMENTS["wide"]
+    rng = np.random.default_rng(0)
+    drawn = [augment.sample(rng) for _ in range(400)]
+    assert {c.placement for c in drawn} == set(augment.placements)
+    assert {c.canvas_scale for c in drawn} == set(augment.canvas_scales)
+    assert {c.size_ranges for c in drawn} >= set(augment.size_tables)
+    assert any(c is RENDER_CONFIGS["default"] for c in drawn)
+    assert 0.15 < np.mean([c is RENDER_CONFIGS["default"] for c in drawn]) < 0.45  # default_fraction 0.3
+
+
+def test_an_augmentation_that_meets_the_shifted_world_is_refused():
+    wide = RENDER_AUGMENTS["wide"]
+    for leak in (dict(placements=("grid",)), dict(backgrounds=("solid", "wood")), dict(canvas_scales=(1.5,)),
+                 dict(size_tables=(RENDER_CONFIGS["shifted"].size_ranges,))):
+        bad = dataclasses.replace(wide, name="leaky", **leak)
+        assert overlaps(bad, RENDER_CONFIGS["shifted"])
+        with pytest.raises(ConfigError, match="overlaps the held-out 'shifted' world"):
+            check_disjoint(bad)
+    with pytest.raises(ConfigError, match="choose one of wide"):
+        render_augment("nope")
+
+
+def test_augmented_scenes_render_at_the_model_input_side_with_new_looks():
+    renderer = SceneRenderer()
+    augment = RENDER_AUGMENTS["wide"]
+    scene = Scene("s", (3, 4, 5), "color", 7)
+    rng = np.random.default_rng(1)
+    cfg = next(c for c in (augment.sample(rng) for _ in range(50)) if c.canvas_scale == 2.5 and c.placement == "ring")
+    image = render_at(renderer.with_config(cfg), scene, 64)
+    assert image.size == (64, 64)
+    assert renderer.with_config(cfg)._sprites is renderer._sprites  # one sprite cache for every config
+    default = np.asarray(renderer.render(scene, 64), dtype=np.int16)
+    assert np.abs(np.asarray(image, dtype=np.int16) - default).mean() > 5
+    for family in ("polka", "plaid", "blobs"):  # the training-only background families draw
+        only = RenderConfig(**{**RENDER_CONFIGS["default"].to_dict(), "name": "x", "backgrounds": (family,)})
+        pixels = np.asarray(_background(np.random.default_rng(3), 48, plain=False, config=only), dtype=np.float64)
+        assert pixels.reshape(-1, 3).std(axis=0).max() > 1  # a pattern, not a flat colour
+
+
+def test_the_generalise_preset_uses_a_registered_disjoint_augmentation_and_starts_from_demo():
+    cfg = preset_config("generalise")
+    assert cfg.augment in RENDER_AUGMENTS and cfg.init_from == "demo"
+    check_disjoint(render_augment(cfg.augment))
