@@ -44,6 +44,11 @@ class StrategyUnavailable(QueryError):
     """A strategy that exists but cannot run here (e.g. it needs trained weights this backbone does not have)."""
 
 
+class SnapshotOutdated(StoreError):
+    """A search's commit names an item whose record a later compaction dropped; the same search on the latest
+    commit answers (Store.search and the server retry it there)."""
+
+
 class StoreDamaged(StoreError):
     """A store's files fail their checksums, hold values that are not finite numbers, or cannot be read as a store.
     The message says what is damaged and whether ``cir repair`` can fix it or the store must be re-indexed."""

@@ -80,15 +80,21 @@ def test_cli_serve_builds_the_configured_app(scene_store_dir, monkeypatch, capsy
     from cir.server import serving
 
     served = {}
-    monkeypatch.setattr(serving, "serve", lambda app, config: served.update(app=app, host=config.host, port=config.port))
+
+    def serve(app, config):  # stands in for uvicorn: answers over loopback while `cir serve` holds its store open
+        served.update(app=app, host=config.host, port=config.port)
+        if config.api_key:
+            with running_server(app) as url, Client(url, api_key=KEY) as client:
+                served.update(health=client.health(), hits=client.search(item_id=1, text="add a cat", k=3).results)
+
+    monkeypatch.setattr(serving, "serve", serve)
     monkeypatch.setenv("CIR_API_KEY", KEY)
     assert main(["serve", "--store", str(scene_store_dir), "--port", "8123", "--max-upload-mb", "1"]) == 0
     assert served["host"] == "127.0.0.1" and served["port"] == 8123
     config = served["app"].state.config
     assert config.api_key == KEY and config.max_upload_bytes == 2**20 and config.cors_origins == ()
-    with running_server(served["app"]) as url, Client(url, api_key=KEY) as client:
-        assert client.health()["api_key_required"] is True
-        assert client.search(item_id=1, text="add a cat", k=3).results
+    assert served["health"]["api_key_required"] is True
+    assert served["hits"]
     monkeypatch.delenv("CIR_API_KEY")
     assert main(["serve", "--store", str(scene_store_dir), "--host", "0.0.0.0"]) == 0
     assert "without an API key" in capsys.readouterr().err

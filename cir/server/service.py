@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cir.compose import build_strategy, strategy_names, strategy_spec
-from cir.errors import QueryError, StoreError, StrategyUnavailable
+from cir.errors import QueryError, SnapshotOutdated, StoreError, StrategyUnavailable
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.thumbnails import ThumbnailCache
@@ -47,6 +47,7 @@ class SearchArgs:
 
 
 log = logging.getLogger("cir.server")
+OUTDATED_ATTEMPTS = 4  # a search is answered on the latest commit when a compaction outdated its own
 
 
 
@@ -250,7 +251,7 @@ class SearchService:
             raise QueryError(f"folder must be an absolute path, as the results show them (got {args.folder[:80]!r})")
         store = self.fresh_store()
         if args.item_id is not None:
-            store.item(args.item_id)  # UnknownItem (404) before any work
+            self._retry_outdated(store, lambda: store.item(args.item_id))  # UnknownItem (404) before any work
         strategy = build_strategy(args.strategy, args.params, parser=self.parser)  # InvalidParameter names the valid ones
         reranker = None
         if args.rerank not in (None, "none"):
@@ -266,6 +267,20 @@ class SearchService:
             from cir.compose.registry import InvalidParameter
 
             raise InvalidParameter(f"rerank_params ({', '.join(sorted(args.rerank_params))}) go with a named re-ranker (rerank)")
+        return self._retry_outdated(store, lambda: self._search_once(store, args, strategy, reranker, chosen))
+
+    @staticmethod
+    def _retry_outdated(store, run):
+        """``run()``, again on the latest commit when a compaction dropped a record that its commit names."""
+        for attempt in range(OUTDATED_ATTEMPTS):
+            try:
+                return run()
+            except SnapshotOutdated:
+                if attempt == OUTDATED_ATTEMPTS - 1:
+                    raise
+                store.refresh()
+
+    def _search_once(self, store, args: SearchArgs, strategy, reranker, chosen) -> dict:
         with self._slots:
             snapshot = store.snapshot()  # one commit for the whole answer, and the version we report
             start = time.perf_counter()

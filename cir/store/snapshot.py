@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cir.errors import StoreDamaged, StoreError
+from cir.errors import StoreDamaged, StoreError, SnapshotOutdated
 from cir.index.searcher import StoreSearcher
 from cir.store import checksums, db
 from cir.store.index_file import StoreIndex, open_store_index
@@ -158,7 +158,7 @@ class Snapshot:
         with self.conn_lock:
             record = self.conn.execute(ITEM_SELECT + " WHERE id = ?", (int(item_id),)).fetchone()
         if record is None:
-            raise StoreError(f"item {item_id} was removed and compacted away after this search began; search again")
+            raise SnapshotOutdated(f"item {item_id} was removed and compacted away after this search began; search again")
         return _info(record)
 
     def path(self, item_id: int) -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from cir.errors import MilvusOutOfStep, StoreDamaged, StoreError, UnknownItem
+from cir.errors import MilvusOutOfStep, SnapshotOutdated, StoreDamaged, StoreError, UnknownItem
 from cir.store import checksums, db
 from cir.store.health import database_failure, read_store_meta
 from cir.store.index_file import IndexSettings, describe_index
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from cir.store.milvus_mirror import MilvusMirror, MilvusOptions
     from cir.store.writer import StoreWriter
 
+OUTDATED_RETRIES = 3  # searches moved to the latest commit after a compaction dropped a record they named
 MIRROR_WAIT_S = 30.0  # how long a search waits for a writer to sync a Milvus collection that lags the store
 
 class Store:
@@ -149,11 +150,16 @@ class Store:
 
     def item(self, item_id: int) -> ItemInfo:
         """Metadata of one item (id, path, size, mtime, sha256, width, height)."""
-        snap = self._snapshot
-        try:
-            return snap.item(int(item_id))
-        except KeyError:
-            raise UnknownItem(f"no item {item_id} in the store; {_valid_ids(snap)}") from None  # the id, never the path
+        for attempt in range(OUTDATED_RETRIES + 1):
+            snap = self._snapshot
+            try:
+                return snap.item(int(item_id))
+            except KeyError:
+                raise UnknownItem(f"no item {item_id} in the store; {_valid_ids(snap)}") from None  # the id, never the path
+            except SnapshotOutdated:  # compacted away since this commit was loaded: ask the latest one
+                if attempt == OUTDATED_RETRIES:
+                    raise
+                self.refresh()
 
     def items(self) -> Iterator[ItemInfo]:
         """Every item of the current commit, by id."""
@@ -263,7 +269,15 @@ class Store:
                       rerank=rerank, rerank_k=rerank_k, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
                       allowed=None if allowed is None else [int(i) for i in allowed],
                       folder=os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None)
-        result, used = self._mirrored(lambda s: run_query(s, self.backbone, query), snap, pinned=snapshot is not None)
+        for attempt in range(OUTDATED_RETRIES + 1):
+            try:
+                result, used = self._mirrored(lambda s: run_query(s, self.backbone, query), snap, pinned=snapshot is not None)
+                break
+            except SnapshotOutdated:  # a compaction dropped a record of this commit: the latest commit answers
+                if snapshot is not None or attempt == OUTDATED_RETRIES:
+                    raise
+                self.refresh()
+                snap = self._snapshot
         result.version = int(used.version)
         result.results = self._with_item_meta(result.results)
         return result
