@@ -58,7 +58,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     )
     app.state.config, app.state.service, app.state.metrics = config, service, metrics
     app.include_router(build_router(config, service, metrics))
-    _publish_truthful_schema(app, lambda: service.strategies)
+    _publish_truthful_schema(app, lambda: service.strategies, lambda: service.rerankers)
     _add_page(app)
     _add_error_handlers(app)
     if config.cors_origins:
@@ -75,7 +75,7 @@ def create_app(config: ServeConfig, store=None) -> FastAPI:
     return app
 
 
-def _publish_truthful_schema(app: FastAPI, names) -> None:  # names: called when the schema is first built
+def _publish_truthful_schema(app: FastAPI, names, rerankers=lambda: None) -> None:  # names: called when the schema is first built
     """The published schema states what the server takes (see schemas.publish_truthful_schema)."""
     from cir.server.schemas import publish_truthful_schema
 
@@ -83,7 +83,7 @@ def _publish_truthful_schema(app: FastAPI, names) -> None:  # names: called when
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = publish_truthful_schema(build(), names())
+            app.openapi_schema = publish_truthful_schema(build(), names(), rerankers())
         return app.openapi_schema
 
     app.openapi = openapi

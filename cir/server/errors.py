@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cir.compose.registry import InvalidParameter, UnknownStrategy
-from cir.errors import (CirError, ConfigError, QueryError, StoreDamaged, StoreError, StoreWeightsMismatch, StrategyUnavailable,
+from cir.errors import (CirError, ConfigError, QueryError, SpecError, StoreDamaged, StoreError, StoreWeightsMismatch, StrategyUnavailable,
                         UnknownItem, WeightsUnavailable)
 from cir.ingest.decode import (
     CorruptImage, DecompressionBomb, EmptyFile, FileTooLarge, FileUnreadable, ImageTooLarge, NotAnImage, PreprocessFailed,
@@ -44,6 +44,7 @@ LIBRARY_ERRORS: tuple[tuple[type[CirError], ErrorKind], ...] = (
     (WeightsUnavailable, ErrorKind(422, "strategy_unavailable", "trained weights that are missing or were made for another backbone")),
     (QueryError, ErrorKind(422, "invalid_query", "an incomplete or inconsistent query: no reference for a strategy that needs one, no text for one that needs it, both `image` and `item_id`, an unknown re-ranker")),
     (ConfigError, ErrorKind(422, "invalid_query", "a value that is not one of the valid choices")),
+    (SpecError, ErrorKind(422, "invalid_query", "a model spec in a request (e.g. a re-ranker's judge or captioner) that is not written as one")),
     (StoreDamaged, ErrorKind(503, "store_damaged", "the store's files fail their checksums or hold non-finite vectors: nothing is served from them until `cir check` / `cir repair` (no Retry-After: waiting does not help)")),
     (StoreWeightsMismatch, ErrorKind(503, "store_weights_mismatch", "the store's vectors were made with other weights than the backbone now loaded under its spec: nothing is served until it is re-indexed (the message gives the command; no Retry-After)")),
     (StoreError, ErrorKind(503, "store_unavailable", "the store could not be read (e.g. it kept changing); retry", retry=True)),

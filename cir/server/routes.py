@@ -93,7 +93,7 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
         rerank_weight: Annotated[Optional[float], Form(ge=0.0, le=1.0, allow_inf_nan=False, description="the "
                                  "re-ranker's share w of the fused score (default: the one its trainer chose)")] = None,
         rerank_fusion: Annotated[FusionName, Form(description="linear (calibrated scores) or rrf (reciprocal ranks)")] = "linear",
-        folder: Annotated[Optional[str], Form(max_length=4096, description="only images under this folder (an "
+        folder: Annotated[Optional[str], Form(max_length=4096, pattern="^$|^/", description="only images under this folder (an "
                                                                            "absolute path, as results show them)")] = None,
         **params,
     ) -> dict:

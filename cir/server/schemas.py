@@ -217,7 +217,7 @@ def search_request_model(names, max_k: int, max_text_chars: int, choose: Callabl
             params=(params, Field(default_factory=params, description=f"the parameters of {spec.name}")),
             exclude_reference=(bool, Field(True, strict=True, description="leave the reference out of the results")),
             **reranking,
-            folder=(Optional[str], Field(None, min_length=1, max_length=4096, description="only images under this "
+            folder=(Optional[str], Field(None, min_length=1, max_length=4096, pattern="^/", description="only images under this "
                                          "folder (an absolute path, as results show them)")),
         ))
     union = Annotated[Union[tuple(variants)], Field(discriminator="strategy")]
@@ -348,7 +348,7 @@ ERROR_RESPONSES = {
 }
 
 
-def publish_truthful_schema(schema: dict, names) -> dict:
+def publish_truthful_schema(schema: dict, names, rerankers=None) -> dict:
     """``schema`` (an OpenAPI document) with the truth about multipart forms, in place: a form field is text or a
     file, never JSON null (an optional field is one that is not required: a client that sends the word ``null``
     sends a string), and the search form is one variant per strategy in ``names`` (like the JSON request), each
@@ -362,6 +362,11 @@ def publish_truthful_schema(schema: dict, names) -> dict:
         union["oneOf"] = [v for v in union.get("oneOf", []) if v.get("$ref") in keep]
         union["discriminator"]["mapping"] = {k: v for k, v in union["discriminator"]["mapping"].items() if v in keep}
         _publish_json_default(components, union)
+        for ref in union.get("oneOf", []):
+            variant = components.get(ref.get("$ref", "").rsplit("/", 1)[-1])
+            if variant is not None and "rerank_params" in variant.get("properties", {}):
+                variant["allOf"] = _rerank_param_rules(False, rerankers)
+                _narrow_rerank(variant, rerankers)
     for path, methods in schema.get("paths", {}).items():
         for operation in methods.values():
             content = (operation.get("requestBody") or {}).get("content", {})
@@ -376,6 +381,9 @@ def publish_truthful_schema(schema: dict, names) -> dict:
                     field.update(alternatives[0])
             if path == "/search" and "strategy" in body.get("properties", {}):
                 body.update(_form_variants(body, names))
+                for variant in body["oneOf"]:
+                    variant["allOf"] = _rerank_param_rules(True, rerankers)
+                    _narrow_rerank(variant, rerankers)
                 operation["requestBody"]["required"] = True  # every strategy needs a text or a reference
     return schema
 
@@ -415,6 +423,34 @@ def _form_variants(body: dict, names) -> dict:
                      "properties": own, "additionalProperties": False,
                      "not": {"required": ["image", "item_id"]}})
     return {"oneOf": variants}
+
+
+def _rerank_param_rules(form: bool, runnable=None) -> list[dict]:
+    """What the server checks of re-ranker parameters, as schema: a parameter goes with a named re-ranker that
+    declares it and that this store can run (``runnable``; None: every registered one), as a form field or a
+    non-null member of the JSON request's rerank_params."""
+    from cir.rerankers import all_reranker_params
+
+    rules = []
+    for name, owners in all_reranker_params().items():
+        absent = ({"not": {"required": [name]}} if form else
+                  {"properties": {"rerank_params": {"properties": {name: {"type": "null"}}}}})
+        allowed = [spec.name for spec, _ in owners if runnable is None or spec.name in runnable]
+        if allowed:
+            rules.append({"anyOf": [absent, {"required": ["rerank"], "properties": {"rerank": {"enum": allowed}}}]})
+        else:
+            rules.append(absent)
+    return rules
+
+
+def _narrow_rerank(variant: dict, runnable) -> None:
+    """The ``rerank`` field of a published request offers only the re-rankers this store can run."""
+    prop = variant.get("properties", {}).get("rerank")
+    if runnable is None or prop is None:
+        return
+    for place in [prop, *prop.get("anyOf", [])]:
+        if "enum" in place:
+            place["enum"] = [name for name in place["enum"] if name in runnable]
 
 
 def rerank_form_fields() -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cir.compose import build_strategy, strategy_names, strategy_spec
-from cir.errors import QueryError, SnapshotOutdated, StoreError, StrategyUnavailable
+from cir.errors import CirError, QueryError, SnapshotOutdated, StoreError, StrategyUnavailable
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.thumbnails import ThumbnailCache
@@ -77,6 +77,7 @@ class SearchService:
         self._strategies: tuple[str, ...] | None = None
         self._unavailable: dict[str, str] = {}  # strategy -> why it cannot run on this store
         self._rerankers: tuple[str, ...] | None = None  # the re-rankers this store can run (checked once)
+        self._reranker_needs_params: set[str] = set()  # re-rankers that run only with a parameter given
         self._reranker_unavailable: dict[str, str] = {}  # re-ranker -> why it cannot run on this store
         self._built_rerankers: dict[tuple, object] = {}  # (name, params) -> a built Reranker (weights load once)
         self.thumbnails = ThumbnailCache(config.thumbnail_cache, _thumbnail_dir(config), config.thumbnail_concurrency)
@@ -189,12 +190,14 @@ class SearchService:
 
                 usable = []
                 for name in reranker_names():
-                    if reranker_spec(name).learned:
-                        try:
-                            self._reranker(name, {})
-                        except WeightsUnavailable as exc:
-                            self._reranker_unavailable[name] = str(exc)
-                            continue
+                    try:  # built with its defaults: one whose default weights are missing cannot run here
+                        self._reranker(name, {})
+                    except WeightsUnavailable as exc:
+                        self._reranker_unavailable[name] = str(exc)
+                        continue
+                    except CirError:  # it needs a parameter (vlm-judge's judge model): taken when one is given,
+                        self._reranker_needs_params.add(name)  # not offered by the published schema
+                        continue
                     usable.append(name)
                 self._rerankers = tuple(usable)
             return self._rerankers
@@ -259,7 +262,7 @@ class SearchService:
             from cir.rerankers import reranker_spec
 
             reranker_spec(args.rerank)  # UnknownReranker, naming the valid ones
-            if args.rerank not in self.rerankers:
+            if args.rerank not in self.rerankers and args.rerank not in self._reranker_needs_params:
                 raise WeightsUnavailable(f"re-ranker {args.rerank!r} cannot run on this store "
                                          f"({self._reranker_unavailable[args.rerank]}); this store runs {', '.join(self.rerankers)}")
             reranker = self._reranker(args.rerank, args.rerank_params)
