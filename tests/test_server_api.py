@@ -115,7 +115,7 @@ def test_a_folder_restricts_the_results_in_the_form_and_the_json(client, scene_s
         assert len(r.json()["results"]) == len(scene_store) and r.json()["query"]["folder"] == images
     r = client.post("/search", data={"text": "a cat", "strategy": "text", "folder": images + "-other"})
     assert r.status_code == 200 and r.json()["results"] == []  # a sibling folder sharing the prefix holds nothing
-    assert_error(client.post("/search", data={"text": "a cat", "folder": "images"}), 422, mentions="absolute path")
+    assert_error(client.post("/search", data={"text": "a cat", "folder": "images"}), 422, mentions="folder")  # the schema: an absolute path
 
 
 def test_text_only_and_image_only(client):
