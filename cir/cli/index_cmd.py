@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             "(a Milvus collection; docs/scale.md); default: what the store records (faiss for a new one)"),
         milvus_uri: Optional[str] = typer.Option(
             None, "--milvus-uri", help="with --backend milvus: a Milvus Lite file (./vectors.db; default DIR/vectors.db) "
-            "or a server, http://host:19530 (its token from $CIR_MILVUS_TOKEN, never on the command line)"),
+            "or a server, http://host:19530 (its token from the environment variable CIR_MILVUS_TOKEN, never on the command line)"),
         milvus_index: str = typer.Option("FLAT", "--milvus-index", help="with --backend milvus, a new collection's index: "
                                          "FLAT (exact), HNSW, IVF_FLAT or IVF_SQ8 (approximate)"),
     ) -> None:
