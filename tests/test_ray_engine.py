@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -147,11 +148,17 @@ def test_a_worker_killed_mid_run_then_a_rerun_equals_a_local_run(tmp_path, spec,
     assert_same_meta(local, remote)
 
 
-def _is_gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"  # dead, not yet reaped
-    except OSError:
-        return True
+def _is_gone(pid: int, polls: int = 200) -> bool:
+    """Whether ``pid`` has died (dead, reaped or not); a SIGKILLed process may take a moment to leave the run
+    queue on a busy machine, so its state is read again a few times before saying no."""
+    for _ in range(polls):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("Z", "X"):
+                return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _start_node(args: list[str], temp: str, env: dict) -> subprocess.Popen:
