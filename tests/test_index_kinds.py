@@ -9,7 +9,7 @@ import pytest
 
 from cir.index import (INDEX_KINDS, IndexFileError, IndexNotReady, InvalidIndexParameter, InvalidVectors,
                        UnknownIndexKind, build_index, choose_index, index_kind, index_kinds, load_index, tune_index)
-from cir.index.tune import recall_at_k
+from cir.index.tune import _search_without as search_without, lower_bound, recall_at_k
 
 DIM, N, CLUSTERS = 32, 6000, 60
 SMALL = {  # parameters that suit 6000 vectors (the defaults are sized for large collections)
@@ -237,13 +237,36 @@ def test_tuning_reaches_its_target_with_the_smallest_setting(kind, world):
     index = built(kind, world)
     exact = world["exact"]
     tuning = tune_index(index, world["queries"], exact, recall=0.95, k=10)
-    assert tuning.reached and tuning.recall >= 0.95
+    assert tuning.reached and tuning.lower >= 0.95 and tuning.recall > tuning.lower
     (name, value), = tuning.params.items()
     assert index.params[name] == value
     assert recall_at_k(index.search(world["queries"], 10)[1], exact, 10) == pytest.approx(tuning.recall)
-    if value > 1:  # one step smaller misses the target
+    if value > 1:  # one step smaller misses the target: its lower confidence bound is under it
         index.set_search_params(**{name: value - 1})
-        assert recall_at_k(index.search(world["queries"], 10)[1], exact, 10) < 0.95
+        assert tune_index(index, world["queries"], exact, recall=0.95, k=10).params[name] == value
+        index.set_search_params(**{name: value - 1})
+        per_query = [len(set(f) & set(e)) / 10 for f, e in zip(index.search(world["queries"], 10)[1], exact)]
+        assert lower_bound(np.array(per_query)) < 0.95
+
+
+def test_tuning_on_stored_vectors_leaves_each_query_out(world):
+    """A stored vector used as a query finds itself; with exclude=its id, neither side counts it."""
+    index = built("ivf-flat", world)
+    base, ids = world["base"], world["ids"]
+    queries, own = base[:40], ids[:40]
+    import faiss
+    _, pos = faiss.knn(queries, base, 11, metric=faiss.METRIC_INNER_PRODUCT)
+    exact = np.stack([r[r != o][:10] for r, o in zip(ids[pos], own)])
+    tuning = tune_index(index, queries, exact, recall=0.9, k=10, exclude=own)
+    assert tuning.reached
+    index.set_search_params(nprobe=1)
+    found = index.search(queries, 10)[1]
+    assert (found[:, 0] == own).mean() > 0.9  # the index returns the query's own item first
+    with_self = recall_at_k(found, ids[pos[:, :10]], 10)  # the old way: self counted on both sides
+    left_out = recall_at_k(search_without(index, queries, 10, own), exact, 10)
+    assert with_self > left_out  # counting itself flattered the setting
+    with pytest.raises(InvalidVectors, match="one id per query"):
+        tune_index(index, queries, exact, exclude=own[:3])
 
 
 def test_tuning_says_when_the_target_cannot_be_reached(world):

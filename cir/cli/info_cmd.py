@@ -45,8 +45,10 @@ def index_lines(index: dict) -> list[str]:
     tuning = index.get("tuning")
     if tuning:
         lines.append(f"  tuned:    {', '.join(f'{k}={v}' for k, v in sorted(tuning['params'].items()))}: "
-                     f"10-recall@10 {tuning['recall']:.3f} (target {tuning['target']}), p50 {tuning['p50_ms']:.2f} ms "
-                     f"on {tuning['queries']} held-out queries")
+                     f"10-recall@10 {tuning['recall']:.3f}"
+                     + (f", 95% lower bound {tuning['lower']:.3f}" if "lower" in tuning else "")
+                     + f" (target {tuning['target']}), p50 {tuning['p50_ms']:.2f} ms on {tuning['queries']} "
+                     "stored vectors as queries, each without itself")
     if index.get("needs_training"):
         lines.append(f"  trained:  on {index.get('trained_on')} vectors; retrains when the store passes "
                      f"{index.get('retrain_when_items_pass')} items")
