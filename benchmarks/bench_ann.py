@@ -262,7 +262,7 @@ def run_kind(kind: str, data, tune_q, tune_exact, eval_q, eval_exact, args, work
                add10k_s=added - built, added=extra)
     if kind == "auto":
         tuning = tune_index(index, tune_q, tune_exact, recall=args.recall, k=K)
-        row.update(tuned=tuning.params, tune_recall=tuning.recall, reached=tuning.reached)
+        row.update(tuned=tuning.params, tune_recall=tuning.recall, tune_lower=tuning.lower, reached=tuning.reached)
     row["params"] = index.params
     row["recall"] = recall_at_k(index.search(eval_q, K)[1], eval_exact, K)
     row["single"] = single_query_ms(index, eval_q)
@@ -355,7 +355,9 @@ def markdown(r: dict, title: str, command: str, machine: str) -> str:
         memory = "no memory limit" if r["memory"] is None else f"`--memory {gib(r['memory'])}`"
         lines += ["", f"`auto` ({memory}, recall target {r['recall_target']}): {row['reason']}; estimated "
                       f"{gib(row['estimated_bytes'])}; tuned to {row['tuned']} (tuning-query recall "
-                      f"{row['tune_recall']:.3f}, {'reached' if row['reached'] else 'NOT reached'})."]
+                      f"{row['tune_recall']:.3f}"
+                      + (f", 95% lower bound {row['tune_lower']:.3f}" if "tune_lower" in row else "")
+                      + f", {'reached' if row['reached'] else 'NOT reached'})."]
     lines += [
         "",
         "p50/p99: one query per call, one faiss thread, wall clock. CPU p50: the same calls' thread CPU time, which "
@@ -424,6 +426,38 @@ def threshold_markdown(r: dict, command: str, machine: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+CHOICE_SIZES = (50_000, 100_000, 300_000, 1_000_000, 3_000_000, 10_000_000, 100_000_000)
+CHOICE_BUDGETS = (None, 8 << 30, 2 << 30, 512 << 20)
+
+
+def choices_markdown(command: str) -> str:
+    """What ``auto`` (``choose_index``) picks at each size, dimension and memory budget: a pure function, no data."""
+    from cir.index import choose_index
+    from cir.index.errors import IndexNotReady
+
+    lines = ["## Approximate search: what `auto` chooses", "",
+             "`choose_index(n, dim, memory)` for each size, dimension and `--index-memory` budget (no data involved: "
+             "the rules of `cir.index.auto`). Cell: kind, factory string, estimated size; training sample in brackets.",
+             ""]
+    for dim in (384, 512):
+        lines += [f"Dimension {dim}:", "", "| vectors | " + " | ".join(
+            "no limit" if b is None else gib(b) for b in CHOICE_BUDGETS) + " |",
+            "|---|" + "---|" * len(CHOICE_BUDGETS)]
+        for n in CHOICE_SIZES:
+            cells = []
+            for budget in CHOICE_BUDGETS:
+                try:
+                    c = choose_index(n, dim, budget)
+                    cells.append(f"{c.kind} `{c.factory}` {gib(c.estimated_bytes)}"
+                                 + (f" ({c.train_size:,})" if c.train_size else ""))
+                except IndexNotReady:
+                    cells.append("nothing fits")
+            lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [f"Command: `{command}`"]
+    return "\n".join(lines) + "\n"
+
+
 def parse_bytes(text: str | None) -> int | None:
     if text is None:
         return None
@@ -447,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="embeddings cache and scratch index files (outside the repository)")
     parser.add_argument("--threshold", nargs="*", type=int, default=[], help="sizes for the flat-threshold table")
     parser.add_argument("--threshold-dim", type=int, default=384, help="dimension of the flat-threshold table")
+    parser.add_argument("--choices", action="store_true", help="the table of what auto picks by size and budget")
     parser.add_argument("--write", action="store_true", help="replace the sections in benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
     args.memory = parse_bytes(args.memory)
@@ -461,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         jobs.append((f"bench_ann_demo{args.demo}", f"{args.demo:,} real `cir:demo` embeddings",
                      lambda: demo_embeddings(args.demo, 2 * args.queries, args.cache)))
+    if args.choices:
+        text = choices_markdown(command)
+        print(text)
+        if args.write:
+            write_section("bench_ann_choices", text)
     if args.threshold:
         text = threshold_markdown(threshold(args), command, machine)
         print(text)
