@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from cir.backbones.placeholder import PLACEHOLDER  # noqa: F401 - re-exported
+from cir.backbones.threads import text_threads, torch_threads
 
 
 class Backbone(ABC):
@@ -85,10 +86,11 @@ class Backbone(ABC):
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """Texts -> (N, dim) float32, unit rows."""
+        """Texts -> (N, dim) float32, unit rows. A query's few texts run on one torch thread (cir/backbones/threads.py)."""
         out = [np.zeros((0, self.dim), dtype=np.float32)]
-        for start in range(0, len(texts), batch_size):
-            out.append(_unit_rows(self._text_features(list(texts[start : start + batch_size]))))
+        with torch_threads(text_threads(len(texts), torch.device(self.device).type)):
+            for start in range(0, len(texts), batch_size):
+                out.append(_unit_rows(self._text_features(list(texts[start : start + batch_size]))))
         return np.concatenate(out)
 
     @torch.inference_mode()
