@@ -360,6 +360,8 @@ def markdown(r: dict, title: str, command: str, machine: str) -> str:
                       + f", {'reached' if row['reached'] else 'NOT reached'})."]
     lines += [
         "",
+        "Kinds other than `auto` run at their declared default search parameters, untuned (`nprobe` 16, HNSW `ef_search` 64): their recall is what those defaults give on this data, not the most each kind can reach; PQ codes cap recall whatever `nprobe` is (docs/index.md, tuning).",
+        "",
         "p50/p99: one query per call, one faiss thread, wall clock. CPU p50: the same calls' thread CPU time, which "
         "a loaded machine does not inflate (a long exact scan is preempted many times, a short probe rarely, so "
         "wall-clock speed-ups overstate the ratio under load; the CPU ratio is the one to quote). Batch QPS: all measured queries in one call. +10k s: adding "
