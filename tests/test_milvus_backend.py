@@ -430,3 +430,36 @@ def test_a_collection_ahead_of_its_store_is_rebuilt(tmp_path, spec):
         assert len(restored) == 4
         assert milvus_ids(restored) == sorted(restored.ids().tolist())
         assert sorted(restored.search_vectors(queries_for(restored, 1), k=10)[1][0][:4].tolist()) == sorted(restored.ids().tolist())
+
+
+def test_a_sync_reads_only_the_new_commit_and_not_the_state_it_left(tmp_path, tiny_backbone):
+    """Per commit, the mirror reads the commit's new ids (by key, from next_id on) and not every live id, and asks
+    Milvus for nothing it wrote itself: a commit costs its own changes, not the store's size."""
+    from cir.store.writer import ItemRecord
+
+    store = cir.open_store(tmp_path / "m", backbone=tiny_backbone, create=True, backend="milvus")
+    dim = store.dim
+    rng = np.random.default_rng(0)
+
+    def batch(start: int, n: int):
+        v = rng.standard_normal((n, dim)).astype(np.float32)
+        return ([ItemRecord(f"/p/{start + i:05d}.png", "/p", 1, 1, f"{start + i:064x}", 1, 1) for i in range(n)],
+                v / np.linalg.norm(v, axis=1, keepdims=True))
+
+    statements, reads = [], []
+    with store.open_writer(fsync=False) as writer:
+        writer.commit(*batch(0, 5))
+        writer.conn.set_trace_callback(statements.append)
+        client = store._mirror.client
+        real_describe = client.describe_collection
+        client.describe_collection = lambda *a, **k: reads.append(a) or real_describe(*a, **k)
+        for start in range(5, 20, 5):
+            writer.commit(*batch(start, 5))
+        writer.conn.set_trace_callback(None)
+        client.describe_collection = real_describe
+    id_reads = [s for s in statements if "SELECT id FROM items WHERE" in s and "removed IS NULL" in s]
+    assert len(id_reads) == 3 and all("id >= " in s for s in id_reads), id_reads  # never every live id
+    assert reads == []  # the state it left is known: not read back
+    store.refresh()
+    assert store._mirror.in_step(store.snapshot().version) and milvus_ids(store) == list(range(20))
+    store.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import cir
+import cir.backbones
 from tests.shard_helpers import caption_shard, write_shard, sample
 from tests.store_helpers import assert_same_store, write_images
 
@@ -67,11 +68,13 @@ def assert_same_meta(a, b) -> None:
 
 
 @pytest.mark.slow
-def test_a_ray_run_equals_a_local_run_and_so_does_an_incremental_one(tmp_path, spec, ray_session):
+def test_a_ray_run_equals_a_local_run_and_so_does_an_incremental_one(tmp_path, spec, ray_session, monkeypatch):
+    import cir.backbones
     from cir.scale.ray_engine import RayConfig, RayEngine
 
     sources = make_inputs(tmp_path)
     local = cir.open_store(tmp_path / "local", backbone=spec, create=True)
+    assert local.backbone.dim  # created with its backbone loaded: the local runs below do not load it again
     remote = cir.open_store(tmp_path / "ray", backbone=spec, create=True)
     engine = RayEngine(RayConfig(workers=2))
     local_summary, ray_summary = index(local, sources), index(remote, sources, engine)
@@ -82,11 +85,60 @@ def test_a_ray_run_equals_a_local_run_and_so_does_an_incremental_one(tmp_path, s
     (tmp_path / "photos" / "img0001.png").unlink()
     write_images(tmp_path / "photos", 1, start_seed=77)  # img0000.png: new content
     write_shard(tmp_path / "shards" / "00001.tar", [sample("a", 2000, "a new caption", None), sample("c", 2001, "c")])
+    remote.close()
+    remote = cir.open_store(tmp_path / "ray")  # its backbone not loaded: the driver of a Ray run never loads it
+
+    def driver_loads(*args, **kwargs):
+        raise AssertionError("the driver of a Ray run loaded the backbone")
+
+    monkeypatch.setattr(cir.backbones, "load_backbone", driver_loads)  # this process only: the workers are others
     local_summary, ray_summary = index(local, sources), index(remote, sources, engine)
     assert ray_summary.to_json() == local_summary.to_json()
     assert (ray_summary.added, ray_summary.updated, ray_summary.removed) == (1, 1, 1)
     assert_same_store(local, remote)
     assert_same_meta(local, remote)
+    # the workers that were up before the run ended said where their start-up went (a short run may end first)
+    assert 1 <= len(engine.startup) <= 2 and all(up.ready_at >= up.constructed_at for up in engine.startup)
+
+
+@pytest.mark.slow
+def test_workers_that_this_machine_cannot_place_are_refused_at_once(tmp_path, spec, ray_session):
+    from cir.scale.ray_engine import RayConfig, RayEngine, RayEngineError
+
+    write_images(tmp_path / "photos", 2)
+    store = cir.open_store(tmp_path / "store", backbone=spec, create=True)
+    with pytest.raises(RayEngineError, match=r"--workers 3 with 1 CPUs each needs 3 CPUs, but this machine's Ray has 2"):
+        index(store, [str(tmp_path / "photos")], RayEngine(RayConfig(workers=3)))
+    assert len(store) == 0
+
+
+def test_a_worker_with_other_weights_than_the_store_refuses_to_embed(tiny_cir_checkpoint):
+    """The worker class itself (what each Ray actor runs), built here: it checks the weights it loaded."""
+    from dataclasses import asdict
+
+    from cir.errors import StoreWeightsMismatch
+    from cir.ingest.decode import DecodeLimits
+    from cir.scale.embed_worker import EmbedBatches
+
+    spec = f"cir:{tiny_cir_checkpoint}"
+    right = cir.backbones.load_backbone(spec).weights_fingerprint()
+    good = EmbedBatches(spec, asdict(DecodeLimits()), "cpu", 1, 4, right)
+    assert good.started().load_s >= 0 and good.encoder.backbone.weights_fingerprint() == right
+    worker = EmbedBatches(spec, asdict(DecodeLimits()), "cpu", 1, 4, "sha256:" + "0" * 32)
+    for call in (worker.started, lambda: worker.embed([])):
+        with pytest.raises(StoreWeightsMismatch, match="give every node the checkpoint the store was built with"):
+            call()
+
+
+@pytest.mark.parametrize("n, batch, workers", [(1, 4, 1), (1000, 64, 1), (1000, 64, 3), (64, 64, 2), (257, 16, 2)])
+def test_tasks_cover_every_job_once_in_order_and_start_with_one_forward_pass(n, batch, workers):
+    from cir.scale.ray_engine import FORWARD_PASSES_PER_TASK, _task_bounds
+
+    bounds = _task_bounds(n, batch, workers)
+    assert [b for _, b in bounds[:-1]] == [a for a, _ in bounds[1:]] and bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(stop - start <= batch for start, stop in bounds[:workers])  # each worker's first: one pass
+    assert max(stop - start for start, stop in bounds) <= FORWARD_PASSES_PER_TASK * batch
+    assert all((stop - start) % batch == 0 for start, stop in bounds[:-1])  # whole passes, as a local run batches
 
 
 def _descendants(pid: int) -> list[int]:

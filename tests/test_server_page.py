@@ -248,3 +248,48 @@ def test_undo_restores_the_step_results_and_a_result_opens_at_full_size(browser,
         with Image.open(path) as image:
             assert image.size == (1280, 900) and np.asarray(image.convert("L")).std() > 5  # a drawn page, not blank
     page.close()
+
+
+def test_a_result_from_a_shard_shows_its_caption_and_metadata(browser, tmp_path, tiny_cir_checkpoint):
+    """A tiny webdataset shard indexed for real; the page shows each hit's caption, and the viewer its JSON."""
+    from playwright.sync_api import expect
+
+    import cir
+    from tests.shard_helpers import caption_shard, sample, write_shard
+
+    shard = caption_shard(tmp_path / "shards" / "00000.tar", 0, 3)
+    bare = write_shard(tmp_path / "shards" / "00001.tar", [sample("bare", 50)])  # no caption, no metadata
+    store = cir.open_store(tmp_path / "store", backbone=f"cir:{tiny_cir_checkpoint}", create=True)
+    store.index([str(shard), str(bare)], progress=False, batch_size=2)
+    with running_server(create_app(ServeConfig(store=store.root), store=store)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        console_errors = []
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        page.goto(url + "/")
+        expect(page.locator("#store-info")).to_contain_text("4 images")
+        page.fill("#text", "a picture")
+        page.press("#text", "Enter")
+        expect(page.locator("#results li")).to_have_count(4)
+        ids = [int(i) for i in page.locator("#results button.result").evaluate_all("bs => bs.map(b => b.dataset.id)")]
+        captions = {store.item(i).path: (store.item_meta(store.item(i).path) or {}).get("caption") for i in ids}
+        shown = page.locator("#results button.result").evaluate_all(
+            "bs => bs.map(b => { const c = b.querySelector('.caption'); return c ? c.textContent : null; })")
+        assert shown == [captions[store.item(i).path] for i in ids]  # each card its own caption, none where none
+        assert sorted(c for c in shown if c) == ["caption 0", "caption 1", "caption 2"]
+        rank = shown.index("caption 1")
+        assert "“caption 1”" in page.locator("#results button.result").nth(rank).get_attribute("aria-label")
+        expect(page.locator("#results .caption").nth(0)).to_be_visible()
+
+        page.locator("#results button.open").nth(rank).click()
+        expect(page.locator("#viewer-caption")).to_have_text("caption 1")
+        metadata = page.locator("#viewer-metadata")
+        expect(metadata).to_be_visible()
+        import json
+
+        assert json.loads(metadata.inner_text()) == {"url": "http://example.invalid/1.png", "width": 48}
+        page.click("#viewer-close")
+        page.locator("#results button.open").nth(shown.index(None)).click()  # the bare sample: neither is shown
+        expect(page.locator("#viewer-caption")).to_be_hidden()
+        expect(page.locator("#viewer-metadata")).to_be_hidden()
+        assert console_errors == []
+        page.close()

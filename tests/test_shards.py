@@ -192,3 +192,74 @@ def test_brace_patterns_name_shards_only(tmp_path):
     write_images(tmp_path / "imgs", 1)
     with pytest.raises(SourceError, match="brace patterns name webdataset shards"):
         classify_all([str(tmp_path / "imgs" / "img{0000,0001}.png")])
+
+
+def _gzip(tar: Path, out: Path, cut: int | None = None) -> Path:
+    import gzip
+
+    data = gzip.compress(tar.read_bytes(), mtime=0)
+    out.write_bytes(data[:cut] if cut is not None else data)
+    return out
+
+
+def test_gzip_compressed_shards_index_as_their_tar_does_and_stay_incremental(tmp_path, spec, shards, monkeypatch):
+    import cir.ingest.shards as shard_io
+    import cir.store.shard_plan as shard_plan
+
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    gz = [_gzip(shards / "00000.tar", packed / "00000.tar.gz"), _gzip(shards / "00002.tar", packed / "00002.tgz")]
+    plain = cir.open_store(tmp_path / "plain", backbone=spec, create=True)
+    index(plain, shards / "00000.tar", shards / "00002.tar")
+    inflations = []
+    real_inflate = shard_io._inflate
+    monkeypatch.setattr(shard_io, "_inflate", lambda path, *a: inflations.append(path) or real_inflate(path, *a))
+    store = cir.open_store(tmp_path / "store", backbone=spec, create=True)
+    summary = index(store, *gz)
+    assert (summary.added, summary.total) == (plain.info()["items"], plain.info()["items"]) == (6, 6)
+    assert sorted(s.reason[:20] for s in summary.skipped) == sorted(s.reason[:20] for s in index(
+        cir.open_store(tmp_path / "plain2", backbone=spec, create=True), shards / "00000.tar", shards / "00002.tar").skipped)
+    # the same samples, keys and order: the same vectors, captions and metadata under the compressed shard's name
+    renamed = {"00000.tar": "00000.tar.gz", "00002.tar": "00002.tgz"}
+    as_packed = [str(packed / renamed[Path(i.path.partition("#")[0]).name]) + "#" + i.path.partition("#")[2] for i in plain.items()]
+    assert [i.path for i in store.items()] == as_packed
+    np.testing.assert_allclose(store.vectors(), plain.vectors(), atol=1e-6)
+    assert [store.item_meta(p) for p in as_packed] == [plain.item_meta(i.path) for i in plain.items()]
+    assert sorted(set(inflations)) == sorted(map(str, gz)) and len(inflations) <= 2 * len(gz)  # once a shard, not a sample
+    # read back from the compressed shard: the image bytes of the sample
+    first = as_packed[0]
+    assert read_file(first, DecodeLimits()).data == read_file(next(plain.items()).path, DecodeLimits()).data
+
+    listed = []
+    real_list = shard_plan.list_shard
+    monkeypatch.setattr(shard_plan, "list_shard", lambda path: listed.append(path) or real_list(path))
+    again = index(store, *gz)
+    assert (again.added, again.removed, again.unchanged) == (0, 0, 6) and listed == []  # unchanged: not opened
+
+    write_shard(shards / "00000.tar", [sample("000000000", 0, "caption 0", {"url": "http://example.invalid/0.png", "width": 48}),
+                                       sample("000000007", 7, "seven", None)])
+    _gzip(shards / "00000.tar", gz[0])
+    changed = index(store, *gz)
+    assert (changed.added, changed.removed) == (1, 3) and listed == [str(gz[0])]
+    assert store.item_meta(f"{gz[0]}#000000007") == {"caption": "seven", "metadata": None}
+
+
+def test_a_truncated_or_corrupt_compressed_shard_loses_nothing(tmp_path, spec, shards):
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    whole = _gzip(shards / "00000.tar", packed / "00000.tgz").read_bytes()
+    store = cir.open_store(tmp_path / "store", backbone=spec, create=True)
+    assert index(store, packed / "00000.tgz").added == 4
+    (packed / "00000.tgz").write_bytes(whole[: len(whole) // 2])  # the gzip stream cut short
+    cut = index(store, packed / "00000.tgz")
+    assert cut.removed == 0 and cut.kept_unreadable >= 1 and len(store) == 4
+    reason = next(s.reason for s in cut.skipped if s.path == str(packed / "00000.tgz"))
+    assert "truncated" in reason
+    (packed / "00000.tgz").write_bytes(b"not gzip at all" * 64)
+    garbage = index(store, packed / "00000.tgz")
+    assert garbage.removed == 0 and garbage.kept_unreadable == 4 and len(store) == 4
+    reason = next(s.reason for s in garbage.skipped if s.path == str(packed / "00000.tgz"))
+    assert "not a tar archive" in reason and "gzip stream is corrupt" in reason and ".tar.gz / .tgz" in reason
+    (packed / "00000.tgz").write_bytes(whole)
+    restored = index(store, packed / "00000.tgz")
+    assert (restored.added, restored.updated, restored.removed) == (0, 0, 0)

@@ -61,8 +61,10 @@ def spec_weights_fingerprint(spec: str | ModelSpec) -> str | None:
     return file_fingerprint(weights) if weights.is_file() else None
 
 
-def load_backbone(spec: str | ModelSpec, device: str = "cpu") -> Backbone:
-    """Load the backbone a spec names; errors name the spec and how to fix it."""
+def load_backbone(spec: str | ModelSpec, device: str = "cpu", image_only: bool = False) -> Backbone:
+    """Load the backbone a spec names; errors name the spec and how to fix it. ``image_only``: a ``cir:``
+    checkpoint's image tower alone (what an indexing worker needs: no text tower, no transformers import; the
+    same image vectors and weights fingerprint); the other families load whole either way."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
     if parsed.kind == "cir":
         from cir.backbones.dual import CirBackbone, DualEncoder
@@ -70,7 +72,7 @@ def load_backbone(spec: str | ModelSpec, device: str = "cpu") -> Backbone:
         directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
         if not directory.exists():
             raise WeightsUnavailable(f"{parsed}: checkpoint directory {directory} does not exist")
-        backbone = CirBackbone(DualEncoder.load(directory), str(parsed))
+        backbone = CirBackbone(DualEncoder.load(directory, with_text=not image_only), str(parsed))
     elif parsed.kind == "openclip":
         from cir.backbones.openclip import OpenClipBackbone
 

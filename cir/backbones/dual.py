@@ -71,12 +71,13 @@ class DualEncoderConfig:
 class DualEncoder(nn.Module):
     """The trainable module: image tower + frozen sentence tower + optional text projection."""
 
-    def __init__(self, cfg: DualEncoderConfig, text_tower: SentenceTower | None = None) -> None:
+    def __init__(self, cfg: DualEncoderConfig, text_tower: SentenceTower | None = None, with_text: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         self.image = ImageTower(cfg.image)
-        self.text = text_tower if text_tower is not None else build_text_tower(cfg.text)
-        if self.text.hidden != cfg.image.embed_dim:
+        # with_text=False: the image tower only (an indexing worker: no transformers import, no text weights)
+        self.text = (text_tower if text_tower is not None else build_text_tower(cfg.text)) if with_text else None
+        if self.text is not None and self.text.hidden != cfg.image.embed_dim:
             raise ValueError(f"image embed_dim {cfg.image.embed_dim} must equal the text tower's {self.text.hidden}")
         d = cfg.image.embed_dim
         self.text_proj = nn.Linear(d, d) if cfg.text_projection else None
@@ -106,7 +107,8 @@ class DualEncoder(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "DualEncoder":
+    def load(cls, directory: str | Path, with_text: bool = True) -> "DualEncoder":
+        """The checkpoint in ``directory``; ``with_text=False`` builds and loads the image tower only."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -117,8 +119,10 @@ class DualEncoder(nn.Module):
                 "make one with `cir train backbone --out DIR`"
             )
         cfg = DualEncoderConfig.from_dict(json.loads(cfg_path.read_text()))
-        model = cls(cfg)
+        model = cls(cfg, with_text=with_text)
         state = load_file(str(weights))
+        if not with_text:
+            state = {k: v for k, v in state.items() if not k.startswith("text.")}
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith("text.") or cfg.text.get("kind") == "tiny-bert"]
         if missing or unexpected:
@@ -154,7 +158,7 @@ class CirBackbone(Backbone):
         self.model = model.eval()
         self.spec = spec
         self.dim = model.cfg.image.embed_dim
-        self.token_dim = model.text.hidden
+        self.token_dim = model.text.hidden if model.text is not None else model.cfg.image.embed_dim  # equal (checked)
         self.image_size = model.cfg.preprocess.image_size
         self.image_token_dim = model.cfg.image.widths[-1]
 
@@ -172,13 +176,19 @@ class CirBackbone(Backbone):
         return feats.flatten(2).transpose(1, 2)
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        return self.model.project_text(self.model.text(texts))
+        return self.model.project_text(self._text_tower()(texts))
 
     def _text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.text.forward_tokens(texts)
+        return self._text_tower().forward_tokens(texts)
 
     def _text_features_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
-        return self.model.project_text(self.model.text.forward_injected(texts, tokens, placeholder))
+        return self.model.project_text(self._text_tower().forward_injected(texts, tokens, placeholder))
+
+    def _text_tower(self) -> SentenceTower:
+        if self.model.text is None:
+            raise WeightsUnavailable(f"{self.spec} was loaded for images only (load_backbone(..., image_only=True)); "
+                                     "load it again without image_only to embed texts")
+        return self.model.text
 
     def weights_fingerprint(self) -> str:
         """``sha256:<hex>`` of the checkpoint's model.safetensors bytes (cached by the file's path, size and mtime);

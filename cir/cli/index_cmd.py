@@ -61,7 +61,7 @@ def _number(text: str):
 def register(app: typer.Typer) -> None:
     @app.command("index", epilog="Example: cir index ~/Pictures --store photos.cir --backbone openclip:ViT-B-32/laion2b_s34b_b79k   (offline: openclip:ViT-B-32//abs/path/weights.bin; README: Your own photos)")
     def index(
-        paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, images, or webdataset shards (.tar; a quoted brace pattern such as 'shards/{00000..00099}.tar' is expanded)"),
+        paths: List[Path] = typer.Argument(..., help="folders (searched recursively), CSV files of paths, images, or webdataset shards (.tar, .tar.gz, .tgz; a quoted brace pattern such as 'shards/{00000..00099}.tar' is expanded)"),
         store: Path = typer.Option(..., "--store", help="store directory (created when missing)"),
         backbone: Optional[str] = typer.Option(
             None, help=f"{BACKBONE_HELP}; an existing store uses its own, and refuses another"

@@ -221,12 +221,14 @@ def _join(*parts: str | None) -> str:
 
 # --- collections ------------------------------------------------------------------------------------------------
 def create_collection(client: "MilvusClient", name: str, spec: str, dim: int, index_type: str = "FLAT",
-                      index_params: Mapping[str, object] | None = None, properties: Mapping[str, str] | None = None) -> None:
-    """Make an empty cir collection for vectors of ``dim`` from backbone ``spec`` (refused when it exists)."""
+                      index_params: Mapping[str, object] | None = None, properties: Mapping[str, str] | None = None,
+                      index_now: bool = True) -> None:
+    """Make an empty cir collection for vectors of ``dim`` from backbone ``spec`` (refused when it exists).
+    ``index_now=False`` leaves the vector index to :func:`create_vector_index`, once the rows are in (a bulk load:
+    Milvus Lite then builds HNSW over the sealed data in one go; an index made first was measured not to serve)."""
     from pymilvus import DataType
 
-    if index_type not in INDEX_TYPES:
-        raise ConfigError(f"Milvus index type {index_type!r} is not one cir builds; choose one of {', '.join(INDEX_TYPES)}")
+    _check_index_type(index_type)
     if client.has_collection(name):
         raise StoreError(f"the Milvus collection {name} already exists; open it instead, or drop it to start over")
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False, description=f"cir vectors of {spec}")
@@ -234,13 +236,26 @@ def create_collection(client: "MilvusClient", name: str, spec: str, dim: int, in
     schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=int(dim))
     schema.add_field(PATH_FIELD, DataType.VARCHAR, max_length=TEXT_MAX)
     schema.add_field(SOURCE_FIELD, DataType.VARCHAR, max_length=TEXT_MAX)
+    props = {PROP_BACKBONE: spec, PROP_DIM: str(int(dim)), **dict(properties or {})}
+    client.create_collection(name, schema=schema, properties=props, consistency_level="Strong")
+    if index_now:
+        create_vector_index(client, name, index_type, index_params)
+
+
+def create_vector_index(client: "MilvusClient", name: str, index_type: str = "FLAT",
+                        index_params: Mapping[str, object] | None = None) -> None:
+    """Index the collection's vectors (inner product). Not waited for: pymilvus waits by asking for a timestamp,
+    which Milvus Lite does not implement (its gRPC thread logs a traceback); ``describe_index`` says when it is
+    built."""
+    _check_index_type(index_type)
     index = client.prepare_index_params()
     index.add_index(VECTOR_FIELD, index_type=index_type, metric_type="IP", params=dict(index_params or {}))
-    props = {PROP_BACKBONE: spec, PROP_DIM: str(int(dim)), **dict(properties or {})}
-    # the index is created apart and not waited for: pymilvus waits by asking for a timestamp, which Milvus Lite
-    # does not implement (its gRPC thread logs a traceback); Milvus builds the index as data is sealed either way
-    client.create_collection(name, schema=schema, properties=props, consistency_level="Strong")
     client.create_index(name, index, sync=False)
+
+
+def _check_index_type(index_type: str) -> None:
+    if index_type not in INDEX_TYPES:
+        raise ConfigError(f"Milvus index type {index_type!r} is not one cir builds; choose one of {', '.join(INDEX_TYPES)}")
 
 
 def collection_properties(client: "MilvusClient", name: str) -> dict[str, str]:

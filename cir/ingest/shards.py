@@ -10,20 +10,34 @@ Listing reads the tar's headers with :mod:`tarfile` (no member data); the bytes 
 sample at a time (:func:`read_sample`), so decoding threads or Ray workers read in parallel. A truncated shard is
 not fatal: the samples before the damage are listed and readable, the damage is reported
 (:attr:`ShardListing.problem`) and the listing is marked incomplete, so nothing that may lie past it is removed.
+
+A gzip-compressed shard (``.tar.gz``, ``.tgz``) is read the same way, through its decompressed bytes: a gzip stream
+has no random access (reaching a member means inflating all that lies before it), so the first read of such a
+shard in a process inflates it whole into memory (at most :data:`MAX_INFLATED_BYTES`), and the samples are read
+from there; the last :data:`INFLATED_SHARDS_KEPT` shards inflated stay in memory (keyed by path, size and mtime),
+which is all a run needs, as its jobs come shard after shard. A gzip stream cut short or damaged gives what it
+held before the damage, as a truncated tar does.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tarfile
+import threading
+import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from cir.errors import SourceError
 from cir.ingest.decode import CorruptImage, DecodeLimits, EmptyFile, FileBytes, FileTooLarge, FileUnreadable
 from cir.ingest.hashing import sha256_bytes
 
-SHARD_EXTENSIONS = (".tar",)  # what img2dataset writes (uncompressed: members are read in place)
+COMPRESSED_SHARD_EXTENSIONS = (".tar.gz", ".tgz")  # gzip-compressed shards: inflated in memory to be read
+SHARD_EXTENSIONS = (".tar", *COMPRESSED_SHARD_EXTENSIONS)  # .tar: what img2dataset writes (members read in place)
+MAX_INFLATED_BYTES = 4 << 30  # a compressed shard larger than this once inflated is refused (memory; unpack it to .tar)
+INFLATED_SHARDS_KEPT = 2  # compressed shards kept inflated in memory per process (the one being read and the last)
 IMAGE_MEMBER_EXTENSIONS = ("jpg", "jpeg", "png", "webp")  # the member that is a sample's image, in this preference
 CAPTION_EXTENSION = "txt"  # the sample's caption
 METADATA_EXTENSION = "json"  # the sample's metadata (a JSON object)
@@ -105,14 +119,23 @@ class Sample:
     problems: tuple[str, ...] = ()  # a caption or metadata member that was dropped, and why (reported, not fatal)
 
 
+def is_compressed(shard: str) -> bool:
+    return shard.lower().endswith(COMPRESSED_SHARD_EXTENSIONS)
+
+
 def list_shard(shard: str) -> ShardListing:
     """The samples of one shard. Raises :class:`SourceError` when it is not a tar at all (nothing listed)."""
     out = ShardListing()
     groups: dict[str, dict[str, tarfile.TarInfo]] = {}
     order: list[str] = []
+    damage = None  # a compressed shard's gzip damage: what follows it is unknown
     try:
-        size = os.path.getsize(shard)
-        with tarfile.open(shard, mode="r:") as tar:
+        if is_compressed(shard):
+            data, damage = inflated(shard)
+            size, source = len(data), {"fileobj": io.BytesIO(data)}
+        else:
+            size, source = os.path.getsize(shard), {"name": shard}
+        with tarfile.open(mode="r:", **source) as tar:
             try:
                 for info in tar:
                     if not info.isfile():
@@ -130,12 +153,15 @@ def list_shard(shard: str) -> ShardListing:
                     groups[key][ext] = info
                 end = tar.offset
             except tarfile.TarError as exc:
-                out.problem, out.complete = f"the shard is damaged after {len(order)} keys ({exc})", False
+                out.problem, out.complete = f"the shard is damaged after {len(order)} keys ({damage or exc})", False
                 end = size
     except tarfile.TarError as exc:
-        raise SourceError(f"{shard} is not a tar archive ({exc}); webdataset shards are uncompressed .tar files") from exc
+        raise SourceError(f"{shard} is not a tar archive ({damage or exc}); webdataset shards are .tar files, or "
+                          f"{' / '.join(COMPRESSED_SHARD_EXTENSIONS)} when gzip-compressed") from exc
     except OSError as exc:
         raise SourceError(f"cannot read the shard {shard}: {exc.strerror or exc}") from exc
+    if damage is not None and out.complete:
+        out.problem, out.complete = f"the shard is damaged after {len(order)} keys ({damage})", False
     if out.complete and size - end < END_OF_ARCHIVE:
         out.problem, out.complete = (f"the shard is truncated (it ends {size - end} bytes after its last complete "
                                      "member, without the end-of-archive blocks)"), False
@@ -164,14 +190,15 @@ def read_sample(sample: SampleMembers, limits: DecodeLimits) -> Sample:
     if sample.image.size > limits.max_bytes:
         raise FileTooLarge(f"the member {sample.image.name} is too large: {sample.image.size} bytes exceeds the limit of {limits.max_bytes}")
     try:
-        with open(sample.shard, "rb") as fh, tarfile.open(fileobj=fh, mode="r:") as tar:
-            st = os.fstat(fh.fileno())
+        with _open_shard(sample.shard) as (fh, st), tarfile.open(fileobj=fh, mode="r:") as tar:
             data = _member_bytes(tar, sample.image)
             problems: list[str] = []
             caption = _text(tar, sample.caption, problems)
             metadata = _text(tar, sample.metadata, problems)
     except FileNotFoundError as exc:
         raise FileUnreadable(f"the shard {sample.shard} is gone (deleted while indexing?)") from exc
+    except SourceError as exc:  # a compressed shard that cannot be inflated any more
+        raise FileUnreadable(str(exc)) from exc
     except tarfile.TarError as exc:
         raise CorruptImage(f"the member {sample.image.name} cannot be read from the shard ({exc}): truncated or corrupt") from exc
     except OSError as exc:
@@ -222,3 +249,91 @@ def _text(tar: tarfile.TarFile, info: tarfile.TarInfo | None, problems: list[str
     except UnicodeDecodeError as exc:
         problems.append(f"the member {info.name} is not UTF-8 text ({exc}); it is not kept")
         return None
+
+
+class _open_shard:
+    """``(a binary file object over the tar, the shard's stat)``: the file itself, or a compressed shard's
+    inflated bytes (:func:`inflated`; the stat is taken before, so it is that of the bytes read or older)."""
+
+    def __init__(self, shard: str) -> None:
+        self.shard, self.fh = shard, None
+
+    def __enter__(self) -> tuple:
+        if is_compressed(self.shard):
+            st = os.stat(self.shard)
+            data, _ = inflated(self.shard)
+            return io.BytesIO(data), st
+        self.fh = open(self.shard, "rb")
+        return self.fh, os.fstat(self.fh.fileno())
+
+    def __exit__(self, *exc) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+class _InflatedShards:
+    """The last few compressed shards inflated in this process, by (path, size, mtime); one inflation per shard
+    even when several decoding threads ask at once."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[tuple, tuple[bytes, str | None]] = OrderedDict()
+        self.busy: dict[tuple, threading.Lock] = {}
+
+    def get(self, shard: str) -> tuple[bytes, str | None]:
+        st = os.stat(shard)
+        key = (os.path.abspath(shard), st.st_size, st.st_mtime_ns)
+        with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return self.entries[key]
+            busy = self.busy.setdefault(key, threading.Lock())
+        with busy:  # the first thread inflates; the others wait for it, then find the entry
+            with self.lock:
+                if key in self.entries:
+                    return self.entries[key]
+            entry = _inflate(shard)
+            with self.lock:
+                self.entries[key] = entry
+                while len(self.entries) > self.kept:
+                    self.entries.popitem(last=False)
+                self.busy.pop(key, None)
+            return entry
+
+
+_INFLATED = _InflatedShards(INFLATED_SHARDS_KEPT)
+
+
+def inflated(shard: str) -> tuple[bytes, str | None]:
+    """A compressed shard's tar bytes, and what stopped the inflation early (None: the whole gzip stream)."""
+    return _INFLATED.get(shard)
+
+
+def _inflate(shard: str, chunk: int = 1 << 20) -> tuple[bytes, str | None]:
+    """Inflate a gzip file (its members one after another, as gzip allows), keeping what came before any damage."""
+    out: list[bytes] = []
+    total, fed = 0, False  # bytes inflated; whether the current gzip member has been given input
+    inflater = zlib.decompressobj(wbits=31)
+    with open(shard, "rb") as fh:
+        pending = b""  # compressed bytes read and not yet inflated
+        while True:
+            if not pending:
+                pending = fh.read(chunk)
+                if not pending:
+                    break
+            try:
+                piece = inflater.decompress(pending, chunk)
+            except zlib.error as exc:
+                return b"".join(out), f"the gzip stream is corrupt ({exc})"
+            fed, pending = True, inflater.unconsumed_tail
+            out.append(piece)
+            total += len(piece)
+            if total > MAX_INFLATED_BYTES:
+                raise SourceError(f"{shard} inflates to more than {MAX_INFLATED_BYTES >> 20} MiB; compressed shards "
+                                  "are inflated in memory: unpack it to a .tar (gunzip) and index that")
+            if inflater.eof:  # the end of one gzip member: another may follow
+                pending, inflater, fed = inflater.unused_data, zlib.decompressobj(wbits=31), False
+    if fed:
+        return b"".join(out), "the gzip stream ends before its end marker: the shard is truncated"
+    return b"".join(out), None

@@ -6,8 +6,8 @@ called ``path`` or, without such a header, in its only column; relative paths ar
 folder. Every file is addressed by its absolute path (symlinks are not resolved: the path is how the user names
 the file). A folder that cannot be listed (no permission) is reported in ``Discovery.unreadable``: what lies in it
 is unknown, not deleted. Entries of a CSV that do not exist are reported, not fatal; a source that does not exist is an error.
-A ``.tar`` is a webdataset shard (:mod:`cir.ingest.shards`; the indexer lists its samples). A brace pattern
-(``shards/{00000..00099}.tar``) names the shards it expands to; those of them that do not exist are still sources
+A ``.tar`` (or a gzip-compressed ``.tar.gz`` / ``.tgz``) is a webdataset shard (:mod:`cir.ingest.shards`; the
+indexer lists its samples). A brace pattern (``shards/{00000..00099}.tar``) names the shards it expands to; those of them that do not exist are still sources
 (their items, if any, are gone), but a pattern naming no existing file is an error.
 """
 

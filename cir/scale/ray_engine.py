@@ -1,17 +1,28 @@
 """``cir index --engine ray``: read, decode and embed on a Ray cluster; commit through the store's one writer.
 
-The store plans on the driver, as for a local run (which files and shard samples are new or changed: that needs
-the store). The jobs become a Ray Dataset; a stateful ``map_batches`` class (:class:`EmbedBatches`, one backbone
-per actor, ``concurrency`` actors, ``num_gpus`` each when given) reads each file or shard sample, decodes it through
-:class:`cir.encode.Encoder` (the same decode, limits and failures as local indexing) and embeds it. The dataset
-preserves order, so the driver receives the results in the order of the jobs and hands them, chunk by chunk, to
-the indexer, which commits them through the store's single writer exactly as it commits a local run's.
+The engine is opened before the run plans: it connects to Ray and creates its workers, Ray actors of
+:class:`cir.scale.embed_worker.EmbedBatches` (one backbone each, ``num_cpus`` / ``num_gpus`` as configured), which
+start and load the model while the driver plans against the store, as for a local run (which files and shard
+samples are new or changed: that needs the store). The driver never loads the backbone itself. The jobs are then
+cut into tasks (the first ones a single forward pass long, so the first results come back after one batch, then up
+to :data:`FORWARD_PASSES_PER_TASK` passes), each worker holding :data:`TASKS_QUEUED_PER_WORKER` of them so it never
+waits for the driver. A worker reads each file or shard sample itself, decodes it through
+:class:`cir.encode.Encoder` (the same decode, limits and failures as local indexing) and embeds it. The driver takes
+the results in the order of the jobs (a finished task waits for the ones before it) and hands them, one forward
+pass's worth at a time, to the indexer, which commits them through the store's single writer exactly as it commits
+a local run's.
 
 So the guarantees are the local ones: a killed driver leaves only whole commits, and a re-run embeds what is
-missing; a killed worker is restarted by Ray Data and its batch retried (its results never reached the writer),
-and a worker that fails for good fails the run, whose commits a re-run keeps. Same jobs, same order, same model:
-the same items and ids as a local run, vectors equal to float tolerance (a batch of another shape rounds the last
-bit differently).
+missing; a killed worker is restarted by Ray and its tasks retried (their results never reached the writer), up
+to :data:`WORKER_RESTARTS` times, and a worker that fails for good fails the run, whose commits a re-run keeps.
+Same jobs, same order, same model: the same items and ids as a local run, vectors equal to float tolerance (a
+forward pass of another shape rounds the last bit differently). Each worker checks that it loaded the weights the
+store was built with.
+
+Why plain actors and not Ray Data's ``map_batches``: on this 2-core machine Ray Data's streaming executor took
+4.3 s from a dataset's creation to its first actor's constructor (worker imports of ray.data, pyarrow and pandas,
+planning, actor-pool start), against 0.5 s for a plain actor (docs/scale.md): as long as the rest of the start-up
+together. The pool here keeps what the indexer used from Ray Data: order, retries, one model per actor, GPUs.
 
 Workers read the files themselves, so every node must see the paths the driver planned (a shared filesystem, as
 a cluster for images has) and have cir installed (docs/scale.md).
@@ -19,35 +30,34 @@ a cluster for images has) and have cir installed (docs/scale.md).
 
 from __future__ import annotations
 
-import json
 import math
-import pickle
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
-from cir.encode.encoder import Encoder
-from cir.encode.pipeline import FileJob, FileResult
 from cir.errors import CirError
-from cir.ingest.decode import DecodeLimits
-from cir.store.indexing import Embedded, IndexConfig, LocalEngine
+from cir.store.indexing import Embedded, IndexConfig, ModelRef
 
 if TYPE_CHECKING:
-    import ray
+    from cir.encode.pipeline import FileJob
+    from cir.scale.embed_worker import WorkerStartup
 
 
-FORWARD_PASSES_PER_TASK = 4  # batches of cfg.batch_size per Ray task: decoding overlaps the forward passes within it
+FORWARD_PASSES_PER_TASK = 4  # batches of cfg.batch_size per Ray task, once the first tasks have come back
+TASKS_QUEUED_PER_WORKER = 2  # tasks sent to a worker ahead of its results: it starts the next as one ends
+TASKS_AHEAD_PER_WORKER = 4  # how far past the oldest unreturned task the driver sends work (bounds what it holds)
+WORKER_RESTARTS = 3  # times Ray restarts a dead worker (and retries its tasks) before the run fails
 
 
 class RayEngineError(CirError):
-    """The Ray cluster could not be reached or used, or it returned results out of order."""
+    """The Ray cluster could not be reached or used, or a worker failed for good."""
 
 
 @dataclass(frozen=True)
 class RayConfig:
     address: str | None = None  # None: a Ray started in this process for the run (or the one already initialised); "auto": the running cluster; "ray://HOST:10001": Ray Client
-    workers: int = 1  # embedding actors, one backbone each (map_batches concurrency)
+    workers: int = 1  # embedding actors, one backbone each
     gpus_per_worker: float = 0.0  # GPUs each actor holds; 0 runs the model on CPU
     cpus_per_worker: float = 1.0  # CPUs each actor reserves: its torch threads and decoding threads
     on_chunk: Callable[[int], None] | None = None  # called on the driver with the rows received so far, after each chunk
@@ -62,119 +72,182 @@ class RayConfig:
         return max(1, math.ceil(self.cpus_per_worker))
 
 
-class EmbedBatches:
-    """The ``map_batches`` class: each actor loads the backbone once and turns batches of jobs into results."""
-
-    def __init__(self, spec: str, limits: DecodeLimits, device: str, threads: int, batch_size: int) -> None:
-        import warnings
-
-        import torch
-        from PIL import Image
-
-        from cir.backbones import load_backbone
-
-        warnings.simplefilter("error", Image.DecompressionBombWarning)  # as index_paths does: a bomb is a bomb
-        torch.set_num_threads(threads)
-        self.encoder = Encoder(load_backbone(spec, device=device), limits)
-        # the local engine inside the actor: decoding threads run ahead while the model embeds, batch_size images
-        # per forward pass (as a local run makes them)
-        self.local = IndexConfig(batch_size=batch_size, workers=threads, progress=False)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        jobs: list[FileJob] = [pickle.loads(blob) for blob in batch["job"]]
-        embedded = [e for chunk in LocalEngine().embed(jobs, self.encoder, self.local) for e in chunk]
-        dim = self.encoder.backbone.dim
-        vectors = np.zeros((len(jobs), dim), np.float32)
-        for row, (_, _, vector) in enumerate(embedded):
-            if vector is not None:
-                vectors[row] = vector
-        return {"i": np.asarray(batch["i"], np.int64), "vector": vectors,
-                "result": np.array([json.dumps(_result_fields(r, v is not None)) for _, r, v in embedded], dtype=object)}
-
-
 class RayEngine:
-    """An :class:`cir.store.indexing.EmbedEngine` on Ray Data."""
+    """An :class:`cir.store.indexing.EmbedEngine` on a Ray cluster. ``startup`` holds, after a run, where each
+    worker's start-up went (:class:`cir.scale.embed_worker.WorkerStartup`)."""
 
     name = "indexing (ray)"
 
     def __init__(self, config: RayConfig | None = None) -> None:
         self.config = config or RayConfig()
+        self.startup: list["WorkerStartup"] = []
 
-    def embed(self, jobs: Sequence[FileJob], encoder: Encoder, cfg: IndexConfig) -> Iterator[list[Embedded]]:
+    def open(self, model: ModelRef, cfg: IndexConfig) -> "RaySession":
+        return RaySession(self, model, cfg)
+
+
+class RaySession:
+    """One run's workers: created at once (they start while the driver plans), released by :meth:`close`."""
+
+    def __init__(self, engine: RayEngine, model: ModelRef, cfg: IndexConfig) -> None:
+        self.engine, self.config, self.cfg = engine, engine.config, cfg
+        self.ray, self.started_ray = _connect(self.config.address)
+        try:
+            self.actors = self._create_actors(model)
+            self.started = [actor.started.remote() for actor in self.actors]  # answered once each is up
+        except BaseException:
+            self._release()
+            raise
+
+    def _create_actors(self, model: ModelRef) -> list:
+        from cir.scale.embed_worker import EmbedBatches
+
+        ray, config = self.ray, self.config
+        if config.address is None:  # a Ray of this machine: say so now if the workers cannot all be placed
+            have = ray.cluster_resources()
+            for what, each in (("CPU", config.cpus_per_worker), ("GPU", config.gpus_per_worker)):
+                if each and have.get(what, 0) + 1e-9 < each * config.workers:
+                    raise RayEngineError(
+                        f"--workers {config.workers} with {each:g} {what}s each needs {each * config.workers:g} {what}s, "
+                        f"but this machine's Ray has {have.get(what, 0):g}: lower --workers or --{what.lower()}s-per-worker")
+        options = {"num_cpus": config.cpus_per_worker, "max_restarts": WORKER_RESTARTS, "max_task_retries": WORKER_RESTARTS}
+        if config.gpus_per_worker > 0:
+            options["num_gpus"] = config.gpus_per_worker
+        device = "cuda" if config.gpus_per_worker > 0 else "cpu"
+        actor = ray.remote(EmbedBatches).options(**options)
+        return [actor.remote(model.spec, asdict(model.limits), device, config.threads(), self.cfg.batch_size, model.weights)
+                for _ in range(config.workers)]
+
+    def embed(self, jobs: Sequence["FileJob"]) -> Iterator[list[Embedded]]:
         if not jobs:
             return
-        ray, started = self._connect()
-        try:
-            dataset = self._dataset(ray, jobs, encoder, cfg)
-            expected = 0
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-                ids = np.asarray(batch["i"], np.int64)
-                if len(ids) and not np.array_equal(ids, np.arange(expected, expected + len(ids))):
-                    raise RayEngineError(f"Ray returned results out of order (expected job {expected}, got {int(ids[0])}); "
-                                         "nothing after the last commit was written: run the same command again")
-                expected += len(ids)
-                chunk = []
-                for i, vector, text in zip(ids, batch["vector"], batch["result"]):
-                    result, has_vector = _result_from(json.loads(text))
-                    chunk.append((jobs[int(i)], result, np.array(vector, np.float32) if has_vector else None))
+        tasks = _task_bounds(len(jobs), self.cfg.batch_size, len(self.actors))
+        dispatch = _Dispatch(self.ray, self.actors, self.started, jobs, tasks)
+        received = 0
+        for start, (vectors, made, results) in zip((s for s, _ in tasks), dispatch.in_order()):
+            embedded = [(jobs[start + row], result, vectors[row] if made[row] else None)
+                        for row, result in enumerate(results)]
+            for chunk in _per_forward_pass(embedded, self.cfg.batch_size):
+                received += len(chunk)
                 yield chunk
                 if self.config.on_chunk is not None:
-                    self.config.on_chunk(expected)
-            if expected != len(jobs):
-                raise RayEngineError(f"Ray returned {expected} of {len(jobs)} results; run the same command again")
-        finally:
-            if started:
-                ray.shutdown()
+                    self.config.on_chunk(received)
+        if received != len(jobs):
+            raise RayEngineError(f"Ray returned {received} of {len(jobs)} results; run the same command again")
+        self.engine.startup = [up for up in dispatch.startups if up is not None]
 
-    def _connect(self) -> tuple["ray", bool]:
-        """The ``ray`` module, connected; and whether this call started the connection (then the run ends it)."""
+    def close(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self.ray.is_initialized():
+            for actor in getattr(self, "actors", []):
+                self.ray.kill(actor)  # its queued tasks go with it
+        self.actors = []
+        if self.started_ray:
+            self.ray.shutdown()
+            self.started_ray = False
+
+
+def _connect(address: str | None):
+    """The ``ray`` module, connected; and whether this call started the connection (then the run ends it)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayEngineError("--engine ray needs Ray: pip install 'cir[scale]' (or 'ray')") from exc
+    if ray.is_initialized():
+        return ray, False
+    try:
+        # "local": a new Ray in this process, even when `ray start` runs a cluster on this machine (plain
+        # ray.init() would join that one)
+        ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    except ConnectionError as exc:
+        raise RayEngineError(f"cannot reach the Ray cluster at {address}: {exc}; start one with "
+                             "`ray start --head`, or omit --address to start Ray in this process") from exc
+    return ray, True
+
+
+def _task_bounds(n: int, batch_size: int, workers: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each task over ``n`` jobs: each worker's first task is one forward pass, its second
+    two, then :data:`FORWARD_PASSES_PER_TASK` (results come back early; later tasks amortise their overhead)."""
+    bounds, start, task = [], 0, 0
+    while start < n:
+        passes = min(FORWARD_PASSES_PER_TASK, 2 ** (task // workers))
+        stop = min(n, start + passes * batch_size)
+        bounds.append((start, stop))
+        start, task = stop, task + 1
+    return bounds
+
+
+def _per_forward_pass(embedded: list[Embedded], batch_size: int) -> Iterator[list[Embedded]]:
+    """A task's results cut as a local run cuts its chunks: one per ``batch_size`` embedded images."""
+    chunk, made = [], 0
+    for item in embedded:
+        chunk.append(item)
+        made += item[2] is not None
+        if made >= batch_size:
+            yield chunk
+            chunk, made = [], 0
+    if chunk:
+        yield chunk
+
+
+class _Dispatch:
+    """Sends tasks to the workers that are up, as they free up, and gives their results back in task order. A
+    worker gets tasks only once it has started, so one that is slow to start (a node pulling the model) holds up
+    nothing: the others take its share."""
+
+    def __init__(self, ray, actors: list, started: list, jobs: Sequence["FileJob"], tasks: list[tuple[int, int]]) -> None:
+        self.ray, self.actors, self.jobs, self.tasks = ray, actors, jobs, tasks
+        self.starting = {ref: worker for worker, ref in enumerate(started)}  # workers not known to be up yet
+        self.startups: list["WorkerStartup | None"] = [None] * len(actors)
+        self.pending: dict = {}  # object ref -> (task, worker)
+        self.queued = [0] * len(actors)  # tasks sent to each worker and not yet returned
+        self.done: dict[int, tuple] = {}  # returned tasks that wait for an earlier one
+        self.next_task = 0
+
+    def in_order(self) -> Iterator[tuple[np.ndarray, np.ndarray, list]]:
+        ahead = TASKS_AHEAD_PER_WORKER * len(self.actors)
+        for wanted in range(len(self.tasks)):
+            while wanted not in self.done:
+                self._send(limit=wanted + ahead)
+                [ref], _ = self.ray.wait([*self.pending, *self.starting], num_returns=1)
+                if ref in self.starting:
+                    worker = self.starting.pop(ref)
+                    self.startups[worker] = self._get(ref)
+                    continue
+                task, worker = self.pending.pop(ref)
+                self.queued[worker] -= 1
+                self.done[task] = self._get(ref)
+            yield self.done.pop(wanted)
+
+    def _get(self, ref):
+        from ray.exceptions import RayActorError, RayTaskError
+
         try:
-            import ray
-        except ImportError as exc:
-            raise RayEngineError("--engine ray needs Ray Data: pip install 'cir[scale]' (or 'ray[data]')") from exc
-        if ray.is_initialized():
-            return ray, False
-        try:
-            # "local": a new Ray in this process, even when `ray start` runs a cluster on this machine (plain
-            # ray.init() would join that one)
-            ray.init(address=self.config.address or "local", include_dashboard=False, logging_level="WARNING",
-                     log_to_driver=False)
-        except ConnectionError as exc:
-            raise RayEngineError(f"cannot reach the Ray cluster at {self.config.address}: {exc}; start one with "
-                                 "`ray start --head`, or omit --address to start Ray in this process") from exc
-        return ray, True
+            return self.ray.get(ref)
+        except RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, CirError):
+                raise cause from None
+            raise RayEngineError(f"a Ray worker failed: {exc}; the images committed so far are kept: run the same "
+                                 "command again") from None
+        except RayActorError as exc:
+            raise RayEngineError(f"a Ray worker died for good (after {WORKER_RESTARTS} restarts, or while starting): "
+                                 f"{exc}; the images committed so far are kept: fix the cause and run the same command "
+                                 "again") from None
 
-    def _dataset(self, ray, jobs: Sequence[FileJob], encoder: Encoder, cfg: IndexConfig):
-        import ray.data
-
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # results in job order: commits as a local run makes them
-        context.enable_progress_bars = False  # the indexer's bar shows images/s across the cluster
-        rows = [{"i": i, "job": pickle.dumps(job)} for i, job in enumerate(jobs)]
-        per_task = cfg.batch_size * FORWARD_PASSES_PER_TASK
-        blocks = max(1, min(len(rows) // per_task + 1, 32 * self.config.workers))
-        device = "cuda" if self.config.gpus_per_worker > 0 else "cpu"
-        resources = {"num_cpus": self.config.cpus_per_worker}
-        if self.config.gpus_per_worker > 0:
-            resources["num_gpus"] = self.config.gpus_per_worker
-        return ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            EmbedBatches,
-            fn_constructor_kwargs={"spec": encoder.backbone.spec, "limits": encoder.limits, "device": device,
-                                   "threads": self.config.threads(), "batch_size": cfg.batch_size},
-            batch_size=per_task,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self.config.workers),  # what Ray 2.51+ calls concurrency=N
-            **resources,
-        )
-
-
-def _result_fields(r: FileResult, has_vector: bool) -> dict:
-    return {"size": r.size, "mtime_ns": r.mtime_ns, "sha256": r.sha256, "width": r.width, "height": r.height,
-            "same_content": r.same_content, "reason": r.reason, "caption": r.caption, "metadata": r.metadata,
-            "problems": list(r.problems), "has_vector": has_vector}
-
-
-def _result_from(fields: dict) -> tuple[FileResult, bool]:
-    has_vector = fields.pop("has_vector")
-    fields["problems"] = tuple(fields["problems"])
-    return FileResult(**fields), has_vector
+    def _send(self, limit: int) -> None:
+        """Top every started worker up to its queue length, with tasks before ``limit``."""
+        sent = True
+        while sent:
+            sent = False
+            for worker, actor in enumerate(self.actors):
+                if self.startups[worker] is None or self.queued[worker] >= TASKS_QUEUED_PER_WORKER:
+                    continue
+                if self.next_task < min(limit, len(self.tasks)):
+                    start, stop = self.tasks[self.next_task]
+                    self.pending[actor.embed.remote(list(self.jobs[start:stop]))] = (self.next_task, worker)
+                    self.queued[worker] += 1
+                    self.next_task += 1
+                    sent = True

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -30,8 +30,10 @@ from cir.ingest.decode import DecodeLimits
 from cir.ingest.sources import Source, classify_all, discover
 from cir.errors import Interrupted, SourceError
 from cir.store.index_file import IndexSettings, maintain_index
+from cir.store.health import read_store_meta
 from cir.store.item_meta import ItemMeta, ShardRecord
 from cir.store.shard_plan import plan_shards
+from cir.store.weights_check import recorded_weights
 from cir.store.writer import ItemRecord, KnownItem, MetadataTouch, StoreWriter
 
 if TYPE_CHECKING:
@@ -93,6 +95,34 @@ class IndexSummary:
 Embedded = tuple[FileJob, FileResult, "np.ndarray | None"]  # a job, what reading it found, its vector (None: none made)
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """The store's backbone as an engine sees it: by spec (what a worker elsewhere loads), and loaded in this
+    process only when an engine asks (a cluster engine never does, so the driver does not load what it does not
+    run)."""
+
+    spec: str  # the store's canonical backbone spec
+    limits: DecodeLimits  # the decode limits every worker applies
+    weights: str | None  # the weights fingerprint the store was built with (None: not recorded); a worker that loads other weights refuses
+    load: Callable[[], "Backbone"]  # this process's backbone (the store's: loaded on the first call, once)
+
+    def encoder(self) -> Encoder:
+        return Encoder(self.load(), self.limits)
+
+
+class EmbedSession(Protocol):
+    """An engine ready to embed for one indexing run (its workers may still be starting)."""
+
+    def embed(self, jobs: Sequence[FileJob]) -> Iterator[list[Embedded]]:
+        """Every job exactly once, in the order given, in chunks of at most about ``cfg.batch_size`` embedded
+        images (a chunk is committed as one batch); a vector for each result with pixels."""
+        ...
+
+    def close(self) -> None:
+        """Release the workers (called once, also after a failure)."""
+        ...
+
+
 class EmbedEngine(Protocol):
     """Where files are read, decoded and embedded: this process's threads (:class:`LocalEngine`) or a cluster
     (``cir.scale.ray_engine.RayEngine``). The indexer plans what to embed and commits what the engine yields, in
@@ -100,9 +130,9 @@ class EmbedEngine(Protocol):
 
     name: str  # shown on the progress bar
 
-    def embed(self, jobs: Sequence[FileJob], encoder: Encoder, cfg: "IndexConfig") -> Iterator[list[Embedded]]:
-        """Every job exactly once, in the order given, in chunks of at most about ``cfg.batch_size`` embedded
-        images (a chunk is committed as one batch); a vector for each result with pixels."""
+    def open(self, model: ModelRef, cfg: "IndexConfig") -> EmbedSession:
+        """Get ready to embed with ``model``. Called before the run plans, so that a cluster's workers start (and
+        load the model) while the driver reads the sources and the store."""
         ...
 
 
@@ -111,19 +141,37 @@ class LocalEngine:
 
     name = "indexing"
 
-    def embed(self, jobs: Sequence[FileJob], encoder: Encoder, cfg: "IndexConfig") -> Iterator[list[Embedded]]:
-        examine = partial(examine_file, encoder=encoder)
-        pending: list[tuple[FileJob, FileResult]] = []
-        with closing(ordered_map(examine, jobs, cfg.resolved_workers(), cfg.resolved_prefetch())) as results:
-            embedding = 0
-            for job, result in results:
-                pending.append((job, result))
-                embedding += result.pixels is not None
-                if embedding >= cfg.batch_size:
-                    yield encode_pending(encoder, pending)
-                    pending, embedding = [], 0
-            if pending:
+    def open(self, model: ModelRef, cfg: "IndexConfig") -> "_LocalSession":
+        return _LocalSession(model, cfg)
+
+
+class _LocalSession:
+    def __init__(self, model: ModelRef, cfg: "IndexConfig") -> None:
+        self.model, self.cfg = model, cfg
+
+    def embed(self, jobs: Sequence[FileJob]) -> Iterator[list[Embedded]]:
+        if jobs:  # the backbone is loaded only when there is something to embed
+            yield from embed_locally(jobs, self.model.encoder(), self.cfg)
+
+    def close(self) -> None:
+        pass
+
+
+def embed_locally(jobs: Sequence[FileJob], encoder: Encoder, cfg: "IndexConfig") -> Iterator[list[Embedded]]:
+    """The local engine's work: decoding threads run ahead while the model embeds ``cfg.batch_size`` images per
+    forward pass; one chunk per forward pass (what a Ray worker runs too)."""
+    examine = partial(examine_file, encoder=encoder)
+    pending: list[tuple[FileJob, FileResult]] = []
+    with closing(ordered_map(examine, jobs, cfg.resolved_workers(), cfg.resolved_prefetch())) as results:
+        embedding = 0
+        for job, result in results:
+            pending.append((job, result))
+            embedding += result.pixels is not None
+            if embedding >= cfg.batch_size:
                 yield encode_pending(encoder, pending)
+                pending, embedding = [], 0
+        if pending:
+            yield encode_pending(encoder, pending)
 
 
 def encode_pending(encoder: Encoder, pending: list[tuple[FileJob, FileResult]]) -> list[Embedded]:
@@ -153,7 +201,8 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
     if not paths:
         raise SourceError("nothing to index: give at least one folder, CSV file of paths or image")
     sources = classify_all(paths)
-    backbone = store.backbone
+    model = ModelRef(store.spec, cfg.limits, recorded_weights(read_store_meta(store.root)), lambda: store.backbone)
+    engine = engine or LocalEngine()
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a bomb is a bomb. Set before the decoding threads
         # start and restored after they stop (the filter list is process-wide).
@@ -161,8 +210,9 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
         run = None
         try:
             with store.open_writer(fsync=cfg.fsync) as writer:
-                run = _IndexRun(writer, backbone, cfg, sources, engine or LocalEngine())
-                summary = run.execute()
+                with closing(engine.open(model, cfg)) as session:  # before planning: workers start meanwhile
+                    run = _IndexRun(writer, session, engine.name, cfg, sources)
+                    summary = run.execute()
                 summary.index_action = maintain_index(writer, settings)
         except KeyboardInterrupt as exc:  # the commit in flight has finished: the counts are what the store holds
             if run is None or isinstance(exc, Interrupted):
@@ -174,10 +224,9 @@ def index_paths(store: "Store", paths: list[str], cfg: IndexConfig | None = None
 
 
 class _IndexRun:
-    def __init__(self, writer: StoreWriter, backbone: "Backbone", cfg: IndexConfig, sources: list[Source],
-                 engine: EmbedEngine) -> None:
-        self.writer, self.backbone, self.cfg, self.sources, self.engine = writer, backbone, cfg, sources, engine
-        self.encoder = Encoder(backbone, cfg.limits)
+    def __init__(self, writer: StoreWriter, session: EmbedSession, engine_name: str, cfg: IndexConfig,
+                 sources: list[Source]) -> None:
+        self.writer, self.session, self.engine_name, self.cfg, self.sources = writer, session, engine_name, cfg, sources
         self.summary = IndexSummary()
         self.known: dict[str, KnownItem] = {}
         self.remove_ids: set[int] = set()
@@ -241,8 +290,8 @@ class _IndexRun:
 
         # one commit in flight beside the next forward pass: commits stay sequential and in input order
         committer = _Committer()
-        chunks = self.engine.embed(jobs, self.encoder, self.cfg)
-        with committer, closing(chunks), tqdm(total=len(jobs), desc=self.engine.name, unit="img", file=sys.stderr,
+        chunks = self.session.embed(jobs)
+        with committer, closing(chunks), tqdm(total=len(jobs), desc=self.engine_name, unit="img", file=sys.stderr,
                                               smoothing=0.1, disable=not self.cfg.progress or not jobs) as bar:
             for chunk in chunks:
                 self._encode_and_commit(committer, chunk)

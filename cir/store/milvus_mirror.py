@@ -213,6 +213,7 @@ class MilvusMirror:
         self._client: "MilvusClient | None" = None
         self._index_type: str | None = None  # learnt by the first searcher (which checks the collection)
         self._lock = threading.Lock()
+        self.left: MirrorState | None = None  # the state the last sync left the collection in (None: unknown)
 
     def __repr__(self) -> str:
         return f"MilvusMirror({self.target.describe()})"
@@ -254,41 +255,55 @@ class MilvusMirror:
         return state is not None and state.clean and state.version == int(version)
 
     # --- writing (the caller holds the store's writer lock) -------------------------------------------------------
-    def sync(self, conn, compacted_from: int | None = None) -> bool:
+    def sync(self, conn, compacted_from: int | None = None, known: MirrorState | None = None) -> bool:
         """Bring the collection to the store's latest commit, read through ``conn`` (a connection of the writer
         holding the lock). ``compacted_from``: the version just before a compaction this writer made (a clean
-        collection at that version only records the new generation). Returns whether anything was written."""
+        collection at that version only records the new generation). ``known``: the state this same writer left
+        the collection in at its previous sync (:attr:`left`): it holds the lock, so nothing else changed it, and it
+        is not read back. Returns whether anything was written.
+
+        Its cost per commit is that commit's changes, not the store's size: the new ids are read from the recorded
+        ``next_id`` on (the id is the table's key), the removed ones through their index; only a repair after a
+        compaction reads every live id."""
+        self.left = None  # set again once the collection is known clean at a commit
         with db.read_transaction(conn):
             meta = db.get_meta(conn)
             version, generation = int(meta["version"]), int(meta["generation"])
             rows, next_id = int(meta["rows"]), int(meta["next_id"])
             client, name = self.client, self.target.collection
-            if not client.has_collection(name):
-                create_collection(client, name, self.spec, self.dim, self.index_type,
-                                  properties={PROP_STORE: self.store_id, PROP_STATE: DIRTY, PROP_VERSION: "-1",
-                                              PROP_GENERATION: "-1", PROP_NEXT_ID: "0"})
-                client.load_collection(name)
-            mirrored = MirrorState.of(collection_properties(client, name))
+            if known is not None:
+                mirrored = known
+            else:
+                if not client.has_collection(name):
+                    create_collection(client, name, self.spec, self.dim, self.index_type,
+                                      properties={PROP_STORE: self.store_id, PROP_STATE: DIRTY, PROP_VERSION: "-1",
+                                                  PROP_GENERATION: "-1", PROP_NEXT_ID: "0"})
+                    client.load_collection(name)
+                mirrored = MirrorState.of(collection_properties(client, name))
             if mirrored.clean and mirrored.version == version:
+                self.left = mirrored
                 return False
             done = {PROP_VERSION: str(version), PROP_GENERATION: str(generation), PROP_NEXT_ID: str(next_id),
                     PROP_STATE: CLEAN}
             if mirrored.clean and compacted_from is not None and mirrored.version == compacted_from:
                 self._set(client, done)  # a compaction moves rows, never ids or vectors
+                self.left = MirrorState(version, generation, next_id, True)
                 return True
             plan = plan_sync(mirrored, version, generation, next_id)
             self._set(client, {PROP_STATE: DIRTY})  # from here until CLEAN, no reader trusts the collection
-            live = np.fromiter((i for (i,) in conn.execute("SELECT id FROM items WHERE removed IS NULL ORDER BY id")),
-                               np.int64)
             if plan.delete_gaps:
+                live = np.fromiter((i for (i,) in conn.execute("SELECT id FROM items WHERE removed IS NULL ORDER BY id")),
+                                   np.int64)
                 ranges = [f"(id >= {a})" if b is None else f"(id >= {a} and id < {b})" for a, b in gap_ranges(live, next_id)]
                 for start in range(0, len(ranges), RANGES_PER_DELETE):
                     client.delete(name, filter=" or ".join(ranges[start:start + RANGES_PER_DELETE]))
+                new = live[live >= plan.upsert_from]
             else:
                 gone = [i for (i,) in conn.execute("SELECT id FROM items WHERE removed IS NOT NULL AND removed > ?",
                                                    (plan.delete_removed_after,))]
                 delete_rows(client, name, gone)
-            new = live[live >= plan.upsert_from]
+                new = np.fromiter((i for (i,) in conn.execute(
+                    "SELECT id FROM items WHERE id >= ? AND removed IS NULL ORDER BY id", (plan.upsert_from,))), np.int64)
             if len(new):
                 row_ids = map_rowids(self.root / rowids_name(generation), rows)
                 vectors = map_rows(self.root / vectors_name(generation), rows, self.dim)
@@ -303,6 +318,7 @@ class MilvusMirror:
                     write_rows(client, name, ids, np.asarray(vectors[where]), [from_db(records[int(i)][0]) for i in ids],
                                [from_db(records[int(i)][1]) for i in ids])
             self._set(client, done)
+            self.left = MirrorState(version, generation, next_id, True)
             return True
 
     def flush(self) -> None:
@@ -399,26 +415,31 @@ class MirroredWriter(StoreWriter):
         super().__init__(root, fsync)
         self.mirror = mirror
         try:
-            mirror.sync(self.conn)
+            mirror.sync(self.conn)  # read from the collection: another writer may have left it anywhere
         except BaseException:
             super().close()
             raise
 
+    def _sync(self, **kwargs) -> None:
+        """Sync from the state this writer's previous sync left (it holds the lock: no need to read it back)."""
+        left, self.mirror.left = self.mirror.left, None
+        self.mirror.sync(self.conn, known=left, **kwargs)
+
     def commit(self, *args, **kwargs):
         ids = super().commit(*args, **kwargs)
-        self.mirror.sync(self.conn)
+        self._sync()
         return ids
 
     def compact(self, *args, **kwargs) -> bool:
         changed = super().compact(*args, **kwargs)  # its removals are a commit of their own (synced by commit())
         if changed:  # the compaction's own commit is the one version after the last synced commit
-            self.mirror.sync(self.conn, compacted_from=int(self.meta()["version"]) - 1)
+            self._sync(compacted_from=int(self.meta()["version"]) - 1)
         return changed
 
     def __exit__(self, exc_type, *exc) -> None:
         try:
             if exc_type is None:
-                self.mirror.sync(self.conn)  # what followed the last commit (the index file's record) is a commit too
+                self._sync()  # what followed the last commit (the index file's record) is a commit too
                 self.mirror.flush()
         finally:
             self.close()

@@ -406,6 +406,14 @@ function renderResults() {
     label.textContent = `#${rank + 1} ${name}`;
     label.title = hit.path;
     button.append(img, score, label);
+    if (hit.caption) {  // a webdataset sample's caption (its .txt)
+      const caption = document.createElement("span");
+      caption.className = "caption";
+      caption.textContent = hit.caption;
+      caption.title = hit.caption;
+      button.append(caption);
+      button.setAttribute("aria-label", `result ${rank + 1}: ${name}, “${hit.caption}”, score ${hit.score.toFixed(3)}; refine from it`);
+    }
     button.addEventListener("click", () => refineFrom(hit));
     button.addEventListener("keydown", (event) => moveInGrid(event, rank));
     const open = document.createElement("button");
@@ -425,6 +433,10 @@ async function openViewer(hit) {
   const dialog = $("viewer");
   $("viewer-path").textContent = hit.path;
   $("viewer-score").textContent = `score ${hit.score.toFixed(3)}${hit.stage_scores ? ` · ${stageText(hit)}` : ""}`;
+  $("viewer-caption").textContent = hit.caption || "";
+  $("viewer-caption").hidden = !hit.caption;
+  $("viewer-metadata").textContent = hit.metadata ? JSON.stringify(hit.metadata, null, 2) : "";  // its .json
+  $("viewer-metadata").hidden = !hit.metadata;
   const img = $("viewer-img");
   img.alt = fileName(hit.path);
   img.removeAttribute("src");
