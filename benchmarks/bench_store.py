@@ -117,6 +117,16 @@ def query_in_fresh_process(root: Path, backbone: str, warmup: list, queries: lis
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def recall_against_exact(queries: np.ndarray, found: list, vectors: np.ndarray, ids: np.ndarray) -> list[float]:
+    """Each query's 10-recall@10 against exact search, on at most 100 of them (an even stride); one faiss call."""
+    import faiss
+
+    step = max(1, len(queries) // 100)
+    _, exact = faiss.knn(np.ascontiguousarray(queries[::step]), np.ascontiguousarray(vectors), 10,
+                         metric=faiss.METRIC_INNER_PRODUCT)
+    return [len(set(got) & set(ids[row].tolist())) / 10 for got, row in zip(found[::step], exact)]
+
+
 def clustered(rng, centers: np.ndarray, n: int) -> np.ndarray:
     x = centers[rng.integers(0, len(centers), n)] + 0.5 * rng.standard_normal((n, centers.shape[1])).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -170,11 +180,7 @@ def run(args) -> dict:
         plan = [(int(ids[p]), t) for p, t in zip(picks, texts)]
         qv = clustered(rng, centers, args.queries)
         child = query_in_fresh_process(root, args.backbone, plan[: args.warmup], plan[args.warmup:], qv, env)
-        with_exact = []
-        step = max(1, args.queries // 100)
-        for q, got in zip(qv[::step], child["found"][::step]):  # 10-recall@10 against exact search on a subset
-            _, exact = faiss.knn(q[None], np.ascontiguousarray(vectors), 10, metric=faiss.METRIC_INNER_PRODUCT)
-            with_exact.append(len(set(got) & set(ids[exact[0]].tolist())) / 10)
+        with_exact = recall_against_exact(qv, child["found"], vectors, ids)
         out["composed"] = percentiles(child["composed"])
         out["composed_cpu"] = percentiles(child["composed_cpu"])
         out["vector_search"] = percentiles(child["search"])
@@ -212,8 +218,6 @@ def _workdir(args):
 def requery(args) -> dict:
     """Re-time the composed queries and vector searches of a store kept by ``--keep`` (after its add), in a fresh
     process; the build, open and add rows stay those of the kept run."""
-    import faiss
-
     from cir.store import Store
 
     kept = Path(args.requery)
@@ -230,10 +234,7 @@ def requery(args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out.update(time_opens(root, args.opens, env), opens_after_add=True)
     child = query_in_fresh_process(root, args.backbone, plan[: args.warmup], plan[args.warmup:], qv, env)
-    with_exact = []
-    for q, got in zip(qv[:: max(1, args.queries // 100)], child["found"][:: max(1, args.queries // 100)]):
-        _, exact = faiss.knn(q[None], np.ascontiguousarray(vectors), 10, metric=faiss.METRIC_INNER_PRODUCT)
-        with_exact.append(len(set(got) & set(ids[exact[0]].tolist())) / 10)
+    with_exact = recall_against_exact(qv, child["found"], vectors, ids)
     out.update(composed=percentiles(child["composed"]), composed_cpu=percentiles(child["composed_cpu"]),
                vector_search_after_add=percentiles(child["search"]), recall_after_add=float(np.mean(with_exact)),
                requery={"machine": machine_description(), "load": args.load, "items": int(len(ids)),
