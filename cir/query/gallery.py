@@ -23,6 +23,9 @@ class Gallery(Protocol):
     def path(self, item_id: int) -> str:
         """How a hit names the item (its file)."""
 
+    def paths(self, item_ids: Sequence[int]) -> list[str]:
+        """:meth:`path` of each id, in order, read at once (a hit list)."""
+
     def ids_with_sha(self, sha256_hex: str) -> list[int]:
         """Items whose content hashes to ``sha256_hex`` (a reference image that is in the gallery is left out)."""
 
@@ -53,6 +56,9 @@ class ArrayGallery:
 
     def path(self, item_id: int) -> str:
         return self.names[item_id]
+
+    def paths(self, item_ids: Sequence[int]) -> list[str]:
+        return [self.names[int(i)] for i in item_ids]
 
     def ids_with_sha(self, sha256_hex: str) -> list[int]:
         return list(self._by_sha.get(sha256_hex, ()))

@@ -104,14 +104,14 @@ def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
                            reference_image=query.image)
     with stage("rerank"):
         ranked = rerank_stage(reranker, [context], first, k, fusion)
+    found = [j for j, i in enumerate(ranked.ids[0]) if i >= 0]
+    paths = gallery.paths([int(ranked.ids[0][j]) for j in found])
     hits = []
-    for j, (i, s) in enumerate(zip(ranked.ids[0], ranked.scores[0])):
-        if i < 0:
-            continue
+    for j, path in zip(found, paths):
         stages = None
         if ranked.stage_scores is not None:
             stages = {name: float(v[j]) for name, v in ranked.stage_scores[0].items()}
-        hits.append(Hit(int(i), gallery.path(int(i)), float(s), stages))
+        hits.append(Hit(int(ranked.ids[0][j]), path, float(ranked.scores[0][j]), stages))
     explanation = composed.explanations[0] if composed.explanations else {"strategy": strategy.name}
     if query.strategy is None:  # say why this strategy, since the caller did not choose it
         explanation = {**explanation, "default_strategy": default_for(query, backbone.spec).reason}

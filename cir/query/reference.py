@@ -26,7 +26,7 @@ def item_tokens(gallery: Gallery, backbone, item_ids) -> np.ndarray:
     vectors, not tokens); a file that can no longer be read is a :class:`QueryError` naming it."""
     from cir.ingest.decode import DecodeFailure
 
-    paths = [gallery.path(int(i)) for i in item_ids]
+    paths = gallery.paths([int(i) for i in item_ids])
     try:
         return Encoder(backbone).tokens_of_files(paths)
     except DecodeFailure as exc:

@@ -52,4 +52,4 @@ def reference_picture(context: QueryContext, min_side: int | None = None) -> Pic
 
 def candidate_pictures(context: QueryContext, ids: Sequence[int], min_side: int | None = None) -> list[Picture]:
     """The candidates' files, decoded."""
-    return [picture_from(context.gallery.path(int(i)), min_side) for i in ids]
+    return [picture_from(path, min_side) for path in context.gallery.paths([int(i) for i in ids])]

@@ -80,7 +80,7 @@ class Verifier(Reranker):
                     out.append(np.zeros(0, np.float32))
                     continue
                 ids = np.asarray(cand.ids, np.int64)
-                tokens = self.cache.tokens([contexts[q].gallery.path(int(i)) for i in ids])
+                tokens = self.cache.tokens(contexts[q].gallery.paths([int(i) for i in ids]))
                 vectors = torch.from_numpy(np.asarray(contexts[q].gallery.searcher.vectors(ids), np.float32))
                 logits = []
                 for start in range(0, len(ids), self.p.verifier_batch):

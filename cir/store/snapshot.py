@@ -29,6 +29,7 @@ from cir.store.layout import rowids_name, vectors_name
 from cir.store.pathcodec import from_db
 from cir.store.vectors import map_rowids, map_rows
 
+PATHS_CHUNK = 500  # ids per SQL statement in Snapshot.paths (SQLite's host-parameter limit is 32,766; small is enough)
 SNAPSHOT_ATTEMPTS = 20  # a compaction can replace the row files between reading meta and opening them: retry
 ITEM_SELECT = "SELECT id, path, size, mtime_ns, sha256, width, height FROM items"
 
@@ -163,6 +164,25 @@ class Snapshot:
 
     def path(self, item_id: int) -> str:
         return self.item(item_id).path
+
+    def paths(self, item_ids) -> list[str]:
+        """The paths of live items of this commit, in the order given, in one read per chunk of ids (a hit list
+        reads its paths at once: one SQLite round trip per hit was a tenth of a composed query at 1M items)."""
+        wanted = [int(i) for i in item_ids]
+        for i in wanted:
+            if not self.contains(i):
+                raise KeyError(i)
+        found: dict[int, str] = {}
+        unique = sorted(set(wanted))
+        for start in range(0, len(unique), PATHS_CHUNK):
+            chunk = unique[start:start + PATHS_CHUNK]
+            with self.conn_lock:
+                records = self.conn.execute(ITEM_SELECT + f" WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            found.update((int(r[0]), _info(r).path) for r in records)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise SnapshotOutdated(f"item {missing[0]} was removed and compacted away after this search began; search again")
+        return [found[i] for i in wanted]
 
     def describe_ids(self) -> str:
         ids = self.searcher.live_ids()
