@@ -237,3 +237,20 @@ def test_cir_index_with_an_index_kind_then_info_reindex_and_search_by_folder(tmp
     assert len(hits) == 8 and all("/b/" in h["path"] for h in hits)  # exact-k among the folder, through hnsw
     assert main(["reindex", "--store", store, "--index", "flat"]) == 0
     assert "drop" in capsys.readouterr().out and not list(Path(store).glob("index.*"))
+
+
+def test_snapshot_paths_reads_a_hit_list_at_once_in_order(tmp_path, spec, monkeypatch):
+    import cir.store.snapshot as snapshot_module
+
+    monkeypatch.setattr(snapshot_module, "PATHS_CHUNK", 2)  # several statements for one list
+    photos = tmp_path / "photos"
+    write_images(photos, 5)
+    store = cir.open_store(tmp_path / "store", backbone=spec, create=True)
+    index(store, photos)
+    snap = store._snapshot
+    by_id = {item_id: path for path, item_id in ids_by_path(store).items()}
+    order = [4, 0, 3, 0, 2]  # any order, repeats kept
+    assert snap.paths(order) == [by_id[i] for i in order] == [snap.path(i) for i in order]
+    assert snap.paths([]) == []
+    with pytest.raises(KeyError):
+        snap.paths([1, 99])
