@@ -28,18 +28,18 @@ def _differs_only_at_placeholder(plain: torch.Tensor, injected: torch.Tensor, wh
     torch.testing.assert_close(injected[where], token.expand(int(where.sum()), -1))
 
 
-def test_injection_at_the_placeholder_only_cir_bert(tiny_backbone):
-    tower = tiny_backbone.model.text
+def test_injection_at_the_placeholder_only_cir_bert(tiny_backbone, monkeypatch):
+    with torch.inference_mode():
+        tower = tiny_backbone._text_tower()  # the tower inference runs through (cir/backbones/bert_packed.py)
     seen = []
-    hook = tower.bert.embeddings.register_forward_pre_hook(lambda m, a, kw: seen.append(kw.get("inputs_embeds")), with_kwargs=True)
-    try:
-        token = torch.randn(tiny_backbone.token_dim)
-        texts = ["a photo of * , with a red umbrella", "* in the rain"]
-        tiny_backbone.encode_texts_with_token(texts, token.numpy())
-    finally:
-        hook.remove()
+    run = tower.run
+    monkeypatch.setattr(tower, "run", lambda ids, embeds, mask: (seen.append(embeds), run(ids, embeds, mask))[1])
+    token = torch.randn(tiny_backbone.token_dim)
+    texts = ["a photo of * , with a red umbrella", "* in the rain"]
+    tiny_backbone.encode_texts_with_token(texts, token.numpy())
     enc = tower.tokenize(texts, torch.device("cpu"))
     plain = tower.token_embeddings(enc["input_ids"]).detach()
+    token = token.to(plain.dtype)  # the inference tower's own precision
     where = enc["input_ids"] == tower.tokenizer.convert_tokens_to_ids("*")
     assert where.sum(dim=1).tolist() == [1, 1]
     _differs_only_at_placeholder(plain, seen[0].detach(), where, token)

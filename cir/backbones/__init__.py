@@ -61,18 +61,29 @@ def spec_weights_fingerprint(spec: str | ModelSpec) -> str | None:
     return file_fingerprint(weights) if weights.is_file() else None
 
 
-def load_backbone(spec: str | ModelSpec, device: str = "cpu", image_only: bool = False) -> Backbone:
+def load_backbone(spec: str | ModelSpec, device: str = "cpu", image_only: bool = False,
+                  text_precision: str | None = None) -> Backbone:
     """Load the backbone a spec names; errors name the spec and how to fix it. ``image_only``: a ``cir:``
     checkpoint's image tower alone (what an indexing worker needs: no text tower, no transformers import; the
-    same image vectors and weights fingerprint); the other families load whole either way."""
+    same image vectors and weights fingerprint); the other families load whole either way. ``text_precision``
+    (auto, fp32, bf16; None: ``$CIR_TEXT_PRECISION`` or auto): what a ``cir:`` text tower runs in for inference
+    (:mod:`cir.backbones.precision`); the other families run fp32 and refuse an explicit bf16."""
+    from cir.backbones.precision import requested_text_precision
+
     parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
     if parsed.kind == "cir":
         from cir.backbones.dual import CirBackbone, DualEncoder
 
+        precision = requested_text_precision(text_precision)
         directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
         if not directory.exists():
             raise WeightsUnavailable(f"{parsed}: checkpoint directory {directory} does not exist")
-        backbone = CirBackbone(DualEncoder.load(directory, with_text=not image_only), str(parsed))
+        backbone = CirBackbone(DualEncoder.load(directory, with_text=not image_only), str(parsed), precision)
+    elif text_precision == "bf16":
+        from cir.errors import ConfigError
+
+        raise ConfigError(f"text_precision='bf16' applies to cir: checkpoints; {parsed} runs its text tower in fp32 "
+                          "(leave text_precision unset or give fp32)")
     elif parsed.kind == "openclip":
         from cir.backbones.openclip import OpenClipBackbone
 

@@ -164,6 +164,11 @@ class Backbone(ABC):
         return {"spec": self.spec, "dim": self.dim, "image_size": self.image_size, "image_token_dim": self.image_token_dim,
                 "weights": self.weights_fingerprint()}
 
+    def runtime(self) -> dict:
+        """How this process runs the backbone (not recorded with stores or caches: it does not change a stored
+        vector): the device, and for ``cir:`` checkpoints the text tower's inference precision."""
+        return {"device": str(self.device)}
+
     def weights_fingerprint(self) -> str:
         """``sha256:<hex>`` of the weights. Here: of every tensor's name, shape, dtype and bytes, computed again
         only after a tensor changed in place (an optimiser step bumps its version counter); a family whose weights

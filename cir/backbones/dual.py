@@ -18,9 +18,11 @@ from torch import nn
 
 from cir.backbones.base import Backbone
 from cir.backbones.image_tower import ImageTower, ImageTowerConfig
+from cir.backbones.bert_packed import PackedTower, unpackable
+from cir.backbones.precision import requested_text_precision, resolve_text_precision
 from cir.backbones.text_tower import MINILM, SentenceTower, build_text_tower
 from cir.backbones.weights_digest import file_fingerprint
-from cir.errors import WeightsUnavailable
+from cir.errors import ConfigError, WeightsUnavailable
 
 CONFIG_NAME = "cir_config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -153,10 +155,13 @@ def normalise(batch_uint8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
 class CirBackbone(Backbone):
     """A :class:`DualEncoder` checkpoint behind the common interface."""
 
-    def __init__(self, model: DualEncoder, spec: str) -> None:
+    def __init__(self, model: DualEncoder, spec: str, text_precision: str = "fp32") -> None:
         super().__init__()
         self.model = model.eval()
         self.spec = spec
+        self.requested_text_precision = requested_text_precision(text_precision)  # see cir/backbones/precision.py
+        self._text_copy: tuple[tuple, SentenceTower | None] | None = None  # ((tower, tensors, key), packed tower)
+        self._resolved_precision: tuple[torch.device, tuple[str, str]] | None = None
         self.dim = model.cfg.image.embed_dim
         self.token_dim = model.text.hidden if model.text is not None else model.cfg.image.embed_dim  # equal (checked)
         self.image_size = model.cfg.preprocess.image_size
@@ -188,7 +193,41 @@ class CirBackbone(Backbone):
         if self.model.text is None:
             raise WeightsUnavailable(f"{self.spec} was loaded for images only (load_backbone(..., image_only=True)); "
                                      "load it again without image_only to embed texts")
-        return self.model.text
+        if torch.is_grad_enabled():
+            return self.model.text  # autograd always runs through transformers' module and the fp32 weights
+        return self._inference_tower()
+
+    def text_precision(self) -> tuple[str, str]:
+        """(``fp32`` or ``bf16``, why): what the text tower runs in for inference on the current device (resolved
+        once per device: auto reads the CPU's flags)."""
+        device = torch.device(self.device)
+        if self._resolved_precision is None or self._resolved_precision[0] != device:
+            precision = resolve_text_precision(self.requested_text_precision, device)
+            why = unpackable(self.model.text.bert) if self.model.text is not None else None
+            if why is not None:
+                if self.requested_text_precision == "bf16":
+                    raise ConfigError(f"text_precision='bf16' needs the packed BERT forward, and {self.spec}'s text "
+                                      f"tower cannot use it ({why}); give fp32 or auto")
+                precision = ("fp32", f"transformers' forward: {why}")
+            self._resolved_precision = (device, precision)
+        return self._resolved_precision[1]
+
+    def _inference_tower(self) -> SentenceTower:
+        """The packed forward (cir/backbones/bert_packed.py) in the precision resolved for this device, packed
+        again after the device or any of the tower's tensors changed (a version counter moved)."""
+        tower = self.model.text
+        precision, why = self.text_precision()
+        if why.startswith("transformers'"):
+            return tower
+        if self._text_copy is None or self._text_copy[0][0] is not tower:
+            tensors = [*tower.parameters(), *tower.buffers()]
+            self._text_copy = ((tower, tensors, None), None)
+        (_, tensors, key), packed = self._text_copy
+        now = (str(self.device), precision, tuple(t._version for t in tensors))
+        if packed is None or key != now:
+            packed = PackedTower(tower, torch.bfloat16 if precision == "bf16" else torch.float32)
+            self._text_copy = ((tower, tensors, now), packed)
+        return packed
 
     def weights_fingerprint(self) -> str:
         """``sha256:<hex>`` of the checkpoint's model.safetensors bytes (cached by the file's path, size and mtime);
@@ -200,4 +239,8 @@ class CirBackbone(Backbone):
 
     def describe(self) -> dict:
         return {**super().describe(), "provenance": self.model.cfg.provenance}
+
+    def runtime(self) -> dict:
+        precision, why = self.text_precision()
+        return {**super().runtime(), "text_precision": precision, "text_precision_reason": why}
 

@@ -54,8 +54,14 @@ class SentenceTower(nn.Module):
     def forward_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, L, hidden) last hidden states and the (N, L) attention mask (1 on real tokens, 0 on padding)."""
         enc = self.tokenize(texts, next(self.parameters()).device)
-        out = self.bert(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-        return out, enc["attention_mask"]
+        return self.run(enc["input_ids"], None, enc["attention_mask"]), enc["attention_mask"]
+
+    def run(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
+            attention_mask: torch.Tensor) -> torch.Tensor:
+        """(N, L, hidden) float32 last hidden states of token ids or of their embeddings (one of the two):
+        transformers' forward, the one autograd runs through (inference may use cir.backbones.bert_packed)."""
+        return self.bert(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                         attention_mask=attention_mask).last_hidden_state.float()
 
     def forward_injected(self, texts: Sequence[str], tokens: torch.Tensor, placeholder: str) -> torch.Tensor:
         from cir.backbones.base import placeholder_positions
@@ -65,8 +71,7 @@ class SentenceTower(nn.Module):
         mask = placeholder_positions(enc["input_ids"], ids if len(ids) == 1 else [])
         embeds = self.token_embeddings(enc["input_ids"])
         embeds = torch.where(mask.unsqueeze(-1), tokens.to(embeds.dtype).unsqueeze(1).expand_as(embeds), embeds)
-        out = self.bert(inputs_embeds=embeds, attention_mask=enc["attention_mask"]).last_hidden_state
-        return _mean_pool(out, enc["attention_mask"])
+        return _mean_pool(self.run(None, embeds, enc["attention_mask"]), enc["attention_mask"])
 
 
 def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

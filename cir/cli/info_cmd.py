@@ -28,6 +28,7 @@ def store_info(path: Path) -> dict:
         default = choose_strategy(store.spec, True, True)
         described = store.info()
         return {"store": str(store.root), "backbone": store.spec, "dim": store.dim, "items": len(store),
+                "runtime": store.backbone.runtime(),
                 "ids": {"next_id": described["next_id"], "removed_rows": described["removed_rows"]},
                 "index": described["index"], "backend": described["backend"], "strategies": runs, "unavailable": cannot, "default_strategy": default.to_json(),
                 "text_only": "text", "image_only": "image"}
@@ -73,6 +74,10 @@ def register(app: typer.Typer) -> None:
         default = out["default_strategy"]
         typer.echo(f"store:      {out['store']}")
         typer.echo(f"backbone:   {out['backbone']} (dimension {out['dim']})")
+        runtime = out["runtime"]
+        if "text_precision" in runtime:
+            typer.echo(f"  runs:     on {runtime['device']}, text tower in {runtime['text_precision']} for queries "
+                       f"({runtime['text_precision_reason']}; CIR_TEXT_PRECISION=fp32|bf16 to choose)")
         typer.echo(f"items:      {out['items']} (next id {out['ids']['next_id']}; ids are never reused)")
         for line in index_lines(out["index"]):
             typer.echo(line)
