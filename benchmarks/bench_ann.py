@@ -324,6 +324,21 @@ def gib(b: float) -> str:
     return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.0f} MiB"
 
 
+def _commands_line(r: dict, command: str) -> list[str]:
+    """The command of the whole table, or of each group of rows when rows come from several runs (--add-kinds)."""
+    groups: dict[str, list[str]] = {}
+    for row in r["rows"]:
+        groups.setdefault(row.get("command", command), []).append(row["kind"])
+    if len(groups) <= 1:
+        return [f"Command: `{command}`"]
+    lines = ["Rows from several runs on the same data (same seed, same queries; each row's speed-up is against "
+             "that run's own exact timing):"]
+    for cmd, kinds in groups.items():
+        machine = next((row.get("machine", "") for row in r["rows"] if row.get("command", command) == cmd), "")
+        lines.append(f"- {', '.join(kinds)}: `{cmd}`" + (f" ({machine})" if machine else ""))
+    return lines
+
+
 def markdown(r: dict, title: str, command: str, machine: str) -> str:
     lines = [
         f"## Approximate search: {title}",
@@ -369,7 +384,7 @@ def markdown(r: dict, title: str, command: str, machine: str) -> str:
         "faiss, opens the saved file with `load_index(path, mmap=True)` and answers one query (in brackets: the "
         "growth over the process after `import faiss`).",
         "",
-        f"Command: `{command}`",
+        *_commands_line(r, command),
     ]
     return "\n".join(lines) + "\n"
 
@@ -468,11 +483,17 @@ def parse_bytes(text: str | None) -> int | None:
     return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
 
 
+KIND_ORDER = ("flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq", "opq-ivf-pq", "auto")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic", nargs="*", default=[], help="N:DIM synthetic datasets, e.g. 1000000:384")
     parser.add_argument("--demo", type=int, default=0, help="also N real cir:demo embeddings of rendered scenes")
-    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq", "opq-ivf-pq", "auto"])
+    parser.add_argument("--kinds", nargs="+", default=list(KIND_ORDER))
+    parser.add_argument("--add-kinds", action="store_true",
+                        help="keep the rows of the kinds not run now from the last run on the same data (its JSON in "
+                             "--cache); the section names the command and machine of each row")
     parser.add_argument("--queries", type=int, default=200, help="measured queries (as many again tune auto)")
     parser.add_argument("--memory", default=None, help="auto's memory budget, e.g. 4G (default: none)")
     parser.add_argument("--recall", type=float, default=0.95, help="auto's 10-recall@10 target")
@@ -510,7 +531,18 @@ def main(argv: list[str] | None = None) -> int:
             write_section("bench_ann_threshold", text)
     for key, title, make in jobs:
         result = run(args, make())
-        (args.cache / f"{key}.json").write_text(json.dumps(result, indent=1))
+        result.update(command=command, machine=machine)
+        for row in result["rows"]:
+            row.update(command=command, machine=machine)
+        cached = args.cache / f"{key}.json"
+        if args.add_kinds and cached.exists():  # the earlier run's rows of the kinds not run now stay, with their command
+            earlier = json.loads(cached.read_text())
+            kept = [dict(row, command=row.get("command", earlier.get("command", "an earlier run")),
+                         machine=row.get("machine", earlier.get("machine", "")))
+                    for row in earlier["rows"] if row["kind"] not in args.kinds]
+            order = {kind: i for i, kind in enumerate(KIND_ORDER)}
+            result["rows"] = sorted(kept + result["rows"], key=lambda row: order.get(row["kind"], len(order)))
+        cached.write_text(json.dumps(result, indent=1))
         text = markdown(result, title, command, machine)
         print(text)
         if args.write:
