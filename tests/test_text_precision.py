@@ -124,3 +124,21 @@ def test_a_tower_the_packed_forward_does_not_cover():
     with pytest.raises(ValueError, match="relu"):
         PackedTower(SentenceTower(bert, AutoTokenizer.from_pretrained(minilm_dir())), torch.float32)
     assert unpackable(_tiny_tower().bert) is None
+
+
+def test_cir_info_says_what_the_text_tower_runs_in(tmp_path, tiny_cir_checkpoint, capsys, monkeypatch):
+    from cir.cli import main
+    from tests.store_helpers import write_images
+
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    store = str(tmp_path / "store")
+    assert main(["index", str(photos), "--store", store, "--backbone", f"cir:{tiny_cir_checkpoint}", "--no-progress",
+                 "--workers", "0"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("CIR_TEXT_PRECISION", "fp32")
+    assert main(["info", "--store", store]) == 0
+    assert "text tower in fp32 for queries (asked for" in capsys.readouterr().out
+    monkeypatch.setenv("CIR_TEXT_PRECISION", "bf16")
+    assert main(["info", "--store", store, "--json"]) == 0
+    assert '"text_precision": "bf16"' in capsys.readouterr().out
