@@ -324,3 +324,25 @@ def test_the_tagger_keeps_the_best_validated_average_and_stops_at_the_time_cap(t
     capped, stopped = fit_edits(_tiny_tagger_config(tmp_path, "c", max_minutes=1e-9), log=lambda *_: None)
     assert stopped.steps == 1 and stopped.best_step == 1 and [h["step"] for h in stopped.history] == [1]
     assert load_tagger(capped).parse("add a cat") is not None
+
+
+def test_inference_runs_the_packed_forward_and_follows_training():
+    """predict_labels goes through the packed fp32 forward (cir/backbones/bert_packed.py): the same logits as
+    transformers' module, and packed again after a training step changed the weights."""
+    from cir.edits.tagger import TaggerConfig, build_model, load_tokenizer
+
+    torch.manual_seed(1)
+    tokenizer = load_tokenizer()
+    model = build_model(TaggerConfig(base={"kind": "tiny-bert", "config": TINY}, trainable_layers=2, dropout=0.0)).eval()
+    enc, _, _ = encode_words(tokenizer, [["add", "a", "red", "hat"], ["remove", "the", "lamp", "and", "the", "dog"]], 64)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    for _ in range(2):  # before and after a training step
+        with torch.inference_mode():
+            packed, reference = model.infer(ids, mask), model(ids, mask)
+        assert model._packed._packed is not None  # the packed path ran
+        assert torch.allclose(packed, reference, atol=1e-5)
+        model.train()
+        loss = model(ids, mask).square().mean()
+        loss.backward()
+        torch.optim.SGD(model.parameters(), lr=0.5).step()
+        model.eval()

@@ -35,15 +35,14 @@ def unpackable(bert) -> str | None:
     return None
 
 
-class PackedTower(SentenceTower):
-    """The same tokenizer, pooling and outputs as the :class:`SentenceTower` it packs; float32 outputs."""
+class PackedBert:
+    """A ``BertModel``'s weights packed for inference in ``dtype``: :meth:`run` gives float32 last hidden states."""
 
-    def __init__(self, tower: SentenceTower, dtype: torch.dtype) -> None:
-        why = unpackable(tower.bert)
+    def __init__(self, bert, dtype: torch.dtype) -> None:
+        why = unpackable(bert)
         if why is not None:
             raise ValueError(f"cannot pack this text tower: {why}")
-        super().__init__(tower.bert, tower.tokenizer, tower.max_length)
-        bert, cfg = tower.bert, tower.bert.config
+        cfg = bert.config
         self.dtype, self.heads, self.eps = dtype, int(cfg.num_attention_heads), float(cfg.layer_norm_eps)
 
         def cast(t: torch.Tensor) -> torch.Tensor:
@@ -66,11 +65,9 @@ class PackedTower(SentenceTower):
                 cast(layer.output.LayerNorm.weight), cast(layer.output.LayerNorm.bias),
             ))
 
-    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.words[input_ids]
-
     def run(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
             attention_mask: torch.Tensor) -> torch.Tensor:
+        """(N, L, hidden) float32 last hidden states of token ids or of their word embeddings (one of the two)."""
         x = self.words[input_ids] if inputs_embeds is None else inputs_embeds.to(self.dtype)
         n, length, d = x.shape
         x = F.layer_norm(x + self.positions[:length] + self.type0, (d,), *self.embed_norm, self.eps)
@@ -83,3 +80,38 @@ class PackedTower(SentenceTower):
             x = F.layer_norm(F.linear(att, o_w, o_b) + x, (d,), n1_w, n1_b, self.eps)
             x = F.layer_norm(F.linear(F.gelu(F.linear(x, i_w, i_b)), f_w, f_b) + x, (d,), n2_w, n2_b, self.eps)
         return x.float()
+
+
+class PackedCache:
+    """One :class:`PackedBert` of a live module, packed again when the module's device or dtype asked for changes or
+    any of its tensors changed in place (a version counter moved: a training step, a ``load_state_dict``)."""
+
+    def __init__(self) -> None:
+        self._module = None
+        self._tensors: list[torch.Tensor] = []
+        self._key: tuple | None = None
+        self._packed: PackedBert | None = None
+
+    def get(self, bert, dtype: torch.dtype) -> PackedBert:
+        if self._module is not bert:
+            self._module, self._tensors, self._key = bert, [*bert.parameters(), *bert.buffers()], None
+        key = (dtype, str(self._tensors[0].device) if self._tensors else "", tuple(t._version for t in self._tensors))
+        if self._packed is None or key != self._key:
+            self._packed, self._key = PackedBert(bert, dtype), key
+        return self._packed
+
+
+class PackedTower(SentenceTower):
+    """The same tokenizer, pooling and outputs as the :class:`SentenceTower` it packs; float32 outputs."""
+
+    def __init__(self, tower: SentenceTower, dtype: torch.dtype, packed: PackedBert | None = None) -> None:
+        super().__init__(tower.bert, tower.tokenizer, tower.max_length)
+        self.packed = packed if packed is not None else PackedBert(tower.bert, dtype)
+        self.dtype = self.packed.dtype
+
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.packed.words[input_ids]
+
+    def run(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
+            attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.packed.run(input_ids, inputs_embeds, attention_mask)

@@ -18,7 +18,7 @@ from torch import nn
 
 from cir.backbones.base import Backbone
 from cir.backbones.image_tower import ImageTower, ImageTowerConfig
-from cir.backbones.bert_packed import PackedTower, unpackable
+from cir.backbones.bert_packed import PackedCache, PackedTower, unpackable
 from cir.backbones.precision import requested_text_precision, resolve_text_precision
 from cir.backbones.text_tower import MINILM, SentenceTower, build_text_tower
 from cir.backbones.weights_digest import file_fingerprint
@@ -160,7 +160,8 @@ class CirBackbone(Backbone):
         self.model = model.eval()
         self.spec = spec
         self.requested_text_precision = requested_text_precision(text_precision)  # see cir/backbones/precision.py
-        self._text_copy: tuple[tuple, SentenceTower | None] | None = None  # ((tower, tensors, key), packed tower)
+        self._packed = PackedCache()  # the text tower's packed weights for inference, made on first use
+        self._packed_tower: PackedTower | None = None
         self._resolved_precision: tuple[torch.device, tuple[str, str]] | None = None
         self.dim = model.cfg.image.embed_dim
         self.token_dim = model.text.hidden if model.text is not None else model.cfg.image.embed_dim  # equal (checked)
@@ -214,20 +215,15 @@ class CirBackbone(Backbone):
 
     def _inference_tower(self) -> SentenceTower:
         """The packed forward (cir/backbones/bert_packed.py) in the precision resolved for this device, packed
-        again after the device or any of the tower's tensors changed (a version counter moved)."""
+        again after the device or any of the tower's tensors changed."""
         tower = self.model.text
         precision, why = self.text_precision()
         if why.startswith("transformers'"):
             return tower
-        if self._text_copy is None or self._text_copy[0][0] is not tower:
-            tensors = [*tower.parameters(), *tower.buffers()]
-            self._text_copy = ((tower, tensors, None), None)
-        (_, tensors, key), packed = self._text_copy
-        now = (str(self.device), precision, tuple(t._version for t in tensors))
-        if packed is None or key != now:
-            packed = PackedTower(tower, torch.bfloat16 if precision == "bf16" else torch.float32)
-            self._text_copy = ((tower, tensors, now), packed)
-        return packed
+        packed = self._packed.get(tower.bert, torch.bfloat16 if precision == "bf16" else torch.float32)
+        if self._packed_tower is None or self._packed_tower.packed is not packed or self._packed_tower.bert is not tower.bert:
+            self._packed_tower = PackedTower(tower, packed.dtype, packed)
+        return self._packed_tower
 
     def weights_fingerprint(self) -> str:
         """``sha256:<hex>`` of the checkpoint's model.safetensors bytes (cached by the file's path, size and mtime);
