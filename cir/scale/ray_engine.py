@@ -35,6 +35,7 @@ a cluster for images has) and have cir installed (docs/scale.md).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -78,13 +79,16 @@ class RayConfig:
 
 class RayEngine:
     """An :class:`cir.store.indexing.EmbedEngine` on a Ray cluster. ``startup`` holds, after a run, where each
-    worker's start-up went (:class:`cir.scale.embed_worker.WorkerStartup`)."""
+    worker's start-up went (:class:`cir.scale.embed_worker.WorkerStartup`); ``timings`` when the driver began to
+    open (``open``), had created the actors (``opened``) and was handed the planned jobs (``embed``):
+    ``time.time()``, as the workers' start-up."""
 
     name = "indexing (ray-actors)"
 
     def __init__(self, config: RayConfig | None = None) -> None:
         self.config = config or RayConfig()
         self.startup: list["WorkerStartup"] = []
+        self.timings: dict[str, float] = {}
 
     def open(self, model: ModelRef, cfg: IndexConfig) -> "RaySession":
         return RaySession(self, model, cfg)
@@ -95,6 +99,7 @@ class RaySession:
 
     def __init__(self, engine: RayEngine, model: ModelRef, cfg: IndexConfig) -> None:
         self.engine, self.config, self.cfg = engine, engine.config, cfg
+        engine.timings = {"open": time.time()}
         self.ray, self.started_ray = connect(self.config.address)
         try:
             self.actors = self._create_actors(model)
@@ -102,6 +107,7 @@ class RaySession:
         except BaseException:
             self._release()
             raise
+        engine.timings["opened"] = time.time()
 
     def _create_actors(self, model: ModelRef) -> list:
         from cir.scale.embed_worker import EmbedBatches
@@ -117,6 +123,7 @@ class RaySession:
     def embed(self, jobs: Sequence["FileJob"]) -> Iterator[list[Embedded]]:
         if not jobs:
             return
+        self.engine.timings["embed"] = time.time()
         tasks = _task_bounds(len(jobs), self.cfg.batch_size, len(self.actors))
         dispatch = _Dispatch(self.ray, self.actors, self.started, jobs, tasks)
         parts = ((start, *result) for (start, _), result in zip(tasks, dispatch.in_order()))
