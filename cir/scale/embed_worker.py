@@ -109,8 +109,11 @@ class EmbedRows(EmbedBatches):
     (this worker's pickled :class:`WorkerStartup` on the first row it returns, empty after)."""
 
     def __init__(self, **arguments) -> None:
+        import threading
+
         super().__init__(**arguments)
         self.told_startup = False
+        self.telling = threading.Lock()  # Ray Data may run two calls at once (cir.scale.ray_data_engine)
 
     def __call__(self, batch: dict) -> dict:
         import pickle
@@ -119,8 +122,9 @@ class EmbedRows(EmbedBatches):
 
         vectors, made, results = self.embed([pickle.loads(blob) for blob in batch["job"]])
         startup = [b""] * len(results)
-        if not self.told_startup and startup:
-            startup[0], self.told_startup = pickle.dumps(self.startup), True
+        with self.telling:
+            if not self.told_startup and startup:
+                startup[0], self.told_startup = pickle.dumps(self.startup), True
         return {"i": np.asarray(batch["i"], np.int64), "vector": vectors, "made": made,
                 "result": np.array([pickle.dumps(r) for r in results], dtype=object),
                 "startup": np.array(startup, dtype=object)}

@@ -4,7 +4,8 @@ The run's jobs become a Ray Dataset (one row per job, in order: ``preserve_order
 ``map_batches`` class, :class:`cir.scale.embed_worker.EmbedRows`: a pool of exactly ``workers`` actors (one backbone
 each, ``num_cpus`` / ``num_gpus`` as configured) that read each file or shard sample, decode it through
 :class:`cir.encode.Encoder` (the same decode, limits and failures as local indexing) and embed ``batch_size`` of
-them per call. The driver takes the output blocks in job order and hands them, one forward pass's worth at a time,
+them per call, one block of the dataset per call, :data:`CALLS_PER_WORKER` calls at once per actor (one batch
+decoding beside the other's forward pass, as a local run's threads decode beside the model). The driver takes the output blocks in job order and hands them, one forward pass's worth at a time,
 to the indexer, which commits them through the store's single writer exactly as it commits a local run's
 (:func:`cir.scale.ray_engine.hand_over`, shared with the plain-actor engine).
 
@@ -13,9 +14,9 @@ Ray Data needs the rows to exist before it runs, so the dataset is made when the
 import ``ray.data`` in the driver, and prepare the execution context (order kept, no progress bars or stats
 logs). What start-up costs and what is left is measured by ``benchmarks/bench_ray.py`` (docs/scale.md).
 
-The guarantees are the local ones: a killed driver leaves only whole commits; a killed actor is replaced by Ray
-Data and its batch retried (its results never reached the writer), and a batch that fails for good fails the run,
-whose commits a re-run keeps.
+The guarantees are the local ones: a killed driver leaves only whole commits; a killed actor is restarted by Ray
+(Ray Data's default: without limit) and its batches retried (their results never reached the writer), and an
+error raised while embedding a batch fails the run, whose commits a re-run keeps.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from cir.encode.pipeline import FileJob
     from cir.scale.embed_worker import WorkerStartup
 
+CALLS_PER_WORKER = 2  # batches an actor works on at once: one decoding while the other's forward pass runs
 BLOCKS_PREFETCHED = 2  # output blocks the driver's iterator fetches ahead of the one it hands to the writer
 
 
@@ -125,7 +127,9 @@ class RayDataSession:
                 batch_format="numpy",
                 # `concurrency=workers` in Ray's older words: a pool of exactly this many actors, none added later;
                 # Ray Data restarts an actor that dies and retries its batch (its default: without limit)
-                compute=ray.data.ActorPoolStrategy(min_size=self.config.workers, max_size=self.config.workers),
+                compute=ray.data.ActorPoolStrategy(min_size=self.config.workers, max_size=self.config.workers,
+                                                   max_concurrent_calls_per_actor=CALLS_PER_WORKER,
+                                                   enable_true_multi_threading=CALLS_PER_WORKER > 1),
                 **resources,
             )
 
