@@ -29,31 +29,23 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from cir.errors import CirError
-from cir.scale.ray_engine import (RayConfig, RayEngineError, check_placement, connect, hand_over,
-                                  worker_arguments)
+from cir.scale.ray_engine import RayEngineBase, RayEngineError, check_placement, connect, hand_over, worker_arguments
 from cir.store.indexing import Embedded, IndexConfig, ModelRef
 
 if TYPE_CHECKING:
     from cir.encode.pipeline import FileJob
-    from cir.scale.embed_worker import WorkerStartup
 
 CALLS_PER_WORKER = 2  # batches an actor works on at once: one decoding while the other's forward pass runs
 BLOCKS_PREFETCHED = 2  # output blocks the driver's iterator fetches ahead of the one it hands to the writer
 
 
-class RayDataEngine:
+class RayDataEngine(RayEngineBase):
     """An :class:`cir.store.indexing.EmbedEngine` on Ray Data (``map_batches`` with a stateful class).
-    ``startup`` holds, after a run, where each worker's start-up went; ``timings`` when the driver began to open
-    (``open``), was connected with ``ray.data`` imported (``opened``), was handed the planned jobs (``embed``), had
-    made the dataset (``dataset_made``) and received the first block (``first_block``): ``time.time()``, as the
-    workers' :class:`WorkerStartup`."""
+    ``timings``: when the driver began to open (``open``), was connected with ``ray.data`` imported (``opened``),
+    was handed the planned jobs (``embed``), had made the dataset (``dataset_made``) and received the first block
+    (``first_block``)."""
 
     name = "indexing (ray)"
-
-    def __init__(self, config: RayConfig | None = None) -> None:
-        self.config = config or RayConfig()
-        self.startup: list["WorkerStartup"] = []
-        self.timings: dict[str, float] = {}
 
     def open(self, model: ModelRef, cfg: IndexConfig) -> "RayDataSession":
         return RayDataSession(self, model, cfg)

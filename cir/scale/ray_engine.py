@@ -77,18 +77,22 @@ class RayConfig:
         return max(1, math.ceil(self.cpus_per_worker))
 
 
-class RayEngine:
-    """An :class:`cir.store.indexing.EmbedEngine` on a Ray cluster. ``startup`` holds, after a run, where each
-    worker's start-up went (:class:`cir.scale.embed_worker.WorkerStartup`); ``timings`` when the driver began to
-    open (``open``), had created the actors (``opened``) and was handed the planned jobs (``embed``):
-    ``time.time()``, as the workers' start-up."""
-
-    name = "indexing (ray-actors)"
+class RayEngineBase:
+    """What both Ray engines hold: their configuration and, after a run, where each worker's start-up went
+    (``startup``: :class:`cir.scale.embed_worker.WorkerStartup`) and when the driver's own steps happened
+    (``timings``: ``time.time()``, as the workers' start-up)."""
 
     def __init__(self, config: RayConfig | None = None) -> None:
         self.config = config or RayConfig()
         self.startup: list["WorkerStartup"] = []
         self.timings: dict[str, float] = {}
+
+
+class RayEngine(RayEngineBase):
+    """An :class:`cir.store.indexing.EmbedEngine` on plain Ray actors. ``timings``: when the driver began to open
+    (``open``), had created the actors (``opened``) and was handed the planned jobs (``embed``)."""
+
+    name = "indexing (ray-actors)"
 
     def open(self, model: ModelRef, cfg: IndexConfig) -> "RaySession":
         return RaySession(self, model, cfg)
