@@ -5,9 +5,10 @@ The run's jobs become a Ray Dataset (one row per job, in order: ``preserve_order
 each, ``num_cpus`` / ``num_gpus`` as configured) that read each file or shard sample, decode it through
 :class:`cir.encode.Encoder` (the same decode, limits and failures as local indexing) and embed ``batch_size`` of
 them per call, one block of the dataset per call, :data:`CALLS_PER_WORKER` calls at once per actor (one batch
-decoding beside the other's forward pass, as a local run's threads decode beside the model). The driver takes the output blocks in job order and hands them, one forward pass's worth at a time,
-to the indexer, which commits them through the store's single writer exactly as it commits a local run's
-(:func:`cir.scale.ray_engine.hand_over`, shared with the plain-actor engine).
+decoding beside the other's forward pass, as a local run's threads decode beside the model). The driver takes the
+output blocks in job order and hands them, one forward pass's worth at a time, to the indexer, which commits them
+through the store's single writer exactly as it commits a local run's (:func:`cir.scale.ray_engine.hand_over`,
+shared with the plain-actor engine).
 
 Ray Data needs the rows to exist before it runs, so the dataset is made when the planned jobs arrive
 (:meth:`RayDataSession.embed`); what :meth:`RayDataEngine.open` can do before planning, it does: connect to Ray,
