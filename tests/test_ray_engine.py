@@ -355,7 +355,8 @@ def test_a_ray_data_worker_with_other_weights_than_the_store_fails_the_run_with_
     model = ModelRef(spec, DecodeLimits(), "sha256:" + "0" * 32, load=lambda: pytest.fail("the driver loaded the model"))
     session = ray_engine("ray").open(model, IndexConfig(batch_size=4, progress=False))
     try:
-        with pytest.raises(StoreWeightsMismatch, match="give every node the checkpoint the store was built with"):
+        with pytest.raises(StoreWeightsMismatch, match="give every node the checkpoint the store was built with") as caught:
             list(session.embed(jobs))
+        assert type(caught.value) is StoreWeightsMismatch  # the worker's own error, not Ray's wrapper of it
     finally:
         session.close()

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from cir.errors import CirError
-from cir.scale.ray_engine import RayEngineBase, RayEngineError, check_placement, connect, hand_over, worker_arguments
+from cir.scale.ray_engine import (RayEngineBase, RayEngineError, check_placement, connect, hand_over, worker_arguments,
+                                  worker_failure)
 from cir.store.indexing import Embedded, IndexConfig, ModelRef
 
 if TYPE_CHECKING:
@@ -94,12 +94,11 @@ class RayDataSession:
             batches.close()  # a run that stops early stops Ray Data's execution too
 
     def _dataset(self, jobs: Sequence["FileJob"]):
+        import pyarrow as pa
         import ray.data
         from ray.data.context import DataContext
 
         from cir.scale.embed_worker import EmbedRows
-
-        import pyarrow as pa
 
         # one block per forward pass, ``batch_size`` jobs each (from_blocks keeps them as given, and computes their
         # metadata here, where from_arrow runs a Ray task for it): a map task's output is one block, sent when the task
@@ -109,6 +108,7 @@ class RayDataSession:
         blocks = [pa.table({"i": pa.array(range(start, min(start + step, len(jobs))), pa.int64()),
                             "job": pa.array([pickle.dumps(job) for job in jobs[start:start + step]], pa.binary())})
                   for start in range(0, len(jobs), step)]
+        actors = min(self.config.workers, len(blocks))  # a short run (an incremental one) starts no idle actor
         resources = {"num_cpus": self.config.cpus_per_worker}
         if self.config.gpus_per_worker > 0:
             resources["num_gpus"] = self.config.gpus_per_worker
@@ -120,7 +120,7 @@ class RayDataSession:
                 batch_format="numpy",
                 # `concurrency=workers` in Ray's older words: a pool of exactly this many actors, none added later;
                 # Ray Data restarts an actor that dies and retries its batch (its default: without limit)
-                compute=ray.data.ActorPoolStrategy(min_size=self.config.workers, max_size=self.config.workers,
+                compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors,
                                                    max_concurrent_calls_per_actor=CALLS_PER_WORKER,
                                                    enable_true_multi_threading=CALLS_PER_WORKER > 1),
                 **resources,
@@ -159,18 +159,4 @@ def _failures_named(batches: Iterator[dict]) -> Iterator[dict]:
     try:
         yield from batches
     except RayError as exc:
-        cause = _cir_cause(exc)
-        if cause is not None:
-            raise cause from None
-        raise RayEngineError(f"Ray Data failed to embed: {exc}; the images committed so far are kept: fix the cause "
-                             "and run the same command again") from None
-
-
-def _cir_cause(exc: BaseException) -> CirError | None:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, CirError):
-            return exc
-        exc = getattr(exc, "cause", None) or exc.__cause__
-    return None
+        raise worker_failure(exc, "Ray Data failed to embed") from None

@@ -186,6 +186,17 @@ def hand_over(jobs: Sequence["FileJob"], parts: Iterator[tuple[int, np.ndarray, 
         raise RayEngineError(f"Ray returned {received} of {len(jobs)} results; run the same command again")
 
 
+def worker_failure(exc: BaseException, what: str) -> CirError:
+    """What to raise for a Ray worker's failure ``exc``: the cir error the worker raised (another checkpoint than
+    the store's, ...), as itself (Ray hands it over as its error's ``cause``); otherwise :class:`RayEngineError`
+    saying ``what``, Ray's error, what is kept and what to do."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, CirError):
+        return cause
+    return RayEngineError(f"{what}: {exc}; the images committed so far are kept: fix the cause and run the same "
+                          "command again")
+
+
 def connect(address: str | None):
     """The ``ray`` module, connected; and whether this call started the connection (then the run ends it)."""
     try:
@@ -264,11 +275,7 @@ class _Dispatch:
         try:
             return self.ray.get(ref)
         except RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, CirError):
-                raise cause from None
-            raise RayEngineError(f"a Ray worker failed: {exc}; the images committed so far are kept: run the same "
-                                 "command again") from None
+            raise worker_failure(exc, "a Ray worker failed") from None
         except RayActorError as exc:
             raise RayEngineError(f"a Ray worker died for good (after {WORKER_RESTARTS} restarts, or while starting): "
                                  f"{exc}; the images committed so far are kept: fix the cause and run the same command "
