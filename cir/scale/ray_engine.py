@@ -24,8 +24,9 @@ store was built with.
 
 Why plain actors beside Ray Data's ``map_batches``: Ray Data needs the jobs before its actors start, so they start
 only once the driver has planned, and on this 2-core machine its streaming executor and its workers' imports of
-ray.data, pyarrow and pandas add about 2 s before the actor's constructor runs (docs/scale.md, measured by
-``benchmarks/bench_ray.py``); actors here start when the engine opens. The pool keeps what the indexer uses from
+ray.data, pyarrow and pandas add 2.3-2.6 s before the actor's constructor runs: the first results reach the driver
+about 3.5 s later than here (docs/scale.md, measured by ``benchmarks/bench_ray.py``); actors here start when the
+engine opens. The pool keeps what the indexer uses from
 Ray Data: order, retries, one model per actor, GPUs.
 
 Workers read the files themselves, so every node must see the paths the driver planned (a shared filesystem, as
