@@ -1,4 +1,4 @@
-"""``cir index --engine ray`` against the local indexer on the same images, on this machine.
+"""``cir index --engine ray`` (Ray Data) and ``--engine ray-actors`` against the local indexer, same images, this machine.
 
     python benchmarks/bench_ray.py                      # prints the Markdown section
     python benchmarks/bench_ray.py --write              # also replaces it in benchmarks/RESULTS.md and
@@ -8,16 +8,19 @@ The folder holds N JPEG renders of the offline scenes world (cached under benchm
 bench_indexing.py). In one process, with the backbone loaded before timing:
 
 * local: ``Store.index`` into a fresh store with the default engine (decoding threads beside the model);
-* ray: Ray started in this process with the machine's CPUs (``ray.init``, timed on its own), then ``Store.index``
-  into another fresh store with ``RayEngine`` (``--workers`` actors of ``--cpus-per-worker`` CPUs, created cold
-  when the run starts: each imports torch, loads the backbone, reads, decodes through cir.encode and embeds; the
-  driver plans meanwhile, then commits).
+* Ray started in this process with the machine's CPUs (``ray.init``, timed on its own, once for both engines);
+* ray: ``Store.index`` into a fresh store with ``RayDataEngine`` (Ray Data's ``map_batches`` over the planned jobs:
+  a pool of ``--workers`` actors of ``--cpus-per-worker`` CPUs, started when the dataset executes);
+* ray-actors: the same with ``RayEngine`` (plain Ray actors, created when the engine opens, before planning).
+  Each engine's workers start cold: each imports torch, loads the backbone, reads, decodes through cir.encode and
+  embeds; the driver plans, then commits.
 
-It reports both wall times and their ratio (target <= 1.15x; with and without ``ray.init``), where the first
-worker's start-up went (its process and Ray's scheduling, the imports, the model load: timed inside the actor),
-the steady-state rate of the Ray run (between the first and the last chunk the driver received: actor start-up
-excluded) and the throughput per worker it implies, and checks that the two stores hold the same items with
-vectors equal to 1e-5. The machine is shared: its load average is stated at start and end.
+For each engine it reports the wall time and its ratio to local (target <= 1.15x; with and without ``ray.init``),
+where the start-up went (the driver's open, planning, the dataset's creation, the first worker's process and Ray's
+scheduling until its constructor ran, its imports and model load: timed inside the actor, then the first chunk
+received), the steady-state rate (between the first and the last chunk the driver received: start-up excluded) and
+the throughput per worker it implies, and checks that every store holds the local run's items with vectors equal to
+1e-5. The machine is shared: its load average is stated at start and end.
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ from benchmarks.bench_indexing import make_folder  # noqa: E402
 RESULTS_JSON = REPO / "benchmarks" / "results" / "ray.json"
 
 
+ENGINES = ("ray", "ray-actors")  # as `cir index --engine` names them; timed in this order
+
+
 def run(n: int, size: int, backbone_spec: str, batch_size: int, workers: int, cpus_per_worker: float) -> dict:
-    import numpy as np
     import ray
 
     import cir
     from cir.backbones import load_backbone
-    from cir.scale.ray_engine import RayConfig, RayEngine
 
     folder = make_folder(n, size)
     backbone = load_backbone(backbone_spec)
@@ -58,68 +62,124 @@ def run(n: int, size: int, backbone_spec: str, batch_size: int, workers: int, cp
         start = time.perf_counter()
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _temp_dir=str(Path(tmp) / "ray-session"), logging_level="WARNING")
         init_s = time.perf_counter() - start
-        arrivals: list[tuple[float, int]] = []
-        engine = RayEngine(RayConfig(workers=workers, cpus_per_worker=cpus_per_worker,
-                                     on_chunk=lambda rows: arrivals.append((time.perf_counter(), rows))))
-        remote = cir.open_store(Path(tmp) / "ray-store", backbone=backbone, create=True)
-        ray_start, ray_start_wall = time.perf_counter(), time.time()
-        remote.index([folder], progress=False, batch_size=batch_size, engine=engine)
-        ray_s = time.perf_counter() - ray_start
+        engines = {name: run_engine(name, Path(tmp) / name, folder, backbone, local, batch_size, workers, cpus_per_worker)
+                   for name in ENGINES}
         ray.shutdown()
-        # the first worker's start-up, on the driver's clock (time.time() in the actor; one machine)
-        first = min(engine.startup, key=lambda up: up.ready_at)
-        worker = {"worker_constructed_s": first.constructed_at - ray_start_wall, "worker_imports_s": first.imports_s,
-                  "worker_load_s": first.load_s, "worker_ready_s": first.ready_at - ray_start_wall}
-
-        same_paths = [i.path for i in local.items()] == [i.path for i in remote.items()]
-        max_diff = float(np.abs(local.vectors() - remote.vectors()).max()) if same_paths else float("nan")
         items = len(local)
-    (t0, r0), (t1, r1) = arrivals[0], arrivals[-1]
-    steady = (r1 - r0) / (t1 - t0) if t1 > t0 else float("nan")
+    for r in engines.values():
+        r.update(ratio=r["wall_s"] / local_s, ratio_with_init=(r["wall_s"] + init_s) / local_s, rate=n / r["wall_s"])
     return {
         "images": n, "image_size": size, "backbone": backbone_spec, "batch_size": batch_size, "workers": workers,
-        "cpus_per_worker": cpus_per_worker, "items": items, "local_s": local_s, "ray_init_s": init_s, "ray_s": ray_s,
-        "first_chunk_s": t0 - ray_start, **worker,
-        "ratio": ray_s / local_s, "ratio_with_init": (ray_s + init_s) / local_s,
-        "local_rate": n / local_s, "ray_rate": n / ray_s, "ray_steady_rate": steady,
-        "steady_rate_per_worker": steady / workers, "same_items": same_paths, "max_abs_vector_diff": max_diff,
-        "load_start": load_start, "load_end": os.getloadavg()[0], "machine": machine,
+        "cpus_per_worker": cpus_per_worker, "items": items, "local_s": local_s, "local_rate": n / local_s,
+        "ray_init_s": init_s, "engines": engines, "load_start": load_start, "load_end": os.getloadavg()[0],
+        "machine": machine,
     }
 
 
+def run_engine(name: str, root: Path, folder: Path, backbone, local, batch_size: int, workers: int,
+               cpus_per_worker: float) -> dict:
+    """One cold run of ``cir index --engine NAME`` into a fresh store, on the Ray this process started."""
+    import numpy as np
+
+    import cir
+    from cir.scale.ray_data_engine import RayDataEngine
+    from cir.scale.ray_engine import RayConfig, RayEngine
+
+    arrivals: list[tuple[float, int]] = []
+    config = RayConfig(workers=workers, cpus_per_worker=cpus_per_worker,
+                       on_chunk=lambda rows: arrivals.append((time.perf_counter(), rows)))
+    engine = RayDataEngine(config) if name == "ray" else RayEngine(config)
+    store = cir.open_store(root, backbone=backbone, create=True)
+    start, start_wall = time.perf_counter(), time.time()
+    store.index([folder], progress=False, batch_size=batch_size, engine=engine)
+    wall_s = time.perf_counter() - start
+    # the first worker's start-up, on the driver's clock (time.time() in the actor; one machine)
+    first = min(engine.startup, key=lambda up: up.ready_at)
+    timings = {key: at - start_wall for key, at in engine.timings.items()}  # the driver's own steps
+    same_paths = [i.path for i in local.items()] == [i.path for i in store.items()]
+    (t0, r0), (t1, r1) = arrivals[0], arrivals[-1]
+    steady = (r1 - r0) / (t1 - t0) if t1 > t0 else float("nan")
+    return {
+        "wall_s": wall_s, "first_chunk_s": t0 - start, "driver": timings,
+        "worker_constructed_s": first.constructed_at - start_wall, "worker_imports_s": first.imports_s,
+        "worker_load_s": first.load_s, "worker_ready_s": first.ready_at - start_wall,
+        "steady_rate": steady, "steady_rate_per_worker": steady / workers, "same_items": same_paths,
+        "max_abs_vector_diff": float(np.abs(local.vectors() - store.vectors()).max()) if same_paths else float("nan"),
+    }
+
+
+def _older(r: dict) -> dict:
+    """A results file from before Ray Data came back: one plain-actor engine, called ray then."""
+    if "engines" in r:
+        return r
+    actors = {"wall_s": r["ray_s"], "first_chunk_s": r["first_chunk_s"], "driver": {},
+              "worker_constructed_s": r.get("worker_constructed_s", float("nan")),
+              "worker_imports_s": r.get("worker_imports_s", float("nan")), "worker_load_s": r.get("worker_load_s", float("nan")),
+              "steady_rate": r["ray_steady_rate"], "steady_rate_per_worker": r["steady_rate_per_worker"],
+              "same_items": r["same_items"], "max_abs_vector_diff": r["max_abs_vector_diff"], "ratio": r["ratio"],
+              "ratio_with_init": r["ratio_with_init"], "rate": r["ray_rate"]}
+    return {**r, "engines": {"ray-actors": actors}}
+
+
+def _cell(value: float | None, digits: int = 1) -> str:
+    return "" if value is None or value != value else f"{value:.{digits}f}"
+
+
 def markdown(r: dict) -> str:
-    r = {"worker_constructed_s": float("nan"), "worker_imports_s": float("nan"), "worker_load_s": float("nan"), **r}  # older results
-    per_worker = r["steady_rate_per_worker"]
-    fifty_m_hours = 50e6 / per_worker / 3600
-    return f"""## Ray engine: `cir index --engine ray` vs the local indexer, same images, this machine
+    r = _older(r)
+    engines = r["engines"]
+    names = [name for name in ENGINES if name in engines]
+    header = "| | local | " + " | ".join(f"`--engine {name}`" for name in names) + " |\n|---|---|" + "---|" * len(names)
+
+    def row(label: str, local: str, values) -> str:
+        return f"| {label} | {local} | " + " | ".join(values) + " |"
+
+    def driver(name: str, start: str, end: str) -> str:
+        d = engines[name]["driver"]
+        return _cell(d[end] - d[start], 2) if start in d and end in d else ""
+
+    rows = [
+        row("wall s", _cell(r["local_s"]), [_cell(engines[n]["wall_s"]) for n in names]),
+        row("img/s, whole run", _cell(r["local_rate"]), [_cell(engines[n]["rate"]) for n in names]),
+        row("**ratio to local** (target <= 1.15x)", "1.00x", [f"**{engines[n]['ratio']:.2f}x**" for n in names]),
+        row("ratio with `ray.init` ({:.1f} s, once per driver)".format(r["ray_init_s"]), "",
+            [f"{engines[n]['ratio_with_init']:.2f}x" for n in names]),
+        row("start-up: the driver's open, s (connect; ray: import ray.data; ray-actors: create the actors)", "",
+            [driver(n, "open", "opened") for n in names]),
+        row("start-up: the driver's planning, s (until the engine is handed the jobs)", "",
+            [driver(n, "opened", "embed") for n in names]),
+        row("start-up: making the dataset, s (ray)", "", [driver(n, "embed", "dataset_made") for n in names]),
+        row("start-up: the first worker's constructor began, s after the run's start (its process, Ray's scheduling; "
+            "ray: the dataset's execution and the worker's imports of ray.data, pyarrow, pandas)", "",
+            [_cell(engines[n]["worker_constructed_s"], 2) for n in names]),
+        row("start-up: its imports (torch, cir's encoder), s", "", [_cell(engines[n]["worker_imports_s"], 2) for n in names]),
+        row("start-up: its backbone load (the image tower), s", "", [_cell(engines[n]["worker_load_s"], 2) for n in names]),
+        row("start-up: the first chunk reached the driver, s after the run's start (one forward pass and its trip back)", "",
+            [_cell(engines[n]["first_chunk_s"], 2) for n in names]),
+        row("steady state, img/s (first to last chunk received)", "", [_cell(engines[n]["steady_rate"]) for n in names]),
+        row("same items as local; largest vector difference", "",
+            [f"{engines[n]['same_items']}; {engines[n]['max_abs_vector_diff']:.1e}" for n in names]),
+    ]
+    per_worker = {n: engines[n]["steady_rate_per_worker"] for n in names}
+    fifty_m = "; ".join(f"`{n}` {per_worker[n]:.1f} img/s per worker, so 50M images take {50e6 / per_worker[n] / 3600:,.0f} "
+                        f"worker-hours ({50e6 / per_worker[n] / 3600 / 100:,.1f} h on 100 such workers)" for n in names)
+    return f"""## Ray engines: `cir index --engine ray` (Ray Data) and `--engine ray-actors` vs the local indexer, same images, this machine
 
 Machine: {r['machine']}; load average {r['load_start']:.2f} before the local run and {r['load_end']:.2f} at the end
 (the machine is shared with other jobs: the ratio is what matters, and it is noisy at this load).
 
 {r['images']} JPEG renders of the scenes world at {r['image_size']}x{r['image_size']}; backbone `{r['backbone']}`; batch
 size {r['batch_size']}. Ray: started in this process with {os.cpu_count()} CPUs; {r['workers']} worker(s) of
-{r['cpus_per_worker']:g} CPUs (one backbone each). Both stores hold the same {r['items']} items in the same order:
-{r['same_items']}; largest vector difference {r['max_abs_vector_diff']:.2e}.
+{r['cpus_per_worker']:g} CPUs (one backbone each), started cold for each engine; runs in the order local,
+{', '.join(names)}; the store holds {r['items']} items.
 
-| run | wall s | img/s |
-|---|---|---|
-| local indexer | {r['local_s']:.1f} | {r['local_rate']:.1f} |
-| `ray.init` (once per driver) | {r['ray_init_s']:.1f} | |
-| Ray engine (actor start, backbone load, read, decode, embed, commit) | {r['ray_s']:.1f} | {r['ray_rate']:.1f} |
-| of which: until the first chunk reached the driver (actor start, backbone load, first batch) | {r['first_chunk_s']:.1f} | |
-| of which: the first worker's process start and Ray's scheduling, until its constructor ran | {r['worker_constructed_s']:.1f} | |
-| of which: its imports (torch, cir's encoder) | {r['worker_imports_s']:.1f} | |
-| of which: its backbone load (the image tower) | {r['worker_load_s']:.1f} | |
-| Ray engine, steady state (first to last chunk received) | | {r['ray_steady_rate']:.1f} |
+{header}
+{chr(10).join(rows)}
 
-Overhead ratio (Ray wall / local wall): **{r['ratio']:.2f}x** ({r['ratio_with_init']:.2f}x with `ray.init`); target <= 1.15x.
-One run of each, local first. When the load average is far above the core count, the two wall times differ by how
-busy the machine was during each more than by Ray's overhead, so read the ratio with the load figures above; the
-robust numbers are the fixed cost per run (`ray.init` plus the time to the first chunk: actor process, torch
-import, backbone load, first forward pass) and the steady-state rate.
-Steady-state throughput per worker: **{per_worker:.1f} img/s**, so 50M images at that rate take
-{fifty_m_hours:,.0f} worker-hours (e.g. {fifty_m_hours / 100:,.1f} h on 100 such workers), plus the driver's planning
-and commits (see docs/scale.md).
+One run of each. When the load average is far above the core count, the wall times differ by how busy the machine
+was during each more than by Ray's overhead, so read the ratios with the load figures above; the robust numbers
+are the fixed cost per run (until the first chunk) and the steady-state rates. Steady-state throughput: {fifty_m};
+plus the driver's planning and commits (see docs/scale.md).
 
 Command: `python benchmarks/bench_ray.py --write`
 """

@@ -1,7 +1,8 @@
-"""``cir index --engine ray`` on real Ray clusters started here: a Ray run equals a local run (same items and ids,
-vectors to float tolerance, same captions), a worker killed mid-run and a driver killed mid-run both end, after a
-re-run, in the store an uninterrupted local run makes. One test runs a two-node cluster on this machine (two
-``ray start`` processes, stopped by the test: only what it started).
+"""``cir index --engine ray`` (Ray Data's ``map_batches``) and ``--engine ray-actors`` (plain Ray actors) on real Ray
+clusters started here: a Ray run equals a local run (same items and ids, vectors to float tolerance, same captions),
+a worker killed mid-run and a driver killed mid-run both end, after a re-run, in the store an uninterrupted local
+run makes. The equality, kill and placement tests run on both engines; the two-node cluster (two ``ray start``
+processes, stopped by the test: only what it started) runs ``--engine ray``.
 
 The cluster tests are slow (Ray and its actors start in seconds, not milliseconds); nothing asserts on time.
 """
@@ -67,16 +68,27 @@ def assert_same_meta(a, b) -> None:
     assert [a.item_meta(i.path) for i in a.items()] == [b.item_meta(i.path) for i in b.items()]
 
 
-@pytest.mark.slow
-def test_a_ray_run_equals_a_local_run_and_so_does_an_incremental_one(tmp_path, spec, ray_session, monkeypatch):
-    import cir.backbones
+ENGINES = ("ray", "ray-actors")  # the CLI's names
+
+
+def ray_engine(name: str, **config):
+    """The engine ``cir index --engine NAME`` runs, with ``config``'s :class:`RayConfig` fields."""
+    from cir.scale.ray_data_engine import RayDataEngine
     from cir.scale.ray_engine import RayConfig, RayEngine
+
+    return {"ray": RayDataEngine, "ray-actors": RayEngine}[name](RayConfig(**config))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_a_ray_run_equals_a_local_run_and_so_does_an_incremental_one(tmp_path, spec, ray_session, monkeypatch, engine_name):
+    import cir.backbones
 
     sources = make_inputs(tmp_path)
     local = cir.open_store(tmp_path / "local", backbone=spec, create=True)
     assert local.backbone.dim  # created with its backbone loaded: the local runs below do not load it again
     remote = cir.open_store(tmp_path / "ray", backbone=spec, create=True)
-    engine = RayEngine(RayConfig(workers=2))
+    engine = ray_engine(engine_name, workers=2)
     local_summary, ray_summary = index(local, sources), index(remote, sources, engine)
     assert ray_summary.to_json() == local_summary.to_json() and ray_summary.added == 20
     assert_same_store(local, remote)  # same ids, metadata, vectors to 1e-5
@@ -102,13 +114,14 @@ def test_a_ray_run_equals_a_local_run_and_so_does_an_incremental_one(tmp_path, s
 
 
 @pytest.mark.slow
-def test_workers_that_this_machine_cannot_place_are_refused_at_once(tmp_path, spec, ray_session):
-    from cir.scale.ray_engine import RayConfig, RayEngine, RayEngineError
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_workers_that_this_machine_cannot_place_are_refused_at_once(tmp_path, spec, ray_session, engine_name):
+    from cir.scale.ray_engine import RayEngineError
 
     write_images(tmp_path / "photos", 2)
     store = cir.open_store(tmp_path / "store", backbone=spec, create=True)
     with pytest.raises(RayEngineError, match=r"--workers 3 with 1 CPUs each needs 3 CPUs, but this machine's Ray has 2"):
-        index(store, [str(tmp_path / "photos")], RayEngine(RayConfig(workers=3)))
+        index(store, [str(tmp_path / "photos")], ray_engine(engine_name, workers=3))
     assert len(store) == 0
 
 
@@ -167,15 +180,14 @@ def _actor_pids() -> list[int]:
             title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"EmbedBatches" in title:
+        if b"EmbedBatches" in title or b"EmbedRows" in title:  # ray-actors' actor; Ray Data's MapWorker(...(EmbedRows))
             pids.append(pid)
     return pids
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_then_a_rerun_equals_a_local_run(tmp_path, spec, ray_session):
-    from cir.scale.ray_engine import RayConfig, RayEngine
-
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_a_worker_killed_mid_run_then_a_rerun_equals_a_local_run(tmp_path, spec, ray_session, engine_name):
     sources = make_inputs(tmp_path, images=30)
     local = cir.open_store(tmp_path / "local", backbone=spec, create=True)
     index(local, sources)
@@ -190,12 +202,12 @@ def test_a_worker_killed_mid_run_then_a_rerun_equals_a_local_run(tmp_path, spec,
 
     remote = cir.open_store(tmp_path / "ray", backbone=spec, create=True)
     try:
-        index(remote, sources, RayEngine(RayConfig(workers=2, on_chunk=kill_one_actor)))
+        index(remote, sources, ray_engine(engine_name, workers=2, on_chunk=kill_one_actor))
         first_run = "finished (Ray restarted the actor and retried its batches)"
     except Exception as exc:  # noqa: BLE001 - the run may also fail; what it committed must stay good
         first_run = f"failed: {type(exc).__name__}"
     assert killed and _is_gone(killed[0]), first_run
-    index(remote, sources, RayEngine(RayConfig(workers=2)))
+    index(remote, sources, ray_engine(engine_name, workers=2))
     assert_same_store(local, remote)
     assert_same_meta(local, remote)
 
@@ -287,9 +299,11 @@ def test_a_two_node_cluster_run_killed_then_rerun_equals_a_local_run(tmp_path, s
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--engine", "spark"], "unknown engine 'spark'; choose one of local, ray"),
-    (["--address", "auto"], "go with --engine ray"),
-    (["--engine", "ray", "--workers", "0"], "--workers counts Ray workers"),
+    (["--engine", "spark"], "unknown engine 'spark'; choose one of local, ray, ray-actors"),
+    (["--address", "auto"], "go with --engine ray or ray-actors"),
+    (["--gpus-per-worker", "1"], "go with --engine ray or ray-actors"),
+    (["--engine", "ray", "--workers", "0"], "--workers counts Ray workers with --engine ray: give 1 or more"),
+    (["--engine", "ray-actors", "--workers", "0"], "--workers counts Ray workers with --engine ray-actors"),
 ])
 def test_engine_options_are_checked_before_anything_runs(tmp_path, spec, capsys, argv, fragment):
     from cir.cli import main
@@ -298,3 +312,51 @@ def test_engine_options_are_checked_before_anything_runs(tmp_path, spec, capsys,
     assert main(["index", str(tmp_path / "photos"), "--store", str(tmp_path / "store"), "--backbone", spec, *argv]) == 2
     assert fragment in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_the_map_batches_class_answers_each_row_in_order_and_tells_its_startup_once(tmp_path, tiny_cir_checkpoint):
+    """Ray Data's stateful class itself (what each map_batches actor runs), built here: one output row per job."""
+    import pickle
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from cir.encode.pipeline import FileJob
+    from cir.ingest.decode import DecodeLimits
+    from cir.scale.embed_worker import EmbedRows
+
+    write_images(tmp_path / "photos", 3)
+    (tmp_path / "photos" / "broken.png").write_text("not an image")
+    paths = [str(tmp_path / "photos" / name) for name in ("img0000.png", "broken.png", "img0001.png", "img0002.png")]
+    worker = EmbedRows(spec=f"cir:{tiny_cir_checkpoint}", limits=asdict(DecodeLimits()), device="cpu", threads=1,
+                       batch_size=4, weights=None)
+    batch = {"i": np.arange(7, 11), "job": np.array([pickle.dumps(FileJob(p, str(tmp_path))) for p in paths], object)}
+    first, second = worker(batch), worker(batch)
+    assert list(first["i"]) == [7, 8, 9, 10] and list(first["made"]) == [True, False, True, True]
+    results = [pickle.loads(blob) for blob in first["result"]]
+    assert results[1].reason is not None and all(r.pixels is None for r in results)
+    assert [r.reason for r in results[::2]] == [None, None]
+    assert first["vector"].shape == (4, worker.encoder.backbone.dim) and not first["vector"][1].any()
+    np.testing.assert_allclose(first["vector"][2], worker.encoder.encode_file(paths[2]), atol=1e-5)  # one image alone
+    np.testing.assert_allclose(first["vector"], second["vector"], atol=1e-6)
+    assert pickle.loads(first["startup"][0]).pid == os.getpid() and not any(second["startup"])
+
+
+@pytest.mark.slow
+def test_a_ray_data_worker_with_other_weights_than_the_store_fails_the_run_with_the_reason(tmp_path, spec, ray_session):
+    """The worker's refusal crosses Ray Data as itself (not as a Ray error), and the driver never loads the model."""
+    from cir.encode.pipeline import FileJob
+    from cir.errors import StoreWeightsMismatch
+    from cir.ingest.decode import DecodeLimits
+    from cir.store.indexing import IndexConfig, ModelRef
+
+    write_images(tmp_path / "photos", 2)
+    jobs = [FileJob(str(tmp_path / "photos" / f"img{i:04d}.png"), str(tmp_path / "photos")) for i in range(2)]
+    model = ModelRef(spec, DecodeLimits(), "sha256:" + "0" * 32, load=lambda: pytest.fail("the driver loaded the model"))
+    session = ray_engine("ray").open(model, IndexConfig(batch_size=4, progress=False))
+    try:
+        with pytest.raises(StoreWeightsMismatch, match="give every node the checkpoint the store was built with") as caught:
+            list(session.embed(jobs))
+        assert type(caught.value) is StoreWeightsMismatch  # the worker's own error, not Ray's wrapper of it
+    finally:
+        session.close()

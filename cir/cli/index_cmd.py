@@ -72,11 +72,11 @@ def register(app: typer.Typer) -> None:
         recall: float = recall_option(),
         index_param: List[str] = index_param_option(),
         batch_size: int = typer.Option(64, min=1, help="images per forward pass and per commit"),
-        workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores)); with --engine ray: embedding workers, Ray actors with one model each (default 1)"),
-        engine: str = typer.Option("local", "--engine", help="where images are decoded and embedded: local (this process) or ray (a Ray cluster; docs/scale.md)"),
-        address: Optional[str] = typer.Option(None, "--address", help="with --engine ray: the cluster (auto: the one `ray start` runs here; ray://HOST:10001: Ray Client); default: start Ray in this process"),
-        gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="with --engine ray: GPUs each worker holds (0: CPU)"),
-        cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0.01, help="with --engine ray: CPUs each worker reserves (its torch and decoding threads)"),
+        workers: Optional[int] = typer.Option(None, min=0, help="decoding threads (default: min(8, CPU cores)); with --engine ray or ray-actors: embedding workers, Ray actors with one model each (default 1)"),
+        engine: str = typer.Option("local", "--engine", help="where images are decoded and embedded: local (this process), ray (a Ray cluster, through Ray Data's map_batches) or ray-actors (a Ray cluster, plain Ray actors: a shorter start; docs/scale.md)"),
+        address: Optional[str] = typer.Option(None, "--address", help="with --engine ray or ray-actors: the cluster (auto: the one `ray start` runs here; ray://HOST:10001: Ray Client); default: start Ray in this process"),
+        gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="with --engine ray or ray-actors: GPUs each worker holds (0: CPU)"),
+        cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0.01, help="with --engine ray or ray-actors: CPUs each worker reserves (its torch and decoding threads)"),
         progress: Optional[bool] = progress_option(),
         quiet: bool = quiet_option(),
         backend: Optional[str] = typer.Option(
@@ -158,21 +158,26 @@ def held_by(described: dict) -> str:
     held = described.get("ntotal")
     return f"{held} vectors in the index file" if held is not None else "exact scan of the vectors (no index file)"
 
-ENGINES = ("local", "ray")
+ENGINES = ("local", "ray", "ray-actors")  # this process; Ray Data's map_batches; plain Ray actors (docs/scale.md)
 
 
 def _engine(name: str, address: str | None, workers: int | None, gpus: float, cpus: float):
-    """(the engine, the decoding threads for IndexConfig): --workers counts Ray workers with --engine ray."""
+    """(the engine, the decoding threads for IndexConfig): --workers counts Ray workers with a Ray engine."""
     from cir.errors import ConfigError
 
     if name not in ENGINES:
         raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
     if name == "local":
         if address is not None or gpus or cpus != 1.0:
-            raise ConfigError("--address, --gpus-per-worker and --cpus-per-worker go with --engine ray")
+            raise ConfigError("--address, --gpus-per-worker and --cpus-per-worker go with --engine ray or ray-actors")
         return None, workers
     from cir.scale.ray_engine import RayConfig, RayEngine
 
     if workers == 0:
-        raise ConfigError("--workers counts Ray workers with --engine ray: give 1 or more")
-    return RayEngine(RayConfig(address=address, workers=workers or 1, gpus_per_worker=gpus, cpus_per_worker=cpus)), None
+        raise ConfigError(f"--workers counts Ray workers with --engine {name}: give 1 or more")
+    config = RayConfig(address=address, workers=workers or 1, gpus_per_worker=gpus, cpus_per_worker=cpus)
+    if name == "ray-actors":
+        return RayEngine(config), None
+    from cir.scale.ray_data_engine import RayDataEngine
+
+    return RayDataEngine(config), None

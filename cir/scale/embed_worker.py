@@ -1,4 +1,5 @@
-"""One embedding worker of ``cir index --engine ray``: a Ray actor holding one backbone (:class:`EmbedBatches`).
+"""One embedding worker of ``cir index --engine ray-actors`` (a Ray actor holding one backbone, :class:`EmbedBatches`)
+and of ``--engine ray`` (the same worker as Ray Data's stateful ``map_batches`` class, :class:`EmbedRows`).
 
 This module imports nothing heavy at the top: a Ray worker imports it to build the actor, and the actor's
 constructor then imports torch and cir's encoder and loads the backbone (its image tower only: a worker never
@@ -98,3 +99,32 @@ class EmbedBatches:
             if vector is not None:
                 vectors[row], made[row] = vector, True
         return vectors, made, [replace(result, pixels=None) for _, result, _ in embedded]
+
+
+class EmbedRows(EmbedBatches):
+    """The stateful ``map_batches`` class of ``cir index --engine ray`` (Ray Data): one backbone per actor, as
+    :class:`EmbedBatches` loads and checks it; each call turns a batch of rows (``i``: the job's place in the run,
+    ``job``: the pickled :class:`cir.encode.pipeline.FileJob`) into columns: ``i``, ``vector``, ``made`` (which rows
+    hold a vector), ``result`` (the pickled :class:`cir.encode.pipeline.FileResult`, without pixels) and ``startup``
+    (this worker's pickled :class:`WorkerStartup` on the first row it returns, empty after)."""
+
+    def __init__(self, **arguments) -> None:
+        import threading
+
+        super().__init__(**arguments)
+        self.told_startup = False
+        self.telling = threading.Lock()  # Ray Data may run two calls at once (cir.scale.ray_data_engine)
+
+    def __call__(self, batch: dict) -> dict:
+        import pickle
+
+        import numpy as np
+
+        vectors, made, results = self.embed([pickle.loads(blob) for blob in batch["job"]])
+        startup = [b""] * len(results)
+        with self.telling:
+            if not self.told_startup and startup:
+                startup[0], self.told_startup = pickle.dumps(self.startup), True
+        return {"i": np.asarray(batch["i"], np.int64), "vector": vectors, "made": made,
+                "result": np.array([pickle.dumps(r) for r in results], dtype=object),
+                "startup": np.array(startup, dtype=object)}

@@ -1,4 +1,7 @@
-"""``cir index --engine ray``: read, decode and embed on a Ray cluster; commit through the store's one writer.
+"""``cir index --engine ray-actors``: read, decode and embed on plain Ray actors; commit through the store's one writer.
+
+(``--engine ray`` is Ray Data's ``map_batches``, :mod:`cir.scale.ray_data_engine`, which shares this module's
+configuration, connection, placement check and hand-over to the writer.)
 
 The engine is opened before the run plans: it connects to Ray and creates its workers, Ray actors of
 :class:`cir.scale.embed_worker.EmbedBatches` (one backbone each, ``num_cpus`` / ``num_gpus`` as configured), which
@@ -19,10 +22,12 @@ Same jobs, same order, same model: the same items and ids as a local run, vector
 forward pass of another shape rounds the last bit differently). Each worker checks that it loaded the weights the
 store was built with.
 
-Why plain actors and not Ray Data's ``map_batches``: on this 2-core machine Ray Data's streaming executor took
-4.3 s from a dataset's creation to its first actor's constructor (worker imports of ray.data, pyarrow and pandas,
-planning, actor-pool start), against 0.5 s for a plain actor (docs/scale.md): as long as the rest of the start-up
-together. The pool here keeps what the indexer used from Ray Data: order, retries, one model per actor, GPUs.
+Why plain actors beside Ray Data's ``map_batches``: Ray Data needs the jobs before its actors start, so they start
+only once the driver has planned, and on this 2-core machine its streaming executor and its workers' imports of
+ray.data, pyarrow and pandas add 2.3-2.6 s before the actor's constructor runs: the first results reach the driver
+about 3.5 s later than here (docs/scale.md, measured by ``benchmarks/bench_ray.py``); actors here start when the
+engine opens. The pool keeps what the indexer uses from
+Ray Data: order, retries, one model per actor, GPUs.
 
 Workers read the files themselves, so every node must see the paths the driver planned (a shared filesystem, as
 a cluster for images has) and have cir installed (docs/scale.md).
@@ -31,6 +36,7 @@ a cluster for images has) and have cir installed (docs/scale.md).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -72,15 +78,22 @@ class RayConfig:
         return max(1, math.ceil(self.cpus_per_worker))
 
 
-class RayEngine:
-    """An :class:`cir.store.indexing.EmbedEngine` on a Ray cluster. ``startup`` holds, after a run, where each
-    worker's start-up went (:class:`cir.scale.embed_worker.WorkerStartup`)."""
-
-    name = "indexing (ray)"
+class RayEngineBase:
+    """What both Ray engines hold: their configuration and, after a run, where each worker's start-up went
+    (``startup``: :class:`cir.scale.embed_worker.WorkerStartup`) and when the driver's own steps happened
+    (``timings``: ``time.time()``, as the workers' start-up)."""
 
     def __init__(self, config: RayConfig | None = None) -> None:
         self.config = config or RayConfig()
         self.startup: list["WorkerStartup"] = []
+        self.timings: dict[str, float] = {}
+
+
+class RayEngine(RayEngineBase):
+    """An :class:`cir.store.indexing.EmbedEngine` on plain Ray actors. ``timings``: when the driver began to open
+    (``open``), had created the actors (``opened``) and was handed the planned jobs (``embed``)."""
+
+    name = "indexing (ray-actors)"
 
     def open(self, model: ModelRef, cfg: IndexConfig) -> "RaySession":
         return RaySession(self, model, cfg)
@@ -91,49 +104,35 @@ class RaySession:
 
     def __init__(self, engine: RayEngine, model: ModelRef, cfg: IndexConfig) -> None:
         self.engine, self.config, self.cfg = engine, engine.config, cfg
-        self.ray, self.started_ray = _connect(self.config.address)
+        engine.timings = {"open": time.time()}
+        self.ray, self.started_ray = connect(self.config.address)
         try:
             self.actors = self._create_actors(model)
             self.started = [actor.started.remote() for actor in self.actors]  # answered once each is up
         except BaseException:
             self._release()
             raise
+        engine.timings["opened"] = time.time()
 
     def _create_actors(self, model: ModelRef) -> list:
         from cir.scale.embed_worker import EmbedBatches
 
         ray, config = self.ray, self.config
-        if config.address is None:  # a Ray of this machine: say so now if the workers cannot all be placed
-            have = ray.cluster_resources()
-            for what, each in (("CPU", config.cpus_per_worker), ("GPU", config.gpus_per_worker)):
-                if each and have.get(what, 0) + 1e-9 < each * config.workers:
-                    raise RayEngineError(
-                        f"--workers {config.workers} with {each:g} {what}s each needs {each * config.workers:g} {what}s, "
-                        f"but this machine's Ray has {have.get(what, 0):g}: lower --workers or --{what.lower()}s-per-worker")
+        check_placement(ray, config)
         options = {"num_cpus": config.cpus_per_worker, "max_restarts": WORKER_RESTARTS, "max_task_retries": WORKER_RESTARTS}
         if config.gpus_per_worker > 0:
             options["num_gpus"] = config.gpus_per_worker
-        device = "cuda" if config.gpus_per_worker > 0 else "cpu"
         actor = ray.remote(EmbedBatches).options(**options)
-        return [actor.remote(model.spec, asdict(model.limits), device, config.threads(), self.cfg.batch_size, model.weights)
-                for _ in range(config.workers)]
+        return [actor.remote(**worker_arguments(model, config, self.cfg)) for _ in range(config.workers)]
 
     def embed(self, jobs: Sequence["FileJob"]) -> Iterator[list[Embedded]]:
         if not jobs:
             return
+        self.engine.timings["embed"] = time.time()
         tasks = _task_bounds(len(jobs), self.cfg.batch_size, len(self.actors))
         dispatch = _Dispatch(self.ray, self.actors, self.started, jobs, tasks)
-        received = 0
-        for start, (vectors, made, results) in zip((s for s, _ in tasks), dispatch.in_order()):
-            embedded = [(jobs[start + row], result, vectors[row] if made[row] else None)
-                        for row, result in enumerate(results)]
-            for chunk in _per_forward_pass(embedded, self.cfg.batch_size):
-                received += len(chunk)
-                yield chunk
-                if self.config.on_chunk is not None:
-                    self.config.on_chunk(received)
-        if received != len(jobs):
-            raise RayEngineError(f"Ray returned {received} of {len(jobs)} results; run the same command again")
+        parts = ((start, *result) for (start, _), result in zip(tasks, dispatch.in_order()))
+        yield from hand_over(jobs, parts, self.cfg.batch_size, self.config.on_chunk)
         self.engine.startup = [up for up in dispatch.startups if up is not None]
 
     def close(self) -> None:
@@ -149,12 +148,62 @@ class RaySession:
             self.started_ray = False
 
 
-def _connect(address: str | None):
+def check_placement(ray, config: RayConfig) -> None:
+    """On a Ray of this machine (no ``address``), refuse at once workers that its CPUs or GPUs cannot all hold (a
+    cluster may grow: there Ray waits to place them)."""
+    if config.address is not None:
+        return
+    have = ray.cluster_resources()
+    for what, each in (("CPU", config.cpus_per_worker), ("GPU", config.gpus_per_worker)):
+        if each and have.get(what, 0) + 1e-9 < each * config.workers:
+            raise RayEngineError(
+                f"--workers {config.workers} with {each:g} {what}s each needs {each * config.workers:g} {what}s, "
+                f"but this machine's Ray has {have.get(what, 0):g}: lower --workers or --{what.lower()}s-per-worker")
+
+
+def worker_arguments(model: ModelRef, config: RayConfig, cfg: IndexConfig) -> dict:
+    """What each worker's constructor takes (:class:`cir.scale.embed_worker.EmbedBatches`): plain values."""
+    return {"spec": model.spec, "limits": asdict(model.limits), "device": "cuda" if config.gpus_per_worker > 0 else "cpu",
+            "threads": config.threads(), "batch_size": cfg.batch_size, "weights": model.weights}
+
+
+def hand_over(jobs: Sequence["FileJob"], parts: Iterator[tuple[int, np.ndarray, np.ndarray, list]], batch_size: int,
+              on_chunk: Callable[[int], None] | None) -> Iterator[list[Embedded]]:
+    """The workers' results, ``(first job, vectors, which rows hold one, results)`` in job order, as the indexer
+    takes them: one forward pass's worth at a time; ``on_chunk`` told the rows received after each; every job
+    answered exactly once, or :class:`RayEngineError`."""
+    received = 0
+    for start, vectors, made, results in parts:
+        if start != received:
+            raise RayEngineError(f"Ray returned results out of order (expected job {received}, got {start}); nothing "
+                                 "after the last commit was written: run the same command again")
+        embedded = [(jobs[start + row], result, vectors[row] if made[row] else None) for row, result in enumerate(results)]
+        for chunk in _per_forward_pass(embedded, batch_size):
+            received += len(chunk)
+            yield chunk
+            if on_chunk is not None:
+                on_chunk(received)
+    if received != len(jobs):
+        raise RayEngineError(f"Ray returned {received} of {len(jobs)} results; run the same command again")
+
+
+def worker_failure(exc: BaseException, what: str) -> CirError:
+    """What to raise for a Ray worker's failure ``exc``: the cir error the worker raised (another checkpoint than
+    the store's, ...), as itself (Ray hands it over as its error's ``cause``); otherwise :class:`RayEngineError`
+    saying ``what``, Ray's error, what is kept and what to do."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, CirError):
+        return cause
+    return RayEngineError(f"{what}: {exc}; the images committed so far are kept: fix the cause and run the same "
+                          "command again")
+
+
+def connect(address: str | None):
     """The ``ray`` module, connected; and whether this call started the connection (then the run ends it)."""
     try:
         import ray
     except ImportError as exc:
-        raise RayEngineError("--engine ray needs Ray: pip install 'cir[scale]' (or 'ray')") from exc
+        raise RayEngineError("--engine ray and ray-actors need Ray: pip install 'cir[scale]' (or 'ray[data]')") from exc
     if ray.is_initialized():
         return ray, False
     try:
@@ -227,11 +276,7 @@ class _Dispatch:
         try:
             return self.ray.get(ref)
         except RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, CirError):
-                raise cause from None
-            raise RayEngineError(f"a Ray worker failed: {exc}; the images committed so far are kept: run the same "
-                                 "command again") from None
+            raise worker_failure(exc, "a Ray worker failed") from None
         except RayActorError as exc:
             raise RayEngineError(f"a Ray worker died for good (after {WORKER_RESTARTS} restarts, or while starting): "
                                  f"{exc}; the images committed so far are kept: fix the cause and run the same command "

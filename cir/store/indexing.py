@@ -124,9 +124,10 @@ class EmbedSession(Protocol):
 
 
 class EmbedEngine(Protocol):
-    """Where files are read, decoded and embedded: this process's threads (:class:`LocalEngine`) or a cluster
-    (``cir.scale.ray_engine.RayEngine``). The indexer plans what to embed and commits what the engine yields, in
-    the order of ``jobs``, through the store's one writer; so every engine gives the same store."""
+    """Where files are read, decoded and embedded: this process's threads (:class:`LocalEngine`) or a Ray cluster
+    (``cir.scale.ray_data_engine.RayDataEngine``, Ray Data; ``cir.scale.ray_engine.RayEngine``, plain actors).
+    The indexer plans what to embed and commits what the engine yields, in the order of ``jobs``, through the
+    store's one writer; so every engine gives the same store."""
 
     name: str  # shown on the progress bar
 

@@ -347,7 +347,8 @@ class Store:
         """Index folders, CSV files of paths, images and webdataset shards, incrementally, then bring the persisted
         index up to date (``index``: another kind or settings; default: the store's). ``config``: fields of
         :class:`~cir.store.indexing.IndexConfig` (batch_size, workers, fsync, limits). ``engine``: where decoding
-        and embedding run (default: this process; ``cir.scale.ray_engine.RayEngine`` for a Ray cluster)."""
+        and embedding run (default: this process; ``cir.scale.ray_data_engine.RayDataEngine`` or
+        ``cir.scale.ray_engine.RayEngine`` for a Ray cluster)."""
         from cir.store.indexing import IndexConfig, index_paths
 
         settings = index if isinstance(index, IndexSettings) or index is None else IndexSettings(kind=index)
