@@ -247,10 +247,19 @@ def create_vector_index(client: "MilvusClient", name: str, index_type: str = "FL
     """Index the collection's vectors (inner product). Not waited for: pymilvus waits by asking for a timestamp,
     which Milvus Lite does not implement (its gRPC thread logs a traceback); ``describe_index`` says when it is
     built."""
+    from pymilvus.exceptions import MilvusException
+
     _check_index_type(index_type)
     index = client.prepare_index_params()
     index.add_index(VECTOR_FIELD, index_type=index_type, metric_type="IP", params=dict(index_params or {}))
-    client.create_index(name, index, sync=False)
+    try:
+        client.create_index(name, index, sync=False)
+    except MilvusException as exc:
+        # pymilvus retries a call that timed out; over 1M rows on a busy machine the first create_index had been
+        # taken, and the retry was told "index already exists" (seen twice). The index asked for is then there.
+        held = client.describe_index(name, VECTOR_FIELD) if "already exists" in str(exc) else {}
+        if str(held.get("index_type", "")).upper() != index_type.upper():
+            raise
 
 
 def _check_index_type(index_type: str) -> None:
