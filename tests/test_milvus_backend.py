@@ -134,6 +134,20 @@ def test_a_collection_of_another_backbone_is_refused(tmp_path):
     client.close()
 
 
+def test_an_index_request_repeated_after_a_timeout_is_accepted_only_for_the_same_type(tmp_path):
+    """pymilvus retries a create_index that timed out; the retry hears "index already exists" (seen over 1M rows)."""
+    from pymilvus.exceptions import MilvusException
+
+    from cir.index.milvus_searcher import create_vector_index
+
+    client = connect(MilvusTarget(str(tmp_path / "v.db"), "items"))
+    create_collection(client, "items", "cir:one", 8, index_type="HNSW", index_params={"M": 8, "efConstruction": 16})
+    create_vector_index(client, "items", "HNSW", {"M": 8, "efConstruction": 16})  # the retry: accepted
+    with pytest.raises(MilvusException, match="already exists"):
+        create_vector_index(client, "items", "FLAT")  # another index than the one there: refused
+    client.close()
+
+
 def test_uris_are_checked():
     with pytest.raises(ConfigError, match=r"\.db.*http"):
         MilvusOptions(uri="vectors.sqlite")
