@@ -217,8 +217,8 @@ class CirBackbone(Backbone):
         """The packed forward (cir/backbones/bert_packed.py) in the precision resolved for this device, packed
         again after the device or any of the tower's tensors changed."""
         tower = self.model.text
-        precision, why = self.text_precision()
-        if why.startswith("transformers'"):
+        precision, _ = self.text_precision()
+        if unpackable(tower.bert) is not None:
             return tower
         packed = self._packed.get(tower.bert, torch.bfloat16 if precision == "bf16" else torch.float32)
         if self._packed_tower is None or self._packed_tower.packed is not packed or self._packed_tower.bert is not tower.bert:
