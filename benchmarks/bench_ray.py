@@ -39,6 +39,7 @@ from benchmarks._common import REPO, machine_description, write_section  # noqa:
 from benchmarks.bench_indexing import make_folder  # noqa: E402
 
 RESULTS_JSON = REPO / "benchmarks" / "results" / "ray.json"
+DEFAULT_IMAGES = 5000  # the issue's size; another -n writes its own section (bench_ray_N) and results/ray-N.json
 
 
 ENGINES = ("ray", "ray-actors")  # as `cir index --engine` names them; timed in this order
@@ -64,6 +65,7 @@ def run(n: int, size: int, backbone_spec: str, batch_size: int, workers: int, cp
         init_s = time.perf_counter() - start
         engines = {name: run_engine(name, Path(tmp) / name, folder, backbone, local, batch_size, workers, cpus_per_worker)
                    for name in ENGINES}
+        floor = ray_data_floor(cpus_per_worker)
         ray.shutdown()
         items = len(local)
     for r in engines.values():
@@ -71,7 +73,7 @@ def run(n: int, size: int, backbone_spec: str, batch_size: int, workers: int, cp
     return {
         "images": n, "image_size": size, "backbone": backbone_spec, "batch_size": batch_size, "workers": workers,
         "cpus_per_worker": cpus_per_worker, "items": items, "local_s": local_s, "local_rate": n / local_s,
-        "ray_init_s": init_s, "engines": engines, "load_start": load_start, "load_end": os.getloadavg()[0],
+        "ray_init_s": init_s, "engines": engines, "floor": floor, "load_start": load_start, "load_end": os.getloadavg()[0],
         "machine": machine,
     }
 
@@ -108,6 +110,46 @@ def run_engine(name: str, root: Path, folder: Path, backbone, local, batch_size:
     }
 
 
+class _OnlyTorch:
+    """Ray Data's floor: a stateful ``map_batches`` class whose constructor only imports torch (what any embedding
+    worker must), and whose call returns its batch."""
+
+    def __init__(self) -> None:
+        import time as _time
+
+        began = _time.time()
+        import torch  # noqa: F401
+
+        self.times = (began, _time.time() - began)
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        return {"began": np.full(len(batch["i"]), self.times[0]), "torch_s": np.full(len(batch["i"]), self.times[1])}
+
+
+def ray_data_floor(cpus_per_worker: float) -> dict:
+    """How long Ray Data takes, on the Ray this process runs, from making a one-block dataset mapped by
+    :class:`_OnlyTorch` (one cold actor, as the engine's) to its block reaching the driver: the least any embedding
+    run on Ray Data pays before its first image, whatever cir does (plus the driver's ``import ray.data``, which the
+    engine's open already measured)."""
+    import pyarrow as pa
+    import ray.data
+    from ray.data.context import DataContext
+
+    from cir.scale.ray_data_engine import _data_context
+
+    with DataContext.current(_data_context()):
+        start, start_wall = time.perf_counter(), time.time()
+        dataset = ray.data.from_blocks([pa.table({"i": pa.array([0], pa.int64())})]).map_batches(
+            _OnlyTorch, batch_format="numpy", num_cpus=cpus_per_worker,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=1))
+        batch = next(iter(dataset.iter_batches(batch_size=None, batch_format="numpy")))
+        first_block_s = time.perf_counter() - start
+    return {"first_block_s": first_block_s, "constructed_s": float(batch["began"][0]) - start_wall,
+            "torch_s": float(batch["torch_s"][0])}
+
+
 def _older(r: dict) -> dict:
     """A results file from before Ray Data came back: one plain-actor engine, called ray then."""
     if "engines" in r:
@@ -119,6 +161,11 @@ def _older(r: dict) -> dict:
               "same_items": r["same_items"], "max_abs_vector_diff": r["max_abs_vector_diff"], "ratio": r["ratio"],
               "ratio_with_init": r["ratio_with_init"], "rate": r["ray_rate"]}
     return {**r, "engines": {"ray-actors": actors}}
+
+
+def driver_s(engine: dict, start: str, end: str) -> float:
+    d = engine["driver"]
+    return d[end] - d[start] if start in d and end in d else 0.0
 
 
 def _cell(value: float | None, digits: int = 1) -> str:
@@ -136,7 +183,7 @@ def markdown(r: dict) -> str:
 
     def driver(name: str, start: str, end: str) -> str:
         d = engines[name]["driver"]
-        return _cell(d[end] - d[start], 2) if start in d and end in d else ""
+        return _cell(driver_s(engines[name], start, end), 2) if start in d and end in d else ""
 
     rows = [
         row("wall s", _cell(r["local_s"]), [_cell(engines[n]["wall_s"]) for n in names]),
@@ -160,6 +207,14 @@ def markdown(r: dict) -> str:
         row("same items as local; largest vector difference", "",
             [f"{engines[n]['same_items']}; {engines[n]['max_abs_vector_diff']:.1e}" for n in names]),
     ]
+    floor = r.get("floor")
+    floor_text = "" if not floor or "ray" not in engines else (
+        "\n\nRay Data's floor in the same run: a one-block dataset mapped by a stateful class whose constructor only "
+        f"imports torch (one cold actor, as the engine's) returned its block {floor['first_block_s']:.2f} s after the "
+        f"dataset was made (the constructor began at {floor['constructed_s']:.2f} s, its `import torch` took "
+        f"{floor['torch_s']:.2f} s); with the driver's `import ray.data` measured above, "
+        f"{floor['first_block_s'] + driver_s(engines['ray'], 'open', 'opened'):.2f} s pass before any embedding run on "
+        f"Ray Data sees its first image, against the {0.15 * r['local_s']:.2f} s that 15% of this local run allows.")
     per_worker = {n: engines[n]["steady_rate_per_worker"] for n in names}
     fifty_m = "; ".join(f"`{n}` {per_worker[n]:.1f} img/s per worker, so 50M images take {50e6 / per_worker[n] / 3600:,.0f} "
                         f"worker-hours ({50e6 / per_worker[n] / 3600 / 100:,.1f} h on 100 such workers)" for n in names)
@@ -179,15 +234,15 @@ size {r['batch_size']}. Ray: started in this process with {os.cpu_count()} CPUs;
 One run of each. When the load average is far above the core count, the wall times differ by how busy the machine
 was during each more than by Ray's overhead, so read the ratios with the load figures above; the robust numbers
 are the fixed cost per run (until the first chunk) and the steady-state rates. Steady-state throughput: {fifty_m};
-plus the driver's planning and commits (see docs/scale.md).
+plus the driver's planning and commits (see docs/scale.md).{floor_text}
 
-Command: `python benchmarks/bench_ray.py --write`
+Command: `python benchmarks/bench_ray.py{'' if r['images'] == DEFAULT_IMAGES else f' -n {r["images"]}'} --write`
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=5000, help="images")
+    parser.add_argument("-n", type=int, default=DEFAULT_IMAGES, help="images")
     parser.add_argument("--image-size", type=int, default=256, help="render side in pixels")
     parser.add_argument("--backbone", default="cir:demo")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -196,17 +251,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write RESULTS.md's section and results/ray.json")
     parser.add_argument("--from-json", action="store_true", help="re-render the section from results/ray.json (no run)")
     args = parser.parse_args(argv)
+    key, results_json = "bench_ray", RESULTS_JSON
+    if args.n != DEFAULT_IMAGES:
+        key, results_json = f"bench_ray_{args.n}", RESULTS_JSON.with_name(f"ray-{args.n}.json")
     if args.from_json:
-        result = json.loads(RESULTS_JSON.read_text())
+        result = json.loads(results_json.read_text())
     else:
         result = run(args.n, args.image_size, args.backbone, args.batch_size, args.workers, args.cpus_per_worker)
     text = markdown(result)
     print(text)
     if args.write:
-        write_section("bench_ray", text)
+        write_section(key, text)
         if not args.from_json:
-            RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS_JSON.write_text(json.dumps(result, indent=2) + "\n")
+            results_json.parent.mkdir(parents=True, exist_ok=True)
+            results_json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
