@@ -141,3 +141,37 @@ def test_train_command_writes_weights_that_search_uses(tiny_cir_checkpoint, tmp_
     vec = strategy.compose(backbone, backbone.encode_texts(["x"]), ["add a cat"]).vectors
     assert vec.shape == (1, backbone.dim) and np.isfinite(vec).all()
     assert main(["train", "pic2word", "--backbone", spec, "--preset", "smoke", "--out", str(tmp_path / "p")]) == 2  # needs --resume
+
+
+def test_the_probes_are_encoded_once_per_weights_and_again_after_they_change(tmp_path):
+    """A learned strategy built per search checks its file against the backbone's probe embeddings: they are
+    encoded once per backbone, and again (so the check refuses) once its weights change in place."""
+    from cir.backbones import load_backbone
+    from tests.tiny_models import make_tiny_cir_checkpoint
+
+    backbone = load_backbone(f"cir:{make_tiny_cir_checkpoint(tmp_path / 'ckpt')}")
+    encoded = []
+    real = backbone.encode_images
+    backbone.encode_images = lambda images, **kw: encoded.append(len(images)) or real(images, **kw)
+    _saved_mapper(backbone, tmp_path / "pic2word.safetensors")  # writing the file encodes the probes
+    for _ in range(3):
+        build_strategy("pic2word", composer=str(tmp_path)).prepare(backbone)
+    assert encoded == [1]  # the probe image, once for the file and three builds
+    with torch.no_grad():
+        backbone.model.image.stem[0].weight.mul_(-1.0)  # other weights under the same spec, in this process
+    with pytest.raises(WeightsUnavailable, match="embeds differently"):
+        build_strategy("pic2word", composer=str(tmp_path)).prepare(backbone)
+    assert encoded == [1, 1]
+
+
+def test_a_backbone_keeps_what_is_derived_from_its_weights_until_they_change(tiny_cir_checkpoint):
+    from cir.backbones import load_backbone
+
+    backbone = load_backbone(f"cir:{tiny_cir_checkpoint}")
+    made = []
+    make = lambda: made.append(1) or len(made)  # noqa: E731
+    assert backbone.derived("count", make) == 1 and backbone.derived("count", make) == 1
+    assert backbone.derived("other", make) == 2  # each key its own value
+    with torch.no_grad():
+        backbone.model.text.bert.embeddings.word_embeddings.weight[0, 0] += 1.0
+    assert backbone.derived("count", make) == 3

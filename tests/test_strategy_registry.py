@@ -305,3 +305,25 @@ def test_every_parameter_type_on_every_surface(scene_store, capsys):  # noqa: F8
             ("count", "int", 1, None), ("flag", "bool", None, None), ("label", "str", None, None)]
     finally:
         unregister_strategy("typed")
+
+
+# --- built once: BuiltStrategies -------------------------------------------------------------------------------------
+def test_a_store_builds_each_named_strategy_once_and_keeps_the_answers(blend, scene_store):  # noqa: F811
+    """Store.search by name reuses what it built for the same name and parameters (a learned strategy would read
+    and check its weights file per search otherwise); other parameters build another; answers are unchanged."""
+    from cir.compose.registry import BuiltStrategies
+
+    built = BuiltStrategies(size=2)
+    first = built.build("blend", {"alpha": 0.5})
+    assert built.build("blend", {"alpha": 0.5}) is first and built.build("blend", {"alpha": 0.4}) is not first
+    assert built.build("sum") is not built.build("sum", parser=object())  # the parser is part of what was built
+    assert len(built) == 2 and built.build("blend", {"alpha": 0.5}) is not first  # the oldest went first
+    with pytest.raises(InvalidParameter, match="alpha"):
+        built.build("blend", {"alpha": 2.0})
+    with pytest.raises(UnknownStrategy, match="blend"):
+        built.build("blnd")
+    fresh = scene_store.search(item_id=0, text=TEXT, strategy=build_strategy("blend", {"alpha": 0.3}), k=5)
+    held = len(scene_store._strategies)
+    for _ in range(3):
+        same_ranking(scene_store.search(item_id=0, text=TEXT, strategy="blend", alpha=0.3, k=5), fresh)
+    assert len(scene_store._strategies) == held + 1  # three searches, one build

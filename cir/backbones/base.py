@@ -7,7 +7,7 @@ a placeholder word is replaced by a given vector in the text tower's input-embed
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +15,8 @@ from PIL import Image
 
 from cir.backbones.placeholder import PLACEHOLDER  # noqa: F401 - re-exported
 from cir.backbones.threads import text_threads, torch_threads
+
+T = TypeVar("T")
 
 
 class Backbone(ABC):
@@ -175,18 +177,29 @@ class Backbone(ABC):
         are one file hashes the file instead (:class:`CirBackbone`)."""
         import hashlib
 
-        state = [(name, t) for module in self.modules()
-                 for name, t in [*module.named_parameters(), *module.named_buffers()]]  # the live tensors
-        versions = tuple((id(t), t._version) for _, t in state)
-        cached = getattr(self, "_weights_fingerprint", None)
-        if cached is None or cached[0] != versions:
+        def digest() -> str:
             h = hashlib.sha256()
-            for name, tensor in state:
+            for name, tensor in self._live_tensors():
                 t = tensor.detach().to("cpu").contiguous()
                 h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
                 h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-            cached = self._weights_fingerprint = (versions, "sha256:" + h.hexdigest()[:32])
-        return cached[1]
+            return "sha256:" + h.hexdigest()[:32]
+
+        return self.derived("weights_fingerprint", digest)
+
+    def derived(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``, a value computed from this backbone's weights (its fingerprint, the probe embeddings that
+        composer files are checked against), kept under ``key`` until a tensor is replaced or changed in place
+        (an optimiser step bumps its version counter): computed once per backbone, not once per use."""
+        versions = tuple((id(t), t._version) for _, t in self._live_tensors())
+        memo = self.__dict__.setdefault("_derived_from_weights", {})
+        held = memo.get(key)
+        if held is None or held[0] != versions:
+            held = memo[key] = (versions, make())
+        return held[1]
+
+    def _live_tensors(self) -> list[tuple[str, torch.Tensor]]:
+        return [(name, t) for module in self.modules() for name, t in [*module.named_parameters(), *module.named_buffers()]]
 
 
 def _unit_rows(feats: torch.Tensor) -> np.ndarray:

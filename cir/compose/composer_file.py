@@ -48,10 +48,13 @@ def probe_image() -> "Image.Image":  # noqa: F821
 
 
 def backbone_probes(backbone: Backbone) -> dict[str, torch.Tensor]:
-    return {
+    """The backbone's embeddings of the probe text and image, computed once per backbone and weights (a learned
+    strategy built per search checks its file against them: encoding them each time cost a forward pass of each
+    tower per search). Read-only: callers copy what they keep."""
+    return dict(backbone.derived("composer probes", lambda: {
         "probe.text": torch.from_numpy(backbone.encode_texts([PROBE_TEXT])[0].copy()),
         "probe.image": torch.from_numpy(backbone.encode_images([probe_image()])[0].copy()),
-    }
+    }))
 
 
 def save_composer(path: str | Path, weights: ComposerWeights, backbone: Backbone) -> Path:

@@ -303,6 +303,47 @@ def build_strategy(name: str, params: Mapping[str, Any] | None = None, *, compos
     return spec.cls.from_params(spec.parse_params(params), composer=composer, parser=parser)
 
 
+class BuiltStrategies:
+    """Strategies built by name and parameters, kept for the next query that names the same ones: a learned
+    strategy's build reads and checks its weights file (tens of ms, more than the rest of a query), and a built
+    strategy does not change once prepared, so a store or a server answers every query from the one it built.
+    At most ``size`` are kept (the least recently used goes first). Thread-safe; two threads building the same
+    one at once both build it and one is kept."""
+
+    def __init__(self, size: int = 32) -> None:
+        import collections
+        import threading
+
+        self.size = size
+        self._built: "collections.OrderedDict[tuple, Strategy]" = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def build(self, name: str, params: Mapping[str, Any] | None = None, *, composer=None, parser=None) -> "Strategy":
+        """:func:`build_strategy`'s strategy, the one built before when the same name, parameters, composer and
+        parser were asked for."""
+        import json
+
+        try:
+            frozen = json.dumps(dict(params or {}), sort_keys=True)
+        except (TypeError, ValueError):  # a value json cannot write: build_strategy names what is wrong with it
+            return build_strategy(name, params, composer=composer, parser=parser)
+        key = (name, frozen, None if composer is None else str(composer), id(parser))
+        with self._lock:
+            held = self._built.get(key)
+            if held is not None:
+                self._built.move_to_end(key)
+                return held
+        strategy = build_strategy(name, params, composer=composer, parser=parser)
+        with self._lock:
+            self._built[key] = strategy
+            while len(self._built) > self.size:
+                self._built.popitem(last=False)
+        return strategy
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+
 def describe_strategies(names=None) -> list[dict]:
     """JSON: per strategy its name, description, needs_image, needs_text, learned, params [{name, type, default,
     min, max, help}] (and, when learned, where its weights come from). /info, the page and the docs read this."""

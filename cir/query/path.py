@@ -19,13 +19,16 @@ from cir.query.stages import compose_queries, first_stage, rerank_stage, restric
 from cir.query.timing import stage
 
 
-def resolve_strategy(query: Query, backbone_spec: str | None = None):
+def resolve_strategy(query: Query, backbone_spec: str | None = None, build=None):
     """The strategy ``query`` names or carries; when it names none, the default for its inputs and ``backbone_spec``
-    (:func:`cir.compose.defaults.choose_strategy`), which the explanation then records with its reason."""
+    (:func:`cir.compose.defaults.choose_strategy`), which the explanation then records with its reason. ``build``
+    makes a strategy from its name (default :func:`cir.compose.build_strategy`; a store passes its
+    :class:`~cir.compose.registry.BuiltStrategies`' ``build``, which keeps what it built)."""
     from cir.compose import build_strategy
     from cir.compose.base import Strategy
     from cir.compose.registry import InvalidParameter
 
+    build = build or build_strategy
     if isinstance(query.strategy, Strategy):
         if query.params:
             raise InvalidParameter(f"parameters ({', '.join(map(str, query.params))}) go with a strategy given by name; "
@@ -33,10 +36,10 @@ def resolve_strategy(query: Query, backbone_spec: str | None = None):
         return query.strategy
     if query.strategy is None:
         chosen = default_for(query, backbone_spec)
-        return build_strategy(chosen.name, query.params, composer=query.composer)
+        return build(chosen.name, query.params, composer=query.composer)
     if not isinstance(query.strategy, str):
         raise QueryError(f"strategy must be a name or a Strategy, got {type(query.strategy).__name__}")
-    return build_strategy(query.strategy, query.params, composer=query.composer)
+    return build(query.strategy, query.params, composer=query.composer)
 
 
 def default_for(query: Query, backbone_spec: str | None):
@@ -78,10 +81,11 @@ def check_query(query: Query, strategy) -> None:
         raise QueryError(f"rerank_k must be a positive integer, got {query.rerank_k!r}")
 
 
-def run_query(gallery: Gallery, backbone, query: Query) -> SearchResult:
-    """Answer one composed query over ``gallery`` with ``backbone`` (the gallery's encoder)."""
+def run_query(gallery: Gallery, backbone, query: Query, build=None) -> SearchResult:
+    """Answer one composed query over ``gallery`` with ``backbone`` (the gallery's encoder); ``build`` makes the
+    strategy a query names (see :func:`resolve_strategy`)."""
     with stage("prepare strategy"):  # building it may load a model (arithmetic's edit tagger)
-        strategy = resolve_strategy(query, backbone.spec)
+        strategy = resolve_strategy(query, backbone.spec, build)
     reranker = resolve_reranker(query)
     fusion = Fusion(query.rerank_fusion, query.rerank_weight)
     check_query(query, strategy)

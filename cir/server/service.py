@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cir.compose import build_strategy, strategy_names, strategy_spec
+from cir.compose.registry import BuiltStrategies
 from cir.errors import CirError, QueryError, SnapshotOutdated, StoreError, StrategyUnavailable
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
@@ -80,6 +81,7 @@ class SearchService:
         self._reranker_needs_params: set[str] = set()  # re-rankers that run only with a parameter given
         self._reranker_unavailable: dict[str, str] = {}  # re-ranker -> why it cannot run on this store
         self._built_rerankers: dict[tuple, object] = {}  # (name, params) -> a built Reranker (weights load once)
+        self._built_strategies = BuiltStrategies()  # strategies by (name, params), built once (weights read once)
         self.thumbnails = ThumbnailCache(config.thumbnail_cache, _thumbnail_dir(config), config.thumbnail_concurrency)
 
     # --- freshness ---------------------------------------------------------------------------------------------
@@ -255,7 +257,7 @@ class SearchService:
         store = self.fresh_store()
         if args.item_id is not None:
             self._retry_outdated(store, lambda: store.item(args.item_id))  # UnknownItem (404) before any work
-        strategy = build_strategy(args.strategy, args.params, parser=self.parser)  # InvalidParameter names the valid ones
+        strategy = self._built_strategies.build(args.strategy, args.params, parser=self.parser)  # InvalidParameter names the valid ones
         reranker = None
         if args.rerank not in (None, "none"):
             from cir.errors import WeightsUnavailable

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from cir.compose.registry import BuiltStrategies
 from cir.errors import MilvusOutOfStep, SnapshotOutdated, StoreDamaged, StoreError, UnknownItem
 from cir.store import checksums, db
 from cir.store.health import database_failure, read_store_meta
@@ -60,6 +61,7 @@ class Store:
         self._conn_lock = threading.Lock()  # one reader connection, shared by the snapshots' item reads
         self._verified: set = set()  # checksum blocks verified so far (shared across snapshots of a generation)
         self._mirror = mirror  # a Milvus-backed store's collection (cir.store.milvus_mirror), else None
+        self._strategies = BuiltStrategies()  # strategies named by searches, built once each (their weights read once)
         self._snapshot: Snapshot = self._attach(load_snapshot(root, self._conn, dim, verified=self._verified,
                                                               conn_lock=self._conn_lock))
 
@@ -271,7 +273,7 @@ class Store:
                       folder=os.path.abspath(os.path.expanduser(os.fspath(folder))) if folder is not None else None)
         for attempt in range(OUTDATED_RETRIES + 1):
             try:
-                result, used = self._mirrored(lambda s: run_query(s, self.backbone, query), snap, pinned=snapshot is not None)
+                result, used = self._mirrored(lambda s: run_query(s, self.backbone, query, self._strategies.build), snap, pinned=snapshot is not None)
                 break
             except SnapshotOutdated:  # a compaction dropped a record of this commit: the latest commit answers
                 if snapshot is not None or attempt == OUTDATED_RETRIES:
