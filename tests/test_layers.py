@@ -13,7 +13,7 @@ import cir
 
 # bottom -> top; a module may import from its own layer and the layers below it
 LAYERS = (
-    ("errors", "paths", "version"),
+    ("errors", "kept", "paths", "version"),
     ("scenes", "ingest"),
     ("backbones",),
     ("encode",),

@@ -13,6 +13,7 @@ from cir.errors import WeightsUnavailable
 from cir.query.rerank import Reranker, UnknownReranker
 from cir.rerankers import (build_reranker, describe_rerankers, register_reranker, reranker_names, reranker_spec,
                            unregister_reranker)
+from tests.server_helpers import scene_store, scene_store_dir  # noqa: F401 - fixtures
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,36 @@ def test_a_learned_reranker_finds_its_folder_or_names_the_command(tmp_path):
         assert built.folder == tmp_path
     finally:
         unregister_reranker("test-learned")
+
+
+def test_a_store_builds_each_named_reranker_once(shift, scene_store):  # noqa: F811
+    """Store.search(rerank=NAME) reuses the re-ranker it built for the same name and parameters (a learned one
+    reads its weights folder when built); other parameters build another, with their own answer."""
+    held = len(scene_store._rerankers)
+    answers = [scene_store.search(item_id=0, text="add a dog", strategy="sum", k=4, rerank="test-shift",
+                                  rerank_params={"shift": 0.5}) for _ in range(3)]
+    assert len(scene_store._rerankers) == held + 1
+    assert all([h.id for h in a.results] == [h.id for h in answers[0].results] for a in answers)
+    scene_store.search(item_id=0, text="add a dog", strategy="sum", k=4, rerank="test-shift", rerank_params={"shift": 0.25})
+    assert len(scene_store._rerankers) == held + 2
+
+
+def test_kept_builds_once_per_key_and_drops_the_least_recently_used():
+    from cir.kept import Kept
+
+    kept, made = Kept(size=2), []
+    make = lambda value: lambda: made.append(value) or value  # noqa: E731
+    assert kept.get("a", make(1)) == 1 and kept.get("a", make(99)) == 1 and made == [1]
+    kept.get("b", make(2))
+    kept.get("a", make(99))  # a is now the most recent
+    kept.get("c", make(3))  # b goes
+    assert kept.get("b", make(4)) == 4 and kept.get("a", make(5)) == 5 and len(kept) == 2 and made == [1, 2, 3, 4, 5]
+
+    def fails():
+        raise RuntimeError("no weights")
+
+    with pytest.raises(RuntimeError, match="no weights"):
+        kept.get("d", fails)
+    assert kept.get("d", make(6)) == 6  # a failed build keeps nothing
+    with pytest.raises(ValueError, match="at least 1"):
+        Kept(size=0)

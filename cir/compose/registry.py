@@ -304,44 +304,37 @@ def build_strategy(name: str, params: Mapping[str, Any] | None = None, *, compos
 
 
 class BuiltStrategies:
-    """Strategies built by name and parameters, kept for the next query that names the same ones: a learned
-    strategy's build reads and checks its weights file (tens of ms, more than the rest of a query), and a built
-    strategy does not change once prepared, so a store or a server answers every query from the one it built.
-    At most ``size`` are kept (the least recently used goes first). Thread-safe; two threads building the same
-    one at once both build it and one is kept."""
+    """Strategies built by name and parameters, kept for the next query that names the same ones
+    (:class:`cir.kept.Kept`, at most ``size``): a learned strategy's build reads and checks its weights file (tens
+    of ms, more than the rest of a query), and a built strategy does not change once prepared, so a store or a
+    server answers every query from the one it built."""
 
     def __init__(self, size: int = 32) -> None:
-        import collections
-        import threading
+        from cir.kept import Kept
 
-        self.size = size
-        self._built: "collections.OrderedDict[tuple, Strategy]" = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._kept: Kept = Kept(size)
 
     def build(self, name: str, params: Mapping[str, Any] | None = None, *, composer=None, parser=None) -> "Strategy":
         """:func:`build_strategy`'s strategy, the one built before when the same name, parameters, composer and
         parser were asked for."""
-        import json
-
-        try:
-            frozen = json.dumps(dict(params or {}), sort_keys=True)
-        except (TypeError, ValueError):  # a value json cannot write: build_strategy names what is wrong with it
+        frozen = frozen_params(params)
+        if frozen is None:  # a value json cannot write: build_strategy names what is wrong with it
             return build_strategy(name, params, composer=composer, parser=parser)
         key = (name, frozen, None if composer is None else str(composer), id(parser))
-        with self._lock:
-            held = self._built.get(key)
-            if held is not None:
-                self._built.move_to_end(key)
-                return held
-        strategy = build_strategy(name, params, composer=composer, parser=parser)
-        with self._lock:
-            self._built[key] = strategy
-            while len(self._built) > self.size:
-                self._built.popitem(last=False)
-        return strategy
+        return self._kept.get(key, lambda: build_strategy(name, params, composer=composer, parser=parser))
 
     def __len__(self) -> int:
-        return len(self._built)
+        return len(self._kept)
+
+
+def frozen_params(params: Mapping[str, Any] | None) -> str | None:
+    """``params`` as one string that equal parameters share (sorted JSON), None when json cannot write them."""
+    import json
+
+    try:
+        return json.dumps(dict(params or {}), sort_keys=True)
+    except (TypeError, ValueError):
+        return None
 
 
 def describe_strategies(names=None) -> list[dict]:
