@@ -74,3 +74,26 @@ def test_the_generalise_preset_uses_a_registered_disjoint_augmentation_and_start
     cfg = preset_config("generalise")
     assert cfg.augment in RENDER_AUGMENTS and cfg.init_from == "demo"
     check_disjoint(render_augment(cfg.augment))
+
+
+def test_the_verifier_trainer_draws_each_scene_in_its_own_training_only_rendering(tiny_backbone):
+    """`cir train reranker --preset generalise`: each scene encoded once in a random training-only rendering, the
+    same for a seed, other than the default renderer's; a wrong count of renderers is refused."""
+    import torch
+
+    from cir.scenes.world import WorldConfig, build_world
+    from cir.train.data import pixel_table
+    from cir.train.reranker import encode_images, preset_config as reranker_preset
+
+    assert reranker_preset("generalise").augment == "wide" and reranker_preset("default").augment == ""
+    scenes = build_world(WorldConfig(seed=0, groups={"train": 2}, triplets_per_group=0)).splits["train"].scenes[:6]
+    plain = encode_images(tiny_backbone, scenes, log=lambda _: None)
+    drawn = encode_images(tiny_backbone, scenes, log=lambda _: None, augment="wide", seed=0)
+    again = encode_images(tiny_backbone, scenes, log=lambda _: None, augment="wide", seed=0)
+    other = encode_images(tiny_backbone, scenes, log=lambda _: None, augment="wide", seed=1)
+    assert torch.equal(drawn[1], again[1])  # the same renderings for the same seed
+    assert not torch.allclose(drawn[1], plain[1]) and not torch.allclose(drawn[1], other[1])
+    with pytest.raises(ConfigError, match="wide"):
+        encode_images(tiny_backbone, scenes, log=lambda _: None, augment="wild")
+    with pytest.raises(ValueError, match="one per image"):
+        pixel_table(tiny_backbone, scenes, renderers=[SceneRenderer()])

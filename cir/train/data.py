@@ -164,11 +164,14 @@ def load_image_data(spec: str, seed: int = 0, scene_groups: int = 1000, limit: i
 # --- turning image references into model inputs -------------------------------------------------------------------
 # Files go through the one encoder (cir.encode): the pixels and vectors training sees are the ones search serves.
 def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool | None = None, desc: str = "images",
-                renderer=None) -> torch.Tensor:
+                renderer=None, renderers: Sequence | None = None) -> torch.Tensor:
     """(N, C, H, W) preprocessed inputs stored as float16 (half the memory of a large training set; the rounding is
     below a tenth of one 8-bit pixel step); files are decoded by the :class:`~cir.encode.Encoder`, scenes rendered
     at the backbone's input size and given to it as PIL images. Pass one ``renderer`` to successive calls: it
-    caches the rasterised objects, which cost far more than a layout."""
+    caches the rasterised objects, which cost far more than a layout. ``renderers``: one per image instead (each
+    scene drawn in its own configuration; made with ``renderer.with_config`` they share its cache)."""
+    if renderers is not None and len(renderers) != len(images):
+        raise ValueError(f"renderers: one per image, got {len(renderers)} for {len(images)}")
     from tqdm import tqdm
 
     from cir.encode.encoder import Encoder
@@ -178,7 +181,7 @@ def pixel_table(backbone: Backbone, images: Sequence[ImageRef], progress: bool |
     renderer = renderer or SceneRenderer()
     out = None
     for i, ref in enumerate(tqdm(images, desc=desc, unit="img", disable=None if progress is None else not progress, leave=False)):
-        x = _pixels(encoder, ref, renderer)
+        x = _pixels(encoder, ref, renderer if renderers is None else renderers[i])
         if out is None:
             out = torch.empty((len(images), *x.shape), dtype=torch.float16)
         out[i] = x.to(torch.float16)

@@ -64,6 +64,9 @@ TRAINERS: dict[str, TrainerPresets] = {
         "long": Preset({"scene_groups": 1500, "loop": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.01,
                                                       "max_minutes": 60, "minutes_schedule": True}},
                        "more groups and epochs: an hour on a CPU, minutes on a GPU (--device cuda)"),
+        "generalise": Preset({"augment": "wide"},
+                             "the default run with each training scene drawn in a random training-only rendering (the "
+                             "generalise tower's, disjoint from the held-out test world): for a tower trained with --preset generalise"),
         "smoke": Preset({"scene_groups": 12, "triplets_per_group": 2, "mine_depth": 8, "negatives": 3, "rerank_k": 8,
                          "validation": 0.25, "net": {"width": 16, "layers": 1, "heads": 2, "ffn": 32},
                          "loop": _COMPOSER_SMOKE_LOOP}, "seconds"),

@@ -47,6 +47,8 @@ class RerankerTrainConfig:
     mine_depth: int = 40  # first-stage candidates (per strategy) that hard negatives are drawn from
     negatives: int = 15  # hard negatives scored beside each target per step
     rerank_k: int = 50  # validation: candidates the verifier re-ranks per query
+    augment: str = ""  # a cir.scenes.render_augment name: each scene image drawn once in a random training-only
+    # rendering ("" = the default renderer; every augmentation is checked disjoint from the held-out test world)
     net: VerifierConfig = field(default_factory=VerifierConfig)  # widths of the network (token and joint dims set
     # from the backbone)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=12, batch_size=16, lr=2e-3, weight_decay=0.01,
@@ -90,16 +92,26 @@ def resolve_strategies(spec: str, backbone_spec: str) -> list[str]:
     return names
 
 
-def encode_images(backbone, images, log) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image tokens (N, T, D) float16 and unit embeddings (N, dim) of every image, in chunks."""
+def encode_images(backbone, images, log, augment: str = "", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image tokens (N, T, D) float16 and unit embeddings (N, dim) of every image, in chunks. With ``augment``
+    (a :mod:`cir.scenes.render_augment` name) each scene is drawn in its own random training-only rendering, the
+    same wherever it appears (as a reference and as a candidate)."""
     from cir.rerankers.verifier_inputs import image_tokens_of_pixels
     from cir.scenes.render import SceneRenderer
+    from cir.scenes.render_augment import check_disjoint, render_augment
     from cir.train.data import pixel_table
 
     t0, renderer, tokens, vectors = time.time(), SceneRenderer(), [], []
+    renderers = None
+    if augment:
+        drawn = render_augment(augment)
+        check_disjoint(drawn)
+        rng = np.random.default_rng([seed, 23])
+        renderers = [renderer.with_config(drawn.sample(rng)) for _ in images]
     chunk = 256
     for start in range(0, len(images), chunk):
-        pixels = pixel_table(backbone, images[start : start + chunk], progress=False, renderer=renderer).float()
+        pixels = pixel_table(backbone, images[start : start + chunk], progress=False, renderer=renderer,
+                             renderers=None if renderers is None else renderers[start : start + chunk]).float()
         tok, vec = image_tokens_of_pixels(backbone, pixels)
         tokens.append(tok.to(torch.float16))
         vectors.append(vec)
@@ -147,7 +159,7 @@ def features_path(cfg: RerankerTrainConfig, backbone, strategies: list[str]) -> 
                       "images": cfg.images, "seed": cfg.loop.seed, "groups": cfg.scene_groups,
                       "per_group": cfg.triplets_per_group, "validation": cfg.validation, "strategies": strategies,
                       "mine_depth": cfg.mine_depth, "rerank_k": cfg.rerank_k, "clauses": cfg.net.max_clauses,
-                      "format": 1}, sort_keys=True)
+                      "format": 1, **({"augment": cfg.augment} if cfg.augment else {})}, sort_keys=True)
     return cache_dir() / "reranker-features" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
 
 
@@ -175,7 +187,7 @@ def train_reranker(cfg: RerankerTrainConfig, backbone=None, log=print, stop_afte
         tokens, vectors, train, val = torch.load(saved, weights_only=False)
         log(f"reranker: encoded images and mined candidates read from {saved}")
     else:
-        tokens, vectors = encode_images(backbone, data.images, log)
+        tokens, vectors = encode_images(backbone, data.images, log, cfg.augment, cfg.loop.seed)
         t0 = time.time()
         train = build_part(backbone, train_set, strategies, vectors, cfg.mine_depth, cfg.net.max_clauses)
         val = build_part(backbone, val_set, strategies[:1], vectors, cfg.rerank_k, cfg.net.max_clauses)
