@@ -322,6 +322,12 @@ def test_a_store_builds_each_named_strategy_once_and_keeps_the_answers(blend, sc
         built.build("blend", {"alpha": 2.0})
     with pytest.raises(UnknownStrategy, match="blend"):
         built.build("blnd")
+    kept = built.build("blend", {"alpha": 0.5})
+    unregister_strategy("blend")  # a kept strategy never outlives its registration
+    with pytest.raises(UnknownStrategy, match="unknown strategy 'blend'"):
+        built.build("blend", {"alpha": 0.5})
+    register_strategy("blend", "registered again", params=BlendParams)(type("Blend2", (Blend,), {}))
+    assert type(built.build("blend", {"alpha": 0.5})).__name__ == "Blend2" and built.build("blend", {"alpha": 0.5}) is not kept
     fresh = scene_store.search(item_id=0, text=TEXT, strategy=build_strategy("blend", {"alpha": 0.3}), k=5)
     held = len(scene_store._strategies)
     for _ in range(3):

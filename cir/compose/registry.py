@@ -320,7 +320,10 @@ class BuiltStrategies:
         frozen = frozen_params(params)
         if frozen is None:  # a value json cannot write: build_strategy names what is wrong with it
             return build_strategy(name, params, composer=composer, parser=parser)
-        key = (name, frozen, None if composer is None else str(composer), id(parser))
+        # the name's registration now (UnknownStrategy once it is unregistered; its class in the key, alive while
+        # a strategy of it is kept, so a name registered again with another class builds again)
+        cls = strategy_spec(name).cls
+        key = (name, id(cls), frozen, None if composer is None else str(composer), id(parser))
         return self._kept.get(key, lambda: build_strategy(name, params, composer=composer, parser=parser))
 
     def __len__(self) -> int:

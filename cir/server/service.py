@@ -213,7 +213,10 @@ class SearchService:
         frozen = frozen_params(params)
         if frozen is None:  # a value json cannot write: build_reranker names what is wrong with it
             return build_reranker(name, params, backbone=self.store.backbone)
-        return self._built_rerankers.get((name, frozen), lambda: build_reranker(name, params, backbone=self.store.backbone))
+        from cir.rerankers import reranker_spec
+
+        cls = reranker_spec(name).cls  # a name registered again with another class builds again
+        return self._built_rerankers.get((name, id(cls), frozen), lambda: build_reranker(name, params, backbone=self.store.backbone))
 
     # --- edits -------------------------------------------------------------------------------------------------
     @property

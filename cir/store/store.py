@@ -268,9 +268,12 @@ class Store:
             frozen = frozen_params(rerank_params)
             if frozen is None:  # a value json cannot write: build_reranker names what is wrong with it
                 rerank = build_reranker(rerank, rerank_params, weights_dir=reranker_weights, backbone=self.backbone)
-            else:  # built once per name, parameters and weights folder, as the strategies
+            else:  # built once per registration, parameters and weights folder, as the strategies
+                from cir.rerankers import reranker_spec
+
                 name, where = rerank, None if reranker_weights is None else os.fspath(reranker_weights)
-                rerank = self._rerankers.get((name, frozen, where, id(self.backbone)), lambda: build_reranker(
+                cls = reranker_spec(name).cls  # UnknownReranker once unregistered; registered again: built again
+                rerank = self._rerankers.get((name, id(cls), frozen, where, id(self.backbone)), lambda: build_reranker(
                     name, rerank_params, weights_dir=reranker_weights, backbone=self.backbone))
         elif rerank_params or reranker_weights is not None:
             raise InvalidParameter("rerank_params and reranker_weights go with a re-ranker given by name (rerank=NAME)")
