@@ -8,6 +8,7 @@ Start-up stays light: the modules declare their classes and load torch and their
 
 from cir.rerankers import verifier  # noqa: F401 - registers the verifier
 from cir.rerankers.registry import (
+    BuiltRerankers,
     RerankerSpec,
     RerankerWeights,
     all_reranker_params,
@@ -21,5 +22,5 @@ from cir.rerankers.registry import (
 )
 from cir.rerankers import aesthetic, rewrite, vlm_judge  # noqa: F401,E402 - registers them
 
-__all__ = ["RerankerSpec", "RerankerWeights", "all_reranker_params", "build_reranker", "describe_rerankers",
+__all__ = ["BuiltRerankers", "RerankerSpec", "RerankerWeights", "all_reranker_params", "build_reranker", "describe_rerankers",
            "register_reranker", "reranker_names", "reranker_spec", "reranker_specs", "unregister_reranker"]

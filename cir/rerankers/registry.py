@@ -225,3 +225,29 @@ register_reranker("none", IdentityReranker.description)(IdentityReranker)
 __all__ = ["InvalidParameter", "ParamSpec", "RerankerSpec", "RerankerWeights", "UnknownReranker", "all_reranker_params",
            "build_reranker", "describe_rerankers", "param", "register_reranker", "reranker_names", "reranker_spec",
            "reranker_specs", "unregister_reranker"]
+
+
+class BuiltRerankers:
+    """Re-rankers built by name, parameters, weights folder and backbone, kept for the next search that names the
+    same ones (:class:`cir.kept.Kept`, at most ``size``), as :class:`~cir.compose.registry.BuiltStrategies` keeps
+    strategies: a learned one reads its weights folder when built. The name is looked up on every call
+    (UnknownReranker once it is unregistered) and its class is part of the key (registered again: built again)."""
+
+    def __init__(self, size: int = 32) -> None:
+        from cir.kept import Kept
+
+        self._kept: Kept = Kept(size)
+
+    def build(self, name: str, params: Mapping[str, Any] | None = None, *, weights_dir: "str | Path | None" = None,
+              backbone: "Backbone | None" = None) -> Reranker:
+        from cir.compose.registry import frozen_params
+
+        frozen = frozen_params(params)
+        if frozen is None:  # a value json cannot write: build_reranker names what is wrong with it
+            return build_reranker(name, params, weights_dir=weights_dir, backbone=backbone)
+        cls = reranker_spec(name).cls
+        key = (name, id(cls), frozen, None if weights_dir is None else str(weights_dir), id(backbone))
+        return self._kept.get(key, lambda: build_reranker(name, params, weights_dir=weights_dir, backbone=backbone))
+
+    def __len__(self) -> int:
+        return len(self._kept)

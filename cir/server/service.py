@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cir.compose import build_strategy, strategy_names, strategy_spec
-from cir.compose.registry import BuiltStrategies, frozen_params
-from cir.kept import Kept
+from cir.compose.registry import BuiltStrategies
 from cir.errors import CirError, QueryError, SnapshotOutdated, StoreError, StrategyUnavailable
+from cir.rerankers.registry import BuiltRerankers
 from cir.server.config import ServeConfig
 from cir.server.errors import ApiError
 from cir.server.thumbnails import ThumbnailCache
@@ -81,7 +81,7 @@ class SearchService:
         self._rerankers: tuple[str, ...] | None = None  # the re-rankers this store can run (checked once)
         self._reranker_needs_params: set[str] = set()  # re-rankers that run only with a parameter given
         self._reranker_unavailable: dict[str, str] = {}  # re-ranker -> why it cannot run on this store
-        self._built_rerankers: Kept = Kept()  # (name, params) -> a built Reranker (weights load once)
+        self._built_rerankers = BuiltRerankers()  # re-rankers by (name, params), built once (weights load once)
         self._built_strategies = BuiltStrategies()  # strategies by (name, params), built once (weights read once)
         self.thumbnails = ThumbnailCache(config.thumbnail_cache, _thumbnail_dir(config), config.thumbnail_concurrency)
 
@@ -208,15 +208,7 @@ class SearchService:
     def _reranker(self, name: str, params: dict):
         """The re-ranker ``name`` with ``params``, built once per distinct parameters (InvalidParameter names the
         valid ones)."""
-        from cir.rerankers import build_reranker
-
-        frozen = frozen_params(params)
-        if frozen is None:  # a value json cannot write: build_reranker names what is wrong with it
-            return build_reranker(name, params, backbone=self.store.backbone)
-        from cir.rerankers import reranker_spec
-
-        cls = reranker_spec(name).cls  # a name registered again with another class builds again
-        return self._built_rerankers.get((name, id(cls), frozen), lambda: build_reranker(name, params, backbone=self.store.backbone))
+        return self._built_rerankers.build(name, params, backbone=self.store.backbone)
 
     # --- edits -------------------------------------------------------------------------------------------------
     @property

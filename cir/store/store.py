@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from cir.compose.registry import BuiltStrategies
-from cir.kept import Kept
 from cir.errors import MilvusOutOfStep, SnapshotOutdated, StoreDamaged, StoreError, UnknownItem
+from cir.rerankers.registry import BuiltRerankers
 from cir.store import checksums, db
 from cir.store.health import database_failure, read_store_meta
 from cir.store.index_file import IndexSettings, describe_index
@@ -63,7 +63,7 @@ class Store:
         self._verified: set = set()  # checksum blocks verified so far (shared across snapshots of a generation)
         self._mirror = mirror  # a Milvus-backed store's collection (cir.store.milvus_mirror), else None
         self._strategies = BuiltStrategies()  # strategies named by searches, built once each (their weights read once)
-        self._rerankers: Kept = Kept(8)  # re-rankers named by searches, built once each
+        self._rerankers = BuiltRerankers(8)  # re-rankers named by searches, built once each
         self._snapshot: Snapshot = self._attach(load_snapshot(root, self._conn, dim, verified=self._verified,
                                                               conn_lock=self._conn_lock))
 
@@ -257,24 +257,13 @@ class Store:
         results; they stay the exact top k among the items allowed, whatever the index. See docs/search-json.md for
         the result's JSON form.
         """
-        from cir.compose.registry import InvalidParameter, frozen_params, merge_params
+        from cir.compose.registry import InvalidParameter, merge_params
         from cir.query import Query, run_query
 
         snap = snapshot if snapshot is not None else self._snapshot
         self._refuse_damaged(snap, "search")
-        if isinstance(rerank, str):
-            from cir.rerankers import build_reranker
-
-            frozen = frozen_params(rerank_params)
-            if frozen is None:  # a value json cannot write: build_reranker names what is wrong with it
-                rerank = build_reranker(rerank, rerank_params, weights_dir=reranker_weights, backbone=self.backbone)
-            else:  # built once per registration, parameters and weights folder, as the strategies
-                from cir.rerankers import reranker_spec
-
-                name, where = rerank, None if reranker_weights is None else os.fspath(reranker_weights)
-                cls = reranker_spec(name).cls  # UnknownReranker once unregistered; registered again: built again
-                rerank = self._rerankers.get((name, id(cls), frozen, where, id(self.backbone)), lambda: build_reranker(
-                    name, rerank_params, weights_dir=reranker_weights, backbone=self.backbone))
+        if isinstance(rerank, str):  # built once per name, parameters and weights folder, as the strategies
+            rerank = self._rerankers.build(rerank, rerank_params, weights_dir=reranker_weights, backbone=self.backbone)
         elif rerank_params or reranker_weights is not None:
             raise InvalidParameter("rerank_params and reranker_weights go with a re-ranker given by name (rerank=NAME)")
         query = Query(image=image, text=text, item_id=item_id, strategy=strategy, params=merge_params(params, param_kwargs),
