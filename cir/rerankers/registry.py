@@ -240,14 +240,11 @@ class BuiltRerankers:
 
     def build(self, name: str, params: Mapping[str, Any] | None = None, *, weights_dir: "str | Path | None" = None,
               backbone: "Backbone | None" = None) -> Reranker:
-        from cir.compose.registry import frozen_params
+        from cir.compose.registry import kept_build
 
-        frozen = frozen_params(params)
-        if frozen is None:  # a value json cannot write: build_reranker names what is wrong with it
-            return build_reranker(name, params, weights_dir=weights_dir, backbone=backbone)
-        cls = reranker_spec(name).cls
-        key = (name, id(cls), frozen, None if weights_dir is None else str(weights_dir), id(backbone))
-        return self._kept.get(key, lambda: build_reranker(name, params, weights_dir=weights_dir, backbone=backbone))
+        return kept_build(self._kept, name, reranker_spec(name).cls, params,
+                          (None if weights_dir is None else str(weights_dir), id(backbone)),
+                          lambda: build_reranker(name, params, weights_dir=weights_dir, backbone=backbone))
 
     def __len__(self) -> int:
         return len(self._kept)
