@@ -11,13 +11,15 @@ TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2
              "max_position_embeddings": 64}
 
 
-def make_tiny_cir_checkpoint(directory: Path, seed: int = 0) -> Path:
+def make_tiny_cir_checkpoint(directory: Path, seed: int = 0, num_classes: int = 0) -> Path:
+    """``num_classes``: an object-presence head over that many objects (``cir train backbone`` gives one over the
+    world's objects; 0: none)."""
     from cir.backbones.dual import DualEncoder, DualEncoderConfig, Preprocess
     from cir.backbones.image_tower import ImageTowerConfig
 
     torch.manual_seed(seed)
     cfg = DualEncoderConfig(
-        image=ImageTowerConfig(image_size=32, widths=(8, 16), depths=(1, 1), embed_dim=32),
+        image=ImageTowerConfig(image_size=32, widths=(8, 16), depths=(1, 1), embed_dim=32, num_classes=num_classes),
         text={"kind": "tiny-bert", "config": TINY_BERT},
         preprocess=Preprocess(image_size=32),
     )

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from cir.backbones.base import Backbone
+from cir.backbones.presence import presence_head, presence_logits
 from cir.datasets.common import read_csv_rows
 from cir.encode import Encoder
-from cir.errors import AnnotationError, ConfigError
+from cir.errors import AnnotationError
 
 OBJECT_COLUMNS = ("image", "objects", "caption")
 
@@ -37,14 +38,6 @@ def read_object_sets(root: Path) -> list[dict]:
     return out
 
 
-def _presence_head(backbone: Backbone):
-    tower = getattr(getattr(backbone, "model", None), "image", None)
-    if getattr(tower, "aux", None) is None:
-        raise ConfigError(f"{backbone.spec}: object-set recognition needs a cir: backbone with an object-presence "
-                          "head (num_classes > 0); use cir:demo or a checkpoint of `cir train backbone`")
-    return tower
-
-
 def file_pixels(backbone: Backbone, paths: list[Path]):
     """(N, C, H, W) preprocessed tensors of image files, decoded by the one encoder."""
     import torch
@@ -58,11 +51,11 @@ def set_accuracy(backbone: Backbone, pixels, object_sets: list[tuple[int, ...]],
     """Share of images whose presence-head object set (probability > ``threshold``) equals the true set."""
     import torch
 
-    tower = _presence_head(backbone)
+    presence_head(backbone)  # a ConfigError before any work when there is none
     hits = []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):
-            logits = tower.embed(tower.features(pixels[start : start + batch_size].to(backbone.device)))[1]
+            logits = presence_logits(backbone, backbone.image_tokens(pixels[start : start + batch_size]))
             for p, objs in zip(torch.sigmoid(logits).cpu().numpy(), object_sets[start : start + batch_size]):
                 hits.append(set(np.nonzero(p > threshold)[0].tolist()) == set(objs))
     return float(np.mean(hits)) if hits else 0.0

@@ -20,7 +20,7 @@ from cir.rerankers.registry import (
     reranker_specs,
     unregister_reranker,
 )
-from cir.rerankers import aesthetic, rewrite, vlm_judge  # noqa: F401,E402 - registers them
+from cir.rerankers import aesthetic, objects, rewrite, vlm_judge  # noqa: F401,E402 - registers them
 
 __all__ = ["BuiltRerankers", "RerankerSpec", "RerankerWeights", "all_reranker_params", "build_reranker", "describe_rerankers",
            "register_reranker", "reranker_names", "reranker_spec", "reranker_specs", "unregister_reranker"]

@@ -1,8 +1,9 @@
-"""Per-item cache of the verifier's projected image tokens, so a query never decodes a gallery image.
+"""Per-item cache of a re-ranker's projected image tokens (the verifier's tokens, the ``objects`` re-ranker's object
+logits), so a query never decodes a gallery image.
 
 Content-addressed, like the embedding cache (:mod:`cir.encode.cache`): the key is the sha256 of the image file's
-bytes, under a folder named by the backbone's fingerprint, the decode version and the verifier weights' fingerprint
-(``<cache_dir>/rerank-tokens/<backbone fp>.decode<V>.verifier-<weights fp>/*.npz``; ``keys`` and ``tokens``
+bytes, under a folder named by the backbone's fingerprint, the decode version, the re-ranker's kind and its weights' fingerprint
+(``<cache_dir>/rerank-tokens/<backbone fp>.decode<V>.<kind>-<weights fp>/*.npz``; ``keys`` and ``tokens``
 (N, T, width) float16). A file's digest is remembered by (path, size, mtime) in the embedding cache's shared
 ``file_digests.jsonl``, so a lookup is a ``stat`` and two dictionary reads. The same image in two stores, an
 evaluation and a store, or a re-indexed store, is projected once.
@@ -32,10 +33,11 @@ MAX_CHUNKS = 64  # more chunk files than this are merged into one on load
 
 
 class TokenCache:
-    """Projected tokens per image file for one (backbone, verifier weights) pair."""
+    """Projected tokens per image file for one (backbone, re-ranker weights) pair. ``kind`` names the re-ranker
+    in the folder name (``verifier``, ``objects``): two re-rankers' projections never share a folder."""
 
     def __init__(self, backbone, weights_fingerprint: str, project: Callable[[torch.Tensor], torch.Tensor],
-                 root: Path | None = None, batch_size: int = 64) -> None:
+                 root: Path | None = None, batch_size: int = 64, kind: str = "verifier") -> None:
         from cir.paths import cache_dir
 
         self.backbone = backbone
@@ -43,7 +45,7 @@ class TokenCache:
         self.project = project  # backbone tokens (N, T, D) -> projected (N, T', width)
         self.batch_size = batch_size
         base = Path(root or cache_dir())
-        self.directory = base / "rerank-tokens" / f"{backbone_fingerprint(backbone)}.decode{DECODE_VERSION}.verifier-{weights_fingerprint}"
+        self.directory = base / "rerank-tokens" / f"{backbone_fingerprint(backbone)}.decode{DECODE_VERSION}.{kind}-{weights_fingerprint}"
         self.digests = FileDigests(base / "embeddings" / "file_digests.jsonl")
         self._table: dict[str, np.ndarray] | None = None
         self._pending: dict[str, np.ndarray] = {}
@@ -109,6 +111,25 @@ class TokenCache:
         if raws:
             self._encode(raws)
         return torch.from_numpy(np.stack([table[d] for d in digests]).astype(np.float32))
+
+    def reference(self, context) -> torch.Tensor | None:
+        """(T, width) projected tokens of a query's reference (a :class:`~cir.query.rerank.QueryContext`): a stored
+        item or a file through the cache; bytes or a PIL image decoded as search decodes them and rounded as the
+        cache stores a file's; None when the query has no reference."""
+        image = context.reference_image
+        if context.reference_id is not None:
+            return self.tokens([context.gallery.path(int(context.reference_id))])[0]
+        if isinstance(image, (str, os.PathLike)):
+            return self.tokens([image])[0]
+        if image is None:
+            return None
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            pixels = self.encoder.pixels_from_bytes(bytes(image))[0]
+        else:
+            pixels = self.encoder.pixels_from_image(image)
+        with torch.no_grad():
+            projected = self.project(self.backbone.image_tokens(pixels[None].to(self.backbone.device, torch.float32)))
+        return projected[0].cpu().half().float()
 
     def fill(self, paths: Sequence[str | os.PathLike]) -> int:
         """Project every file not cached yet (a gallery ahead of its queries); returns how many were new."""

@@ -114,25 +114,10 @@ class Verifier(Reranker):
         """Projected tokens (Q, T, width) and embeddings (Q, dim) of each query's reference (zeros without one)."""
         import torch
 
-        from cir.encode.encoder import Encoder
-
         net = self.weights.net
         rows, vectors = [], []
         for c in contexts:
-            if c.reference_id is not None:
-                rows.append(self.cache.tokens([c.gallery.path(int(c.reference_id))])[0])
-            elif isinstance(c.reference_image, (str, Path)):
-                rows.append(self.cache.tokens([c.reference_image])[0])
-            elif c.reference_image is not None:  # bytes or a PIL image: decoded as search decoded it
-                encoder = Encoder(self.backbone)
-                if isinstance(c.reference_image, (bytes, bytearray, memoryview)):
-                    pixels = encoder.pixels_from_bytes(c.reference_image)[0]
-                else:
-                    pixels = encoder.pixels_from_image(c.reference_image)
-                projected = net.candidate_tokens(self.backbone.image_tokens(pixels[None].to(self.backbone.device)).cpu())[0]
-                rows.append(projected.half().float())  # rounded as the cache stores a stored item's
-            else:
-                rows.append(None)
+            rows.append(self.cache.reference(c))
             vec = c.reference_vector
             vectors.append(np.zeros(self.backbone.dim, np.float32) if vec is None else np.asarray(vec, np.float32))
         shape = next((r.shape for r in rows if r is not None), None)

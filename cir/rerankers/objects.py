@@ -1,0 +1,180 @@
+"""``objects``: checks each candidate's objects against the reference's, edited by the text.
+
+The first stage ranks by one vector per image, and one vector cannot tell "a cup and a lamp" from "a cup, a lamp and
+a fork" well: remove-only edits are its weakest kind. A ``cir:`` image tower also says, per known scene object, how
+likely it is in the picture (its presence head, :mod:`cir.backbones.presence`). This re-ranker uses those
+probabilities directly:
+
+    reference --presence head--> r_o = P(object o in the reference), for every known object o
+    "take out the lamp, add a fork" --edit tagger--> remove (lamp), add (fork)
+    expected e_o: r_o for the objects the text does not name, 1 for the added, 0 for the removed
+    candidate --presence head--> c_o
+    raw score = sum over o of log(a_o / max(e_o, 1 - e_o)),  a_o = e_o * c_o + (1 - e_o) * (1 - c_o)
+
+``a_o`` is the probability that the candidate agrees with the target on object o (objects treated as independent);
+dividing by the agreement of the most likely target makes the score the log of the candidate's likelihood relative
+to that target's: 0 for a certain match, and an object nothing is expected of (``e_o = 0.5``) adds 0 rather than
+``log 0.5`` (318 such terms would underflow any probability). :meth:`ObjectsReranker.calibrate` maps it to that
+ratio in [0, 1] (``exp``), a fixed scale that looks at one candidate at a time. A query without a reference expects
+nothing of the objects its text does not name. Added or removed phrases outside the tower's
+vocabulary cannot be checked and are left out of the expectation (``explain`` lists them).
+
+It needs no training of its own: it reads the backbone's presence head and the edit parser, so it works for any
+``cir:`` checkpoint of ``cir train backbone`` and for no other backbone family (a ConfigError says so). Candidates'
+object logits come from the per-item token cache (:mod:`cir.rerankers.token_cache`): a query decodes no gallery
+image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cir.compose.registry import InvalidParameter, param
+from cir.edits.base import Edit
+from cir.query.rerank import Candidates, QueryContext, Reranker
+from cir.rerankers.registry import register_reranker
+
+EDITORS = ("tagger", "rules")  # the cir.edits parsers that read the text
+FLOOR = 1e-4  # the smallest agreement probability one object contributes (a log of 0 would decide alone)
+CACHE_VERSION = "presence1"  # names the token-cache folder of object logits; bump when the projection changes
+EDIT_MEMO = 4096  # texts whose parsed edit is kept
+
+
+@dataclass(frozen=True)
+class ObjectsParams:
+    editor: str = param("tagger", help="who reads the text's adds and removes: tagger or rules (cir.edits)")
+
+
+@register_reranker("objects", "checks each candidate's objects (the tower's presence head) against the reference's, "
+                   "edited by the text's adds and removes: P(the candidate holds the expected objects)",
+                   params=ObjectsParams, needs_backbone=True, train_command="cir train backbone")
+class ObjectsReranker(Reranker):
+    # the fusion weight when none is given: chosen on the in-distribution triplet test (generalise tower, arithmetic;
+    # 0.7-0.99 tie there, 0.5 is lower), never on the shifted world (docs/benchmarks.md, per weight)
+    default_weight = 0.9
+
+    def __init__(self, backbone, params: ObjectsParams | None = None, token_root: Path | None = None) -> None:
+        from cir.backbones.presence import presence_head, presence_logits
+        from cir.errors import ConfigError
+        from cir.rerankers.token_cache import TokenCache
+        from cir.scenes.objects import load_objects
+
+        self.settings = params or ObjectsParams()
+        if self.settings.editor not in EDITORS:
+            raise InvalidParameter(f"parameter 'editor' of re-ranker 'objects' must be one of {', '.join(EDITORS)}, "
+                                   f"got {self.settings.editor!r}")
+        self.backbone = backbone
+        head = presence_head(backbone)
+        self.vocabulary = tuple(o.name for o in load_objects())
+        if head.out_channels != len(self.vocabulary):
+            raise ConfigError(f"{backbone.spec}: its presence head has {head.out_channels} objects, this cir knows "
+                              f"{len(self.vocabulary)}; the checkpoint was trained with another object list, so "
+                              "re-train it with `cir train backbone`")
+        self._index = {name: i for i, name in enumerate(self.vocabulary)}
+        self.cache = TokenCache(backbone, CACHE_VERSION, lambda tokens: presence_logits(backbone, tokens)[:, None, :],
+                                token_root, kind="objects")
+        self._parser = None
+        self._edits: dict[str, Edit] = {}
+
+    @classmethod
+    def from_params(cls, params, *, weights_dir=None, backbone=None) -> "ObjectsReranker":
+        reranker = cls(backbone, params)
+        reranker._load_parser()  # a missing parser model fails before any search
+        return reranker
+
+    def params(self) -> dict:
+        return {"editor": self.settings.editor}
+
+    def calibrate(self, scores: np.ndarray) -> np.ndarray:
+        return np.exp(np.minimum(np.asarray(scores, np.float64), 0.0)).astype(np.float32)
+
+    # --- the pieces ------------------------------------------------------------------------------------------------
+    def _load_parser(self):
+        if self._parser is None:
+            from cir.backbones.quiet import quiet_loading
+            from cir.edits import get_parser
+
+            with quiet_loading():  # the tagger loads MiniLM: no third-party progress bar in a search
+                self._parser = get_parser(self.settings.editor)
+        return self._parser
+
+    def edits(self, texts: Sequence[str]) -> list[Edit]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._edits]
+        if missing:
+            for t, e in zip(missing, self._load_parser().parse_many(missing)):
+                self._edits[t] = e
+            while len(self._edits) > EDIT_MEMO:
+                self._edits.pop(next(iter(self._edits)))
+        return [self._edits.get(t) or self._load_parser().parse(t) for t in texts]
+
+    def edit_indices(self, edit: Edit) -> tuple[list[int], list[int], list[str]]:
+        """(added object indices, removed object indices, phrases outside the vocabulary). An object both added and
+        removed ("swap the cup for another cup") is expected present."""
+        from cir.rerankers.rewrite import names_in
+
+        added, removed, unknown = [], [], []
+        for phrases, into in ((edit.add, added), (edit.remove, removed)):
+            for phrase in phrases:
+                names = names_in(phrase, self.vocabulary)
+                if not names:
+                    unknown.append(phrase)
+                into.extend(self._index[n] for n in names)
+        removed = [i for i in removed if i not in added]
+        return added, removed, unknown
+
+    def expected(self, context: QueryContext, edit: Edit) -> np.ndarray:
+        """(num_objects,) the probability of each object in the target: the reference's, with the added objects
+        1 and the removed 0. An object the text names that the parser put on neither side ("the sled may leave the
+        picture" read as nothing) is grounded in the reference: one the reference lacks is being brought in (1);
+        one it holds may be kept or taken away, so nothing is expected of it (0.5). Without a reference, objects the
+        text does not name are 0.5 (no expectation) and the named ones 1."""
+        from cir.rerankers.rewrite import names_in
+
+        reference = self.cache.reference(context)
+        if reference is None:
+            e = np.full(len(self.vocabulary), 0.5)
+        else:
+            e = 1.0 / (1.0 + np.exp(-reference.numpy().reshape(-1).astype(np.float64)))
+        added, removed, _ = self.edit_indices(edit)
+        for name in names_in(context.text or "", self.vocabulary):
+            i = self._index[name]
+            if i not in added and i not in removed:
+                e[i] = 0.5 if reference is not None and e[i] > 0.5 else 1.0
+        e[added] = 1.0
+        e[removed] = 0.0
+        return e
+
+    def explain(self, context: QueryContext) -> dict:
+        """What the re-ranker expects of the target, in words (for explanations and debugging)."""
+        edit = self.edits([context.text or ""])[0]
+        added, removed, unknown = self.edit_indices(edit)
+        e = self.expected(context, edit)
+        return {"expected": [self.vocabulary[i] for i in np.nonzero(e > 0.5)[0]],
+                "added": [self.vocabulary[i] for i in added], "removed": [self.vocabulary[i] for i in removed],
+                "not_checked": unknown}
+
+    # --- the contract ----------------------------------------------------------------------------------------------
+    def score(self, context: QueryContext, candidates: Candidates) -> np.ndarray:
+        return self.score_many([context], [candidates])[0]
+
+    def score_many(self, contexts: Sequence[QueryContext], candidates: Sequence[Candidates]) -> list[np.ndarray]:
+        if not contexts:
+            return []
+        edits = self.edits([c.text or "" for c in contexts])
+        out = []
+        for context, cand, edit in zip(contexts, candidates, edits):
+            if len(cand) == 0:
+                out.append(np.zeros(0, np.float32))
+                continue
+            e = self.expected(context, edit)
+            logits = self.cache.tokens(context.gallery.paths([int(i) for i in cand.ids]))[:, 0, :].numpy()
+            c = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+            agree = e[None, :] * c + (1.0 - e[None, :]) * (1.0 - c)
+            best = np.maximum(e, 1.0 - e)[None, :]  # the agreement of the most likely target, object by object
+            out.append(np.log(np.maximum(agree, FLOOR) / best).sum(axis=1).astype(np.float32))
+        self.cache.flush_new()  # logits computed for this query are kept for the next
+        return out

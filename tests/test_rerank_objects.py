@@ -1,0 +1,167 @@
+"""The ``objects`` re-ranker with a tiny cir checkpoint whose presence head is set by hand: two objects read two
+feature channels, so which gallery images hold them is known from the backbone's own tokens. The re-ranker must put
+every candidate that holds the expected objects above every one that does not (the reference's objects, edited by
+the text), ground the objects the parser left unread in the reference, read candidates from its per-item cache,
+and refuse backbones without a presence head."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cir.query import ArrayGallery, Fusion, first_stage, rerank_stage
+from cir.query.rerank import Candidates, QueryContext
+from tests.store_helpers import write_images
+
+LAPTOP, CAMERA = "laptop", "camera"  # two of the world's objects (cir/scenes/data/objects.tsv)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """(backbone, gallery of 40 files, {path: set of held objects}) with the head reading channels 0 and 1."""
+    from cir.backbones import load_backbone
+    from cir.backbones.presence import presence_head
+    from cir.encode import Encoder
+    from cir.scenes.objects import load_objects
+    from tests.tiny_models import make_tiny_cir_checkpoint
+
+    root = tmp_path_factory.mktemp("objects")
+    names = [o.name for o in load_objects()]
+    backbone = load_backbone(f"cir:{make_tiny_cir_checkpoint(root / 'ckpt', seed=2, num_classes=len(names))}")
+    paths = [str(p) for p in write_images(root / "photos", 40)]
+    encoder = Encoder(backbone)
+    pixels = torch.stack([encoder.pixels_from_file(p)[0] for p in paths])
+    with torch.no_grad():
+        cells = backbone.image_tokens(pixels).amax(dim=1)  # (N, C): each channel's maximum over the cells
+        head = presence_head(backbone)
+        head.weight.zero_()
+        head.bias.fill_(-12.0)  # every other object: absent everywhere
+        held = {}
+        for obj, channel in ((LAPTOP, 0), (CAMERA, 1)):
+            values = np.sort(cells[:, channel].numpy())
+            middle = range(len(values) // 3, 2 * len(values) // 3)
+            i = max(middle, key=lambda j: values[j + 1] - values[j])  # a threshold in the widest gap near the median
+            threshold, gap = float(values[i] + values[i + 1]) / 2, float(values[i + 1] - values[i])
+            k = names.index(obj)
+            head.weight[k, channel, 0, 0] = 20.0 / gap
+            head.bias[k] = -threshold * 20.0 / gap  # logit +-10 or beyond at the images nearest the threshold
+            held[obj] = {p for p, v in zip(paths, cells[:, channel].numpy()) if v > threshold}
+    vectors = backbone.encode_pixels(pixels)
+    objects = {p: {o for o in (LAPTOP, CAMERA) if p in held[o]} for p in paths}
+    return backbone, ArrayGallery(vectors, paths), objects
+
+
+def _reranker(backbone, tmp_path):
+    from cir.rerankers.objects import ObjectsParams, ObjectsReranker
+
+    return ObjectsReranker(backbone, ObjectsParams(editor="rules"), token_root=tmp_path)
+
+
+def _ranked(world, reranker, text, reference):
+    backbone, gallery, objects = world
+    paths = gallery.paths(range(len(gallery)))
+    ref = paths.index(reference) if reference is not None else None
+    query = gallery.searcher.vectors(np.array([ref]))[0] if ref is not None else backbone.encode_texts([text])[0]
+    context = QueryContext(query, text, query if ref is not None else None, ref, gallery, backbone)
+    first = first_stage(gallery.searcher, query[None], len(gallery), [[ref]] if ref is not None else [[]])
+    out = rerank_stage(reranker, [context], first, len(gallery), Fusion("linear", 1.0))
+    return [objects[paths[int(i)]] for i in out.ids[0] if i >= 0], context
+
+
+def _splits(ranked, wanted) -> bool:
+    """Every image matching ``wanted`` comes before every one that does not."""
+    hits = [wanted(s) for s in ranked]
+    return 0 < sum(hits) and all(hits[: sum(hits)])
+
+
+def test_candidates_holding_the_edited_reference_objects_come_first(world, tmp_path):
+    backbone, gallery, objects = world
+    reranker = _reranker(backbone, tmp_path)
+    reference = next(p for p, s in objects.items() if s == {LAPTOP})
+    ranked, context = _ranked(world, reranker, "remove the laptop and add a camera", reference)
+    assert _splits(ranked, lambda s: s == {CAMERA})
+    assert sum(s == {CAMERA} for s in ranked) == sum(s == {CAMERA} for s in objects.values())
+    said = reranker.explain(context)
+    assert said["added"] == [CAMERA] and said["removed"] == [LAPTOP] and said["expected"] == [CAMERA]
+    # the calibrated score is a probability of the expected set: near 1 for a match, near 0 otherwise
+    cand = Candidates(np.arange(len(gallery)), np.zeros(len(gallery), np.float32))
+    p = reranker.calibrate(reranker.score(context, cand))
+    match = np.array([objects[q] == {CAMERA} for q in gallery.paths(range(len(gallery)))])
+    assert p[match].min() > 0.9 and p[~match].max() < 0.1
+    # an add of the reference's own objects keeps them: "add a camera" expects both
+    ranked, _ = _ranked(world, reranker, "add a camera", reference)
+    assert _splits(ranked, lambda s: s == {LAPTOP, CAMERA})
+
+
+def test_an_object_the_parser_leaves_unread_is_grounded_in_the_reference(world, tmp_path):
+    backbone, gallery, objects = world
+    reranker = _reranker(backbone, tmp_path)
+    reference = next(p for p, s in objects.items() if s == {LAPTOP})
+    assert reranker.edits(["the laptop may leave the picture"])[0].remove == ()  # the rules read nothing here
+    ranked, context = _ranked(world, reranker, "the laptop may leave the picture", reference)
+    said = reranker.explain(context)
+    assert LAPTOP not in said["expected"] and said["removed"] == []  # held by the reference: no expectation
+    assert _splits(ranked, lambda s: CAMERA not in s)  # what the text does not touch still counts
+    # an unread object the reference lacks is being brought in
+    ranked, context = _ranked(world, reranker, "a camera would be nice here", reference)
+    assert CAMERA in reranker.explain(context)["expected"]
+    assert _splits(ranked, lambda s: s == {LAPTOP, CAMERA})
+    # a phrase outside the vocabulary cannot be checked, and says so
+    _, context = _ranked(world, reranker, "add a spaceship", reference)
+    assert reranker.explain(context)["not_checked"] == ["spaceship"]
+
+
+def test_a_text_only_query_expects_the_objects_it_names(world, tmp_path):
+    backbone, gallery, objects = world
+    reranker = _reranker(backbone, tmp_path)
+    ranked, context = _ranked(world, reranker, "a camera", None)
+    assert _splits(ranked, lambda s: CAMERA in s)
+    # 318 objects with no expectation add nothing: the calibrated scores stay probabilities, not an underflow to 0
+    p = reranker.calibrate(reranker.score(context, Candidates(np.arange(len(gallery)), np.zeros(len(gallery), np.float32))))
+    holds = np.array([CAMERA in objects[q] for q in gallery.paths(range(len(gallery)))])
+    assert p[holds].min() > 0.9 and p[~holds].max() < 0.1
+
+
+def test_candidates_come_from_the_per_item_cache(world, tmp_path):
+    backbone, gallery, objects = world
+    reranker = _reranker(backbone, tmp_path)
+    reference = next(p for p, s in objects.items() if s == {CAMERA})
+    _ranked(world, reranker, "remove the camera", reference)
+    assert reranker.cache.decoded == len(gallery)  # the reference is a gallery item: 40 files, each once
+    again = _reranker(backbone, tmp_path)  # a new re-ranker (another process) over the same cache folder
+    ranked, _ = _ranked(world, again, "remove the camera", reference)
+    assert again.cache.decoded == 0 and _splits(ranked, lambda s: s == set())
+    assert "objects-" in again.cache.directory.name  # never the verifier's folder
+
+
+def test_it_runs_through_store_search_and_is_listed(world, tmp_path):
+    import cir
+    from cir.rerankers import describe_rerankers, reranker_names
+
+    backbone, gallery, objects = world
+    with cir.open_store(tmp_path / "store", backbone=backbone, create=True) as store:
+        store.index([gallery.path(0).rsplit("/", 1)[0]], progress=False, workers=0)
+        snap = store.snapshot()
+        ref = next(i for i in range(len(snap)) if objects[snap.path(i)] == {LAPTOP})
+        out = store.search(item_id=ref, text="remove the laptop and add a camera", strategy="sum", k=5,
+                           rerank="objects", rerank_weight=1.0, rerank_params={"editor": "rules"})
+        stage = out.query["stages"]["rerank"]
+        assert stage["name"] == "objects" and stage["fusion"]["weight"] == 1.0
+        assert all(objects[snap.path(h.id)] == {CAMERA} for h in out.results[: min(5, sum(s == {CAMERA} for s in objects.values()))])
+        assert all(h.stage_scores and 0.0 <= h.stage_scores["rerank_calibrated"] <= 1.0 for h in out.results)
+    assert "objects" in reranker_names()
+    (described,) = describe_rerankers(["objects"])
+    assert described["learned"] is False and [p["name"] for p in described["params"]] == ["editor"]
+
+
+def test_it_refuses_a_backbone_without_a_presence_head_and_an_unknown_editor(tiny_backbone, world):
+    from cir.compose.registry import InvalidParameter
+    from cir.errors import ConfigError
+    from cir.rerankers import build_reranker
+
+    with pytest.raises(ConfigError, match="presence head.*cir train backbone"):
+        build_reranker("objects", backbone=tiny_backbone)
+    with pytest.raises(InvalidParameter, match="editor.*tagger, rules"):
+        build_reranker("objects", {"editor": "oracle"}, backbone=world[0])
+
