@@ -1,4 +1,4 @@
-"""The aesthetic and rewrite re-rankers measured on data no training saw (docs/benchmarks.md, "Re-rankers:
+"""The aesthetic, rewrite and objects re-rankers measured on data no training saw (docs/benchmarks.md, "Re-rankers:
 aesthetic, rewrite, vlm-judge").
 
     python benchmarks/bench_rerankers.py --root runs/rerankers [--captioner FILE]
@@ -9,6 +9,8 @@ aesthetic, rewrite, vlm-judge").
 3. ``aesthetic``: fits a predictor on the ratings CSV (``cir train aesthetic``; the ratings are synthetic, a stated
    function of style and clutter, see RATING) and measures text->image Hits@K / MRR per fusion weight.
 4. ``rewrite``: CIRR-layout val, first stages sum and arithmetic, re-ranking the top 100, per fusion weight.
+5. ``objects``: the same CIRR runs, and text->image Hits@K / MRR per fusion weight (it needs a backbone with a
+   presence head: ``cir:demo`` or a ``cir train backbone`` checkpoint such as the ``generalise`` tower).
 
 Writes ``<root>/results.json`` and prints the markdown tables.
 """
@@ -205,17 +207,28 @@ def main(argv=None) -> int:
             results.setdefault("aesthetic", {})[world] = rows
             print("aesthetic", world, json.dumps(rows), flush=True)
             results_path.write_text(json.dumps(results, indent=2) + "\n")
-    if "rewrite" in only:
-        params = {"captioner": args.captioner} if args.captioner else {}
-        reranker = Memo(build_reranker("rewrite", params, backbone=backbone))
+    for name in ("rewrite", "objects"):
+        if name not in only:
+            continue
+        params = {"captioner": args.captioner} if args.captioner and name == "rewrite" else {}
+        reranker = Memo(build_reranker(name, params, backbone=backbone))
         for world in args.worlds.split(","):
             task = load_cirr(root / "data" / world / "cirr", "val")
             for strategy in args.strategies.split(","):
                 rows = {"none": run(task, backbone, strategy)}
-                for w in WEIGHTS + (1.0,):
+                for w in WEIGHTS + (0.9, 1.0):
                     rows[str(w)] = run(task, backbone, strategy, reranker, w)
-                results.setdefault("rewrite", {}).setdefault(world, {})[strategy] = rows
-                print("rewrite", world, strategy, json.dumps(rows), flush=True)
+                results.setdefault(name, {}).setdefault(world, {})[strategy] = rows
+                print(name, world, strategy, json.dumps(rows), flush=True)
+                results_path.write_text(json.dumps(results, indent=2) + "\n")
+            if name == "objects":  # a text query names objects: the re-ranker expects them
+                d = root / "data" / world / "text2image"
+                task = load_text2image(d / "captions.csv", d / "images", "caption", "image")
+                rows = {"none": run(task, backbone, "text")}
+                for w in WEIGHTS + (0.9,):
+                    rows[str(w)] = run(task, backbone, "text", reranker, w)
+                results.setdefault("objects_text2image", {})[world] = rows
+                print("objects text2image", world, json.dumps(rows), flush=True)
                 results_path.write_text(json.dumps(results, indent=2) + "\n")
     results["seconds"] = round(time.time() - t0, 1)
     results_path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,20 +248,24 @@ def markdown(paths: list[Path]) -> str:
         for world, row in r["captioner"].items():
             out.append(f"| {world} | {row['scenes']} | {pct(row['object_set'])} | {pct(row['object_set_and_style'])} | {pct(row['style'])} |")
         out.append("")
-    if "aesthetic" in r:
-        cols = ["none"] + [str(w) for w in WEIGHTS]
-        out += ["| metric | world | " + " | ".join("none" if c == "none" else f"w={c}" for c in cols) + " |",
+    for key in ("aesthetic", "objects_text2image"):
+        if key not in r:
+            continue
+        cols = ["none"] + [c for c in next(iter(r[key].values())) if c != "none"]
+        out += [f"{key}:", "", "| metric | world | " + " | ".join("none" if c == "none" else f"w={c}" for c in cols) + " |",
                 "|---|---|" + "---:|" * len(cols)]
-        metrics = list(next(iter(r["aesthetic"].values()))["none"])
+        metrics = list(next(iter(r[key].values()))["none"])
         for m in metrics:
-            for world, rows in r["aesthetic"].items():
+            for world, rows in r[key].items():
                 out.append(f"| {m} | {world} | " + " | ".join(pct(rows[c][m]) for c in cols) + " |")
         out.append("")
-    if "rewrite" in r:
-        cols = ["none"] + [str(w) for w in WEIGHTS] + ["1.0"]
-        for world, by_strategy in r["rewrite"].items():
+    for key in ("rewrite", "objects"):
+        if key not in r:
+            continue
+        for world, by_strategy in r[key].items():
             for strategy, rows in by_strategy.items():
-                out += [f"{world} world, first stage {strategy}:", "",
+                cols = ["none"] + [c for c in rows if c != "none"]
+                out += [f"{key}, {world} world, first stage {strategy}:", "",
                         "| metric | " + " | ".join("none" if c == "none" else f"w={c}" for c in cols) + " |",
                         "|---|" + "---:|" * len(cols)]
                 for m in rows["none"]:

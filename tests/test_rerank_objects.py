@@ -52,10 +52,10 @@ def world(tmp_path_factory):
     return backbone, ArrayGallery(vectors, paths), objects
 
 
-def _reranker(backbone, tmp_path):
+def _reranker(backbone, tmp_path, check_style: bool = False):
     from cir.rerankers.objects import ObjectsParams, ObjectsReranker
 
-    return ObjectsReranker(backbone, ObjectsParams(editor="rules"), token_root=tmp_path)
+    return ObjectsReranker(backbone, ObjectsParams(editor="rules", check_style=check_style), token_root=tmp_path)
 
 
 def _ranked(world, reranker, text, reference):
@@ -145,14 +145,14 @@ def test_it_runs_through_store_search_and_is_listed(world, tmp_path):
         snap = store.snapshot()
         ref = next(i for i in range(len(snap)) if objects[snap.path(i)] == {LAPTOP})
         out = store.search(item_id=ref, text="remove the laptop and add a camera", strategy="sum", k=5,
-                           rerank="objects", rerank_weight=1.0, rerank_params={"editor": "rules"})
+                           rerank="objects", rerank_weight=1.0, rerank_params={"editor": "rules", "check_style": False})
         stage = out.query["stages"]["rerank"]
         assert stage["name"] == "objects" and stage["fusion"]["weight"] == 1.0
         assert all(objects[snap.path(h.id)] == {CAMERA} for h in out.results[: min(5, sum(s == {CAMERA} for s in objects.values()))])
         assert all(h.stage_scores and 0.0 <= h.stage_scores["rerank_calibrated"] <= 1.0 for h in out.results)
     assert "objects" in reranker_names()
     (described,) = describe_rerankers(["objects"])
-    assert described["learned"] is False and [p["name"] for p in described["params"]] == ["editor"]
+    assert described["learned"] is False and [p["name"] for p in described["params"]] == ["editor", "check_style"]
 
 
 def test_it_refuses_a_backbone_without_a_presence_head_and_an_unknown_editor(tiny_backbone, world):
@@ -165,3 +165,38 @@ def test_it_refuses_a_backbone_without_a_presence_head_and_an_unknown_editor(tin
     with pytest.raises(InvalidParameter, match="editor.*tagger, rules"):
         build_reranker("objects", {"editor": "oracle"}, backbone=world[0])
 
+
+
+def test_the_style_check_prefers_the_references_style_among_equal_objects(world, tmp_path):
+    """Two candidates hold the same objects; their vectors are the text tower's captions of those objects as a
+    sketch and as a photo, and the reference's is its objects' caption as a sketch: with the style check the sketch
+    comes first, without it the two tie on objects and the first stage's order stands."""
+    from cir.rerankers.descriptions import SceneCaption
+    from cir.rerankers.rewrite import StyleReader
+
+    backbone, gallery, objects = world
+    paths = gallery.paths(range(len(gallery)))
+    reference = next(p for p in paths if objects[p] == {LAPTOP})
+    a, b = [p for p in paths if objects[p] == {LAPTOP, CAMERA}][:2]
+    unit = lambda t: backbone.encode_texts([t])[0]  # noqa: E731
+    order = sorted((LAPTOP, CAMERA), key=_index)  # the re-ranker names objects in vocabulary order
+    vectors = np.stack([unit(SceneCaption("sketch", (LAPTOP,)).text()), unit(SceneCaption("color", tuple(order)).text()),
+                        unit(SceneCaption("sketch", tuple(order)).text())])
+    small = ArrayGallery(vectors, [reference, a, b])
+    context = QueryContext(vectors[0], "add a camera", vectors[0], 0, small, backbone)
+    first = Candidates(np.array([1, 2]), np.array([0.9, 0.8], np.float32))  # the photo first by the first stage
+    styled = _reranker(backbone, tmp_path, check_style=True)
+    plain = _reranker(backbone, tmp_path)
+    s_styled, s_plain = styled.score(context, first), plain.score(context, first)
+    assert s_styled[1] > s_styled[0]  # the sketch wins once style counts
+    assert s_plain[0] == pytest.approx(s_plain[1], abs=1e-3)  # equal objects: no preference without it
+    assert styled.explain(context)["style"] == "sketch"
+    # a text that names no object and asks for no edit is read as a style request
+    ask = QueryContext(vectors[0], "make it pixel art", vectors[0], 0, small, backbone)
+    assert styled.explain(ask)["style"] == StyleReader(backbone).read(["make it pixel art"])[0]
+
+
+def _index(name: str) -> int:
+    from cir.scenes.objects import load_objects
+
+    return [o.name for o in load_objects()].index(name)

@@ -1,4 +1,4 @@
-"""``objects``: checks each candidate's objects against the reference's, edited by the text.
+"""``objects``: checks each candidate's objects (and style) against the reference's, edited by the text.
 
 The first stage ranks by one vector per image, and one vector cannot tell "a cup and a lamp" from "a cup, a lamp and
 a fork" well: remove-only edits are its weakest kind. A ``cir:`` image tower also says, per known scene object, how
@@ -18,6 +18,13 @@ to that target's: 0 for a certain match, and an object nothing is expected of (`
 ratio in [0, 1] (``exp``), a fixed scale that looks at one candidate at a time. A query without a reference expects
 nothing of the objects its text does not name. Added or removed phrases outside the tower's
 vocabulary cannot be checked and are left out of the expectation (``explain`` lists them).
+
+The style check (``check_style``, on by default) adds, per candidate, ``log(P(its style agrees with the target's) /
+that of the most likely target)``. The target's style is the one a text asks for when it adds, removes and names
+no object (read as ``rewrite`` reads it: the style whose training instructions its embedding is nearest), else the
+reference's. An image's style is read zero-shot by the dual encoder itself: a softmax, at the model's trained
+temperature, over the cosines of its vector with the caption of the expected objects in each of the world's styles
+("a sketch of a cup", "pixel art of a cup", ...).
 
 It needs no training of its own: it reads the backbone's presence head and the edit parser, so it works for any
 ``cir:`` checkpoint of ``cir train backbone`` and for no other backbone family (a ConfigError says so). Candidates'
@@ -47,10 +54,12 @@ EDIT_MEMO = 4096  # texts whose parsed edit is kept
 @dataclass(frozen=True)
 class ObjectsParams:
     editor: str = param("tagger", help="who reads the text's adds and removes: tagger or rules (cir.edits)")
+    check_style: bool = param(True, help="also check the style (photo, black and white, sketch, pixel art): the one a "
+                              "text that names no object asks for, else the reference's, read through the text tower")
 
 
-@register_reranker("objects", "checks each candidate's objects (the tower's presence head) against the reference's, "
-                   "edited by the text's adds and removes: P(the candidate holds the expected objects)",
+@register_reranker("objects", "checks each candidate's objects (the tower's presence head) and style against the "
+                   "reference's, edited by the text: the candidate's likelihood of being the expected scene",
                    params=ObjectsParams, needs_backbone=True, train_command="cir train backbone")
 class ObjectsReranker(Reranker):
     # the fusion weight when none is given: chosen on the in-distribution triplet test (generalise tower, arithmetic;
@@ -79,6 +88,8 @@ class ObjectsReranker(Reranker):
                                 token_root, kind="objects")
         self._parser = None
         self._edits: dict[str, Edit] = {}
+        self._captions: dict[str, np.ndarray] = {}  # caption text -> its unit text embedding
+        self._styles = None  # a StyleReader, made on first use
 
     @classmethod
     def from_params(cls, params, *, weights_dir=None, backbone=None) -> "ObjectsReranker":
@@ -87,7 +98,7 @@ class ObjectsReranker(Reranker):
         return reranker
 
     def params(self) -> dict:
-        return {"editor": self.settings.editor}
+        return {"editor": self.settings.editor, "check_style": self.settings.check_style}
 
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
         return np.exp(np.minimum(np.asarray(scores, np.float64), 0.0)).astype(np.float32)
@@ -134,11 +145,8 @@ class ObjectsReranker(Reranker):
         text does not name are 0.5 (no expectation) and the named ones 1."""
         from cir.rerankers.rewrite import names_in
 
-        reference = self.cache.reference(context)
-        if reference is None:
-            e = np.full(len(self.vocabulary), 0.5)
-        else:
-            e = 1.0 / (1.0 + np.exp(-reference.numpy().reshape(-1).astype(np.float64)))
+        reference = self._reference_probabilities(context)
+        e = np.full(len(self.vocabulary), 0.5) if reference is None else reference.copy()
         added, removed, _ = self.edit_indices(edit)
         for name in names_in(context.text or "", self.vocabulary):
             i = self._index[name]
@@ -153,9 +161,75 @@ class ObjectsReranker(Reranker):
         edit = self.edits([context.text or ""])[0]
         added, removed, unknown = self.edit_indices(edit)
         e = self.expected(context, edit)
-        return {"expected": [self.vocabulary[i] for i in np.nonzero(e > 0.5)[0]],
-                "added": [self.vocabulary[i] for i in added], "removed": [self.vocabulary[i] for i in removed],
-                "not_checked": unknown}
+        names = [self.vocabulary[i] for i in np.nonzero(e > 0.5)[0]]
+        said = {"expected": names, "added": [self.vocabulary[i] for i in added],
+                "removed": [self.vocabulary[i] for i in removed], "not_checked": unknown}
+        if self.settings.check_style:
+            from cir.scenes.render import STYLES
+
+            style = self.expected_style(context, edit, names)
+            said["style"] = None if style is None else STYLES[int(np.argmax(style))]
+        return said
+
+    # --- the style -------------------------------------------------------------------------------------------------
+    def _caption_vectors(self, names: list[str]) -> np.ndarray:
+        """(styles, dim) unit text embeddings of the scene caption of ``names`` in each style."""
+        from cir.rerankers.descriptions import SceneCaption
+        from cir.scenes.render import STYLES
+
+        texts = [SceneCaption(style, tuple(names)).text() for style in STYLES]
+        todo = [t for t in texts if t not in self._captions]
+        if todo:
+            for t, v in zip(todo, self.backbone.encode_texts(todo)):
+                self._captions[t] = np.asarray(v, np.float64)
+            while len(self._captions) > EDIT_MEMO:
+                self._captions.pop(next(iter(self._captions)))
+        return np.stack([self._captions[t] if t in self._captions else self.backbone.encode_texts([t])[0] for t in texts])
+
+    def _style_probabilities(self, vectors: np.ndarray, names: list[str]) -> np.ndarray:
+        """(n, styles) P(style) of each image vector: a softmax over the captions of ``names`` in each style at the
+        model's trained temperature (what its contrastive training taught it to tell apart)."""
+        logits = self.temperature * (np.asarray(vectors, np.float64) @ self._caption_vectors(names).T)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    @property
+    def temperature(self) -> float:
+        scale = getattr(getattr(self.backbone, "model", None), "logit_scale", None)
+        return float(np.exp(float(scale.detach())).clip(max=100.0)) if scale is not None else 100.0
+
+    def expected_style(self, context: QueryContext, edit: Edit, names: list[str]) -> np.ndarray | None:
+        """(styles,) the target's style distribution: one style for a text that adds, removes and names nothing (the
+        style it asks for, read as `rewrite` reads it), else the reference's; None when neither is known."""
+        from cir.rerankers.rewrite import StyleReader, names_in
+        from cir.scenes.render import STYLES
+
+        text = (context.text or "").strip()
+        if text and not edit.add and not edit.remove and not names_in(text, self.vocabulary):
+            if self._styles is None:
+                self._styles = StyleReader(self.backbone)
+            wanted = self._styles.read([text])[0]
+            return np.array([1.0 if s == wanted else 0.0 for s in STYLES])
+        held = self._reference_probabilities(context)
+        if context.reference_vector is None or held is None:
+            return None
+        reference = [self.vocabulary[i] for i in np.nonzero(held > 0.5)[0]]
+        return self._style_probabilities(np.asarray(context.reference_vector)[None, :], reference)[0]
+
+    def _reference_probabilities(self, context: QueryContext) -> np.ndarray | None:
+        """(num_objects,) the presence probabilities of the query's reference, None without one."""
+        reference = self.cache.reference(context)
+        return None if reference is None else 1.0 / (1.0 + np.exp(-reference.numpy().reshape(-1).astype(np.float64)))
+
+    def _style_term(self, context: QueryContext, edit: Edit, e: np.ndarray, cand: Candidates) -> np.ndarray:
+        """log(P(candidate's style agrees with the target's) / that of the most likely target), per candidate."""
+        names = [self.vocabulary[i] for i in np.nonzero(e > 0.5)[0]]
+        wanted = self.expected_style(context, edit, names)
+        if wanted is None:
+            return np.zeros(len(cand))
+        p = self._style_probabilities(context.gallery.searcher.vectors(np.asarray(cand.ids, np.int64)), names)
+        return np.log(np.maximum(p @ wanted, FLOOR) / wanted.max())
 
     # --- the contract ----------------------------------------------------------------------------------------------
     def score(self, context: QueryContext, candidates: Candidates) -> np.ndarray:
@@ -175,6 +249,9 @@ class ObjectsReranker(Reranker):
             c = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
             agree = e[None, :] * c + (1.0 - e[None, :]) * (1.0 - c)
             best = np.maximum(e, 1.0 - e)[None, :]  # the agreement of the most likely target, object by object
-            out.append(np.log(np.maximum(agree, FLOOR) / best).sum(axis=1).astype(np.float32))
+            raw = np.log(np.maximum(agree, FLOOR) / best).sum(axis=1)
+            if self.settings.check_style:
+                raw = raw + self._style_term(context, edit, e, cand)
+            out.append(raw.astype(np.float32))
         self.cache.flush_new()  # logits computed for this query are kept for the next
         return out
