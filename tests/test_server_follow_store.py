@@ -76,3 +76,30 @@ def test_a_store_updated_in_place_is_not_mistaken_for_a_new_one(tmp_path, tiny_b
             assert app.state.service.store is store  # refreshed, not reopened
     finally:
         store.close()
+
+
+def test_a_store_recreated_with_another_backbone_is_served_with_its_own_strategies_and_rerankers(tmp_path, tiny_backbone):
+    """The server forgets what it built for the old backbone: /info and a re-ranked search answer for the new one."""
+    from cir.backbones import load_backbone
+    from tests.tiny_models import make_tiny_cir_checkpoint
+
+    root = tmp_path / "store"
+    make_store(root, tmp_path / "first", tiny_backbone, 5, seed=0)
+    store = cir.open_store(root, backbone=tiny_backbone)
+    app = create_app(ServeConfig(store=root, refresh_interval_s=0, thumbnail_dir=tmp_path / "thumbs"), store=store)
+    try:
+        with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+            before = http.get("/info")
+            assert before.status_code == 200 and "none" in [r["name"] for r in before.json()["rerankers"]]
+            assert http.post("/search/json", json={"item_id": 0, "text": "add a dog", "k": 3}).status_code == 200
+            other = load_backbone(f"cir:{make_tiny_cir_checkpoint(tmp_path / 'other', seed=5)}")
+            shutil.rmtree(root)
+            make_store(root, tmp_path / "second", other, 4, seed=100)
+            after = http.get("/info")
+            assert after.status_code == 200, after.text
+            assert after.json()["backbone"] == other.spec != tiny_backbone.spec
+            assert "none" in [r["name"] for r in after.json()["rerankers"]]
+            hits = http.post("/search/json", json={"item_id": 0, "text": "add a dog", "k": 3, "rerank": "none"})
+            assert hits.status_code == 200 and len(hits.json()["results"]) == 3, hits.text
+    finally:
+        store.close()

@@ -143,7 +143,9 @@ class SearchService:
         if probe.spec != old.spec:
             with self._slots:
                 self._strategies, self._unavailable = None, {}  # which strategies run depends on the backbone
-                self._rerankers, self._reranker_unavailable, self._built_rerankers = None, {}, {}
+                self._built_strategies = BuiltStrategies()  # and what was built was built for the old one
+                self._rerankers, self._reranker_unavailable = None, {}
+                self._reranker_needs_params, self._built_rerankers = set(), BuiltRerankers()
         self._opened.append(probe)
         self.store, self._identity, self._unavailable_reason = probe, identity, None
         # the replaced store stays open: requests that took it a moment ago finish on it; only older ones close
@@ -260,7 +262,9 @@ class SearchService:
             from cir.rerankers import reranker_spec
 
             reranker_spec(args.rerank)  # UnknownReranker, naming the valid ones
-            if args.rerank not in self.rerankers and args.rerank not in self._reranker_needs_params:
+            unusable = args.rerank not in self.rerankers and args.rerank not in self._reranker_needs_params
+            if unusable and not args.rerank_params:  # with parameters it may run (objects with editor=rules when no
+                # tagger is installed): the build below says why not if it still cannot
                 raise WeightsUnavailable(f"re-ranker {args.rerank!r} cannot run on this store "
                                          f"({self._reranker_unavailable[args.rerank]}); this store runs {', '.join(self.rerankers)}")
             reranker = self._reranker(args.rerank, args.rerank_params)
