@@ -6,6 +6,8 @@ and refuse backbones without a presence head."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -135,15 +137,23 @@ def test_candidates_come_from_the_per_item_cache(world, tmp_path):
     assert "objects-" in again.cache.directory.name  # never the verifier's folder
 
 
-def test_it_runs_through_store_search_and_is_listed(world, tmp_path):
+@contextlib.contextmanager
+def _store_of(world, tmp_path):
+    """(a store of the world's photos, its snapshot, the id of a photo that holds only the laptop)."""
     import cir
-    from cir.rerankers import describe_rerankers, reranker_names
 
     backbone, gallery, objects = world
     with cir.open_store(tmp_path / "store", backbone=backbone, create=True) as store:
         store.index([gallery.path(0).rsplit("/", 1)[0]], progress=False, workers=0)
         snap = store.snapshot()
-        ref = next(i for i in range(len(snap)) if objects[snap.path(i)] == {LAPTOP})
+        yield store, snap, next(i for i in range(len(snap)) if objects[snap.path(i)] == {LAPTOP})
+
+
+def test_it_runs_through_store_search_and_is_listed(world, tmp_path):
+    from cir.rerankers import describe_rerankers, reranker_names
+
+    backbone, gallery, objects = world
+    with _store_of(world, tmp_path) as (store, snap, ref):
         out = store.search(item_id=ref, text="remove the laptop and add a camera", strategy="sum", k=5,
                            rerank="objects", rerank_weight=1.0, rerank_params={"editor": "rules", "check_style": False})
         stage = out.query["stages"]["rerank"]
@@ -206,16 +216,12 @@ def test_the_api_takes_its_typed_parameters(world, tmp_path):
     """The form and JSON fields come from the declaration: editor (a string) and check_style (true / false)."""
     from fastapi.testclient import TestClient
 
-    import cir
     from cir.rerankers import describe_rerankers
     from cir.server import ServeConfig, create_app
     from tests.server_helpers import LOCAL_URL
 
     backbone, gallery, objects = world
-    with cir.open_store(tmp_path / "store", backbone=backbone, create=True) as store:
-        store.index([gallery.path(0).rsplit("/", 1)[0]], progress=False, workers=0)
-        snap = store.snapshot()
-        ref = next(i for i in range(len(snap)) if objects[snap.path(i)] == {LAPTOP})
+    with _store_of(world, tmp_path) as (store, snap, ref):
         app = create_app(ServeConfig(store=tmp_path / "store", refresh_interval_s=0), store=store)
         with TestClient(app, base_url=LOCAL_URL) as http:
             # no tagger is trained in the tests, so objects runs only with an editor given and /info does not offer
