@@ -30,6 +30,8 @@ def verifier_folder(tmp_path_factory, tiny_cir_checkpoint):
     result = train_reranker(cfg, log=lines.append)
     assert result.best_epoch == 1 and 0.0 <= result.best["r@1_fused"] <= 1.0
     assert any("first stages sum, image" in line for line in lines)
+    # a checkpoint without a recorded recommendation: the log says what `default` became and how to name another
+    assert any("--strategies default is sum here" in line and "--strategies arithmetic,sum" in line for line in lines)
     return out
 
 

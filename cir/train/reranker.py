@@ -76,13 +76,22 @@ class Part:
     scores: list[np.ndarray]  # per strategy, (Q, depth) first-stage inner products
 
 
-def resolve_strategies(spec: str, backbone_spec: str) -> list[str]:
+def resolve_strategies(spec: str, backbone_spec: str, log=None) -> list[str]:
+    """The first stages ``--strategies`` names, ``default`` read as the backbone's default composed strategy. When
+    no measurement recommends one for the backbone, ``log`` is told what ``default`` became and how to name the one
+    search will use (a new checkpoint has no ``recommended_strategy.json``, so ``default`` is ``sum``, and a verifier
+    mined from ``sum``'s candidates re-ranks ``arithmetic``'s poorly)."""
     from cir.compose import strategy_names
     from cir.compose.defaults import choose_strategy
 
     names = []
     for name in [s.strip() for s in spec.split(",") if s.strip()]:
-        name = choose_strategy(backbone_spec, True, True).name if name == "default" else name
+        if name == "default":
+            chosen = choose_strategy(backbone_spec, True, True)
+            name = chosen.name
+            if chosen.source is None and log is not None:
+                log(f"reranker: --strategies default is {name} here: {chosen.reason}; to mine the candidates of the "
+                    f"first stage your searches will use, name it (e.g. --strategies arithmetic,sum)")
         if name not in strategy_names():
             raise ConfigError(f"unknown strategy {name!r} in --strategies; choose among default, {', '.join(strategy_names())}")
         if name not in names:
@@ -176,7 +185,7 @@ def train_reranker(cfg: RerankerTrainConfig, backbone=None, log=print, stop_afte
     torch.manual_seed(cfg.loop.seed)
     backbone = backbone or load_backbone(cfg.backbone, device=cfg.loop.device)
     freeze(backbone)
-    strategies = resolve_strategies(cfg.strategies, backbone.spec)
+    strategies = resolve_strategies(cfg.strategies, backbone.spec, log)
     out = check_training_output(cfg.out, "reranker")
     data = load_triplet_data(cfg.data, Path(cfg.images) if cfg.images else None, cfg.loop.seed, cfg.scene_groups, cfg.triplets_per_group)
     train_set, val_set = data.split_by_group(cfg.validation, cfg.loop.seed)
