@@ -317,34 +317,14 @@ class BuiltStrategies:
     def build(self, name: str, params: Mapping[str, Any] | None = None, *, composer=None, parser=None) -> "Strategy":
         """:func:`build_strategy`'s strategy, the one built before when the same name, parameters, composer and
         parser were asked for."""
+        from cir.kept import kept_build
+
         return kept_build(self._kept, name, strategy_spec(name).cls, params,
                           (None if composer is None else str(composer), id(parser)),
                           lambda: build_strategy(name, params, composer=composer, parser=parser))
 
     def __len__(self) -> int:
         return len(self._kept)
-
-
-def kept_build(kept, name: str, cls: type, params: Mapping[str, Any] | None, extra: tuple, make: Callable):
-    """``make()``'s object, kept in ``kept`` (a :class:`cir.kept.Kept`) under the name, its registered class, the
-    parameters and ``extra`` (what else makes two builds differ). The caller looks the name up first, so an
-    unregistered name fails as it did; the class in the key is alive while an object of it is kept, so a name
-    registered again with another class builds again. Parameters json cannot write are built each time (the
-    builder names what is wrong with them)."""
-    frozen = frozen_params(params)
-    if frozen is None:
-        return make()
-    return kept.get((name, id(cls), frozen, *extra), make)
-
-
-def frozen_params(params: Mapping[str, Any] | None) -> str | None:
-    """``params`` as one string that equal parameters share (sorted JSON), None when json cannot write them."""
-    import json
-
-    try:
-        return json.dumps(dict(params or {}), sort_keys=True)
-    except (TypeError, ValueError):
-        return None
 
 
 def describe_strategies(names=None) -> list[dict]:

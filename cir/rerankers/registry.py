@@ -240,7 +240,7 @@ class BuiltRerankers:
 
     def build(self, name: str, params: Mapping[str, Any] | None = None, *, weights_dir: "str | Path | None" = None,
               backbone: "Backbone | None" = None) -> Reranker:
-        from cir.compose.registry import kept_build
+        from cir.kept import kept_build
 
         return kept_build(self._kept, name, reranker_spec(name).cls, params,
                           (None if weights_dir is None else str(weights_dir), id(backbone)),
