@@ -3,7 +3,7 @@
 The triplet test's references are colour photos only, so `cir eval tower` says nothing about sketches, grayscale or
 pixel art. This renders the same 300 object sets of the world's test split (members 0 and 1 of 150 objects groups:
 one to three objects each) in every style with each renderer, at 128 px, and prints the share whose object set the
-presence head names exactly (every object with probability > 0.5, and no other).
+presence head names exactly (``cir.eval.tower_bars.set_accuracy``, as ``cir eval tower`` counts it).
 
     python benchmarks/tower_styles.py --backbone cir:demo
     python benchmarks/tower_styles.py --backbone cir:runs/tower/generalise-1500
@@ -25,12 +25,11 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
-    import numpy as np
     import torch
 
     from cir.backbones import load_backbone
-    from cir.backbones.presence import presence_logits
     from cir.encode import Encoder
+    from cir.eval.tower_bars import set_accuracy
     from cir.scenes.render import STYLES, Scene, SceneRenderer
     from cir.scenes.world import WorldConfig, build_world
 
@@ -47,11 +46,7 @@ def main(argv=None) -> None:
         for style in STYLES:
             images = [renderer.render(Scene(s.id, s.objects, style, s.layout_seed), size=128) for s in scenes]
             pixels = torch.stack([encoder.pixels_from_image(im) for im in images])
-            with torch.inference_mode():
-                logits = torch.cat([presence_logits(backbone, backbone.image_tokens(pixels[i : i + 64]))
-                                    for i in range(0, len(pixels), 64)]).numpy()
-            hits = [set(np.nonzero(row > 0)[0].tolist()) == set(s.objects) for row, s in zip(logits, scenes)]
-            cells.append(f"{100 * float(np.mean(hits)):.2f}")
+            cells.append(f"{100 * set_accuracy(backbone, pixels, [s.objects for s in scenes]):.2f}")
         print(f"| {config} | " + " | ".join(cells) + " |", flush=True)
 
 

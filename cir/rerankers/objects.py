@@ -137,21 +137,21 @@ class ObjectsReranker(Reranker):
         removed = [i for i in removed if i not in added]
         return added, removed, unknown
 
-    def expected(self, context: QueryContext, edit: Edit) -> np.ndarray:
+    def expected(self, context: QueryContext, edit: Edit, held: np.ndarray | None) -> np.ndarray:
         """(num_objects,) the probability of each object in the target: the reference's, with the added objects
         1 and the removed 0. An object the text names that the parser put on neither side ("the sled may leave the
         picture" read as nothing) is grounded in the reference: one the reference lacks is being brought in (1);
         one it holds may be kept or taken away, so nothing is expected of it (0.5). Without a reference, objects the
-        text does not name are 0.5 (no expectation) and the named ones 1."""
+        text does not name are 0.5 (no expectation) and the named ones 1. ``held``: the reference's presence
+        probabilities (:meth:`reference_probabilities`), None without a reference."""
         from cir.rerankers.rewrite import names_in
 
-        reference = self._reference_probabilities(context)
-        e = np.full(len(self.vocabulary), 0.5) if reference is None else reference.copy()
+        e = np.full(len(self.vocabulary), 0.5) if held is None else held.copy()
         added, removed, _ = self.edit_indices(edit)
         for name in names_in(context.text or "", self.vocabulary):
             i = self._index[name]
             if i not in added and i not in removed:
-                e[i] = 0.5 if reference is not None and e[i] > 0.5 else 1.0
+                e[i] = 0.5 if held is not None and e[i] > 0.5 else 1.0
         e[added] = 1.0
         e[removed] = 0.0
         return e
@@ -160,14 +160,15 @@ class ObjectsReranker(Reranker):
         """What the re-ranker expects of the target, in words (for explanations and debugging)."""
         edit = self.edits([context.text or ""])[0]
         added, removed, unknown = self.edit_indices(edit)
-        e = self.expected(context, edit)
+        held = self.reference_probabilities(context)
+        e = self.expected(context, edit, held)
         names = [self.vocabulary[i] for i in np.nonzero(e > 0.5)[0]]
         said = {"expected": names, "added": [self.vocabulary[i] for i in added],
                 "removed": [self.vocabulary[i] for i in removed], "not_checked": unknown}
         if self.settings.check_style:
             from cir.scenes.render import STYLES
 
-            style = self.expected_style(context, edit, names)
+            style = self.expected_style(context, edit, names, held)
             said["style"] = None if style is None else STYLES[int(np.argmax(style))]
         return said
 
@@ -199,7 +200,7 @@ class ObjectsReranker(Reranker):
         scale = getattr(getattr(self.backbone, "model", None), "logit_scale", None)
         return float(np.exp(float(scale.detach())).clip(max=100.0)) if scale is not None else 100.0
 
-    def expected_style(self, context: QueryContext, edit: Edit, names: list[str]) -> np.ndarray | None:
+    def expected_style(self, context: QueryContext, edit: Edit, names: list[str], held: np.ndarray | None) -> np.ndarray | None:
         """(styles,) the target's style distribution: one style for a text that adds, removes and names nothing (the
         style it asks for, read as `rewrite` reads it), else the reference's; None when neither is known."""
         from cir.rerankers.rewrite import StyleReader, names_in
@@ -211,21 +212,22 @@ class ObjectsReranker(Reranker):
                 self._styles = StyleReader(self.backbone)
             wanted = self._styles.read([text])[0]
             return np.array([1.0 if s == wanted else 0.0 for s in STYLES])
-        held = self._reference_probabilities(context)
         if context.reference_vector is None or held is None:
             return None
         reference = [self.vocabulary[i] for i in np.nonzero(held > 0.5)[0]]
         return self._style_probabilities(np.asarray(context.reference_vector)[None, :], reference)[0]
 
-    def _reference_probabilities(self, context: QueryContext) -> np.ndarray | None:
-        """(num_objects,) the presence probabilities of the query's reference, None without one."""
+    def reference_probabilities(self, context: QueryContext) -> np.ndarray | None:
+        """(num_objects,) the presence probabilities of the query's reference, None without one (read once per
+        query: an uploaded reference is decoded and run through the tower here)."""
         reference = self.cache.reference(context)
-        return None if reference is None else 1.0 / (1.0 + np.exp(-reference.numpy().reshape(-1).astype(np.float64)))
+        return None if reference is None else _sigmoid(reference.numpy().reshape(-1))
 
-    def _style_term(self, context: QueryContext, edit: Edit, e: np.ndarray, cand: Candidates) -> np.ndarray:
+    def _style_term(self, context: QueryContext, edit: Edit, e: np.ndarray, held: np.ndarray | None,
+                    cand: Candidates) -> np.ndarray:
         """log(P(candidate's style agrees with the target's) / that of the most likely target), per candidate."""
         names = [self.vocabulary[i] for i in np.nonzero(e > 0.5)[0]]
-        wanted = self.expected_style(context, edit, names)
+        wanted = self.expected_style(context, edit, names, held)
         if wanted is None:
             return np.zeros(len(cand))
         p = self._style_probabilities(context.gallery.searcher.vectors(np.asarray(cand.ids, np.int64)), names)
@@ -244,14 +246,19 @@ class ObjectsReranker(Reranker):
             if len(cand) == 0:
                 out.append(np.zeros(0, np.float32))
                 continue
-            e = self.expected(context, edit)
-            logits = self.cache.tokens(context.gallery.paths([int(i) for i in cand.ids]))[:, 0, :].numpy()
-            c = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+            held = self.reference_probabilities(context)
+            e = self.expected(context, edit, held)
+            c = _sigmoid(self.cache.tokens(context.gallery.paths([int(i) for i in cand.ids]))[:, 0, :].numpy())
             agree = e[None, :] * c + (1.0 - e[None, :]) * (1.0 - c)
             best = np.maximum(e, 1.0 - e)[None, :]  # the agreement of the most likely target, object by object
             raw = np.log(np.maximum(agree, FLOOR) / best).sum(axis=1)
             if self.settings.check_style:
-                raw = raw + self._style_term(context, edit, e, cand)
+                raw = raw + self._style_term(context, edit, e, held, cand)
             out.append(raw.astype(np.float32))
         self.cache.flush_new()  # logits computed for this query are kept for the next
         return out
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Object logits -> presence probabilities, in float64 (the log-agreements sum over hundreds of objects)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
