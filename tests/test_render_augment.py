@@ -70,10 +70,28 @@ def test_augmented_scenes_render_at_the_model_input_side_with_new_looks():
         assert pixels.reshape(-1, 3).std(axis=0).max() > 1  # a pattern, not a flat colour
 
 
-def test_the_generalise_preset_uses_a_registered_disjoint_augmentation_and_starts_from_demo():
-    cfg = preset_config("generalise")
+@pytest.mark.parametrize("preset", ["generalise", "generalise-styles"])
+def test_the_generalise_presets_are_disjoint_and_generalise_styles_draws_as_exports_draw(preset):
+    cfg = preset_config(preset)
     assert cfg.augment in RENDER_AUGMENTS and cfg.init_from == "demo"
     check_disjoint(render_augment(cfg.augment))
+    if preset == "generalise-styles":
+        assert cfg.color_fraction < preset_config("generalise").color_fraction and cfg.render_size == 128
+
+
+def test_a_sketch_drawn_at_the_export_side_is_not_the_one_drawn_at_the_input_side():
+    """Sketch strokes thicken from 128 px: ``render_at(..., draw_size=128)`` is the 128 px file resized to the
+    input side (what search sees for an exported sketch), and not the 64 px drawing."""
+    from PIL import Image
+
+    renderer, scene = SceneRenderer(), Scene("s", (3, 4), "sketch", 5)
+    drawn = render_at(renderer, scene, 64, 128)
+    assert drawn.size == (64, 64)
+    file = renderer.render(scene, 128).resize((64, 64), Image.BICUBIC)
+    assert np.array_equal(np.asarray(drawn), np.asarray(file))
+    small = np.asarray(render_at(renderer, scene, 64), dtype=np.int16)
+    ink = lambda a: (a.mean(axis=2) < 128).mean()  # noqa: E731  share of dark (ink) pixels
+    assert ink(np.asarray(drawn, dtype=np.int16)) > 1.3 * ink(small)
 
 
 def test_the_verifier_trainer_draws_each_scene_in_its_own_training_only_rendering(tiny_backbone):

@@ -163,3 +163,21 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path)
     b = torch.load(checkpoints(tmp_path / "b" / "checkpoints")[-1], weights_only=False)["module"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.slow
+def test_the_command_line_sets_the_style_mix_and_the_drawing_side(tmp_path):
+    """`cir train backbone --color-fraction --render-size` reach the run: its checkpoint records them, and an
+    out-of-range share is refused by the command line before anything trains."""
+    from typer.testing import CliRunner
+
+    from cir.cli import build_app
+
+    out = tmp_path / "ckpt"
+    args = ["train", "backbone", "--preset", "smoke", "--out", str(out), "--quiet"]
+    done = CliRunner().invoke(build_app(), [*args, "--color-fraction", "0.25", "--render-size", "64"])
+    assert done.exit_code == 0, done.output
+    config = json.loads((out / "cir_config.json").read_text())["provenance"]["config"]
+    assert config["color_fraction"] == 0.25 and config["render_size"] == 64 and config["preset"] == "smoke"
+    refused = CliRunner().invoke(build_app(), [*args, "--color-fraction", "1.5"])
+    assert refused.exit_code != 0 and "color-fraction" in refused.output

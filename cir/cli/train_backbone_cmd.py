@@ -27,6 +27,13 @@ def register(train: typer.Typer) -> None:
                                        "(0 = the preset's)"),
         threads: int = typer.Option(0, "--threads", help="torch intra-op threads (0 = the preset's; 1 is faster on a "
                                     "machine other jobs keep busy)"),
+        color_fraction: float = typer.Option(-1.0, "--color-fraction", min=-1.0, max=1.0,
+                                             help="share of colour scenes, the rest spread over grayscale, sketch and "
+                                             "pixel art (-1 = the preset's)"),
+        render_size: int = typer.Option(-1, "--render-size", min=-1, help="side each scene is drawn at before it is "
+                                        "resized to the model's input (0 = the input side, -1 = the preset's)"),
+        init_from: str = typer.Option("", "--init-from", help="start from this cir checkpoint directory, or demo "
+                                      "(empty = the preset's)"),
         quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,
     ) -> None:
         """Train the image tower against the frozen MiniLM text tower; writes a cir: checkpoint."""
@@ -44,5 +51,11 @@ def register(train: typer.Typer) -> None:
             cfg.eval_every = eval_every
         if threads:
             cfg.threads = threads
+        if color_fraction >= 0:
+            cfg.color_fraction = color_fraction
+        if render_size >= 0:
+            cfg.render_size = render_size
+        if init_from:
+            cfg.init_from = init_from
         path = train_backbone(cfg, log=logger(quiet))
         typer.echo(f"saved checkpoint to {path}; use it with --backbone cir:{path}")

@@ -48,6 +48,9 @@ class BackboneTrainConfig:
     multi_sets: int = 16000  # object sets of 2-4 objects in the caption pool
     single_fraction: float = 0.25  # share of single-object scenes in a batch
     color_fraction: float = 0.7  # share of colour scenes (the rest spread over the other styles)
+    render_size: int = 0  # side each scene is drawn at, then resized to the model's input side (0 = the input side).
+    # Files are drawn larger (exports 128 px, the demo 160): a sketch's strokes thicken from 128 px, so a tower that
+    # only ever sees 64 px drawings meets sketches at search time it never trained on
     image: ImageTowerConfig = field(default_factory=lambda: ImageTowerConfig(image_size=64, concept_head=True))
     workers: int = 1  # processes rendering scenes beside the training loop
     threads: int = 2  # torch intra-op threads
@@ -151,16 +154,17 @@ class SceneSteps(torch.utils.data.Dataset):
             e = self.entries[int(k)]
             scene = Scene("train", e.objects, e.style, int(rng.integers(1 << 62)))
             renderer = self.renderer if self.augment is None else self.renderer.with_config(self.augment.sample(aug_rng))
-            images[b] = np.asarray(render_at(renderer, scene, size))
+            images[b] = np.asarray(render_at(renderer, scene, size, self.cfg.render_size))
             hot[b, list(e.objects)] = 1.0
         rows = torch.tensor([self.variants[int(k)][int(rng.integers(len(self.variants[int(k)])))] for k in idx])
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(idx), hot, rows
 
 
-def render_at(renderer: SceneRenderer, scene: Scene, size: int):
-    """The scene at exactly ``size`` pixels: a config with another canvas scale draws its own side, resized down
-    (or up) the way the backbone's preprocessing resizes a file of that side."""
-    image = renderer.render(scene, size)
+def render_at(renderer: SceneRenderer, scene: Scene, size: int, draw_size: int = 0):
+    """The scene at exactly ``size`` pixels: drawn at ``draw_size`` (0 = ``size``; a config with another canvas
+    scale draws its own side of that), resized down (or up) the way the backbone's preprocessing resizes a file of
+    that side."""
+    image = renderer.render(scene, draw_size or size)
     return image if image.width == size else image.resize((size, size), Image.BICUBIC)
 
 
@@ -300,7 +304,7 @@ def augmented_check(model: DualEncoder, cfg: BackboneTrainConfig, n: int = 0) ->
     _, scenes = held_out_scenes(cfg.seed + 2000, n or cfg.eval_multi)
     rng = np.random.default_rng([cfg.seed, 204])
     base, size = SceneRenderer(), model.cfg.preprocess.image_size
-    images = [render_at(base.with_config(augment.sample(rng)), s, size) for s in scenes]
+    images = [render_at(base.with_config(augment.sample(rng)), s, size, cfg.render_size) for s in scenes]
     backbone = CirBackbone(model, "training")
     was_training = model.training
     model.eval()
