@@ -10,7 +10,7 @@ from cir.errors import ConfigError
 from cir.backbones import load_backbone
 from cir.backbones.image_tower import ImageTowerConfig
 from cir.train.backbone import BackboneTrainConfig, train_backbone
-from tests.tiny_models import TINY_BERT
+from tests.tiny_models import TINY_BERT, make_tiny_cir_checkpoint
 
 
 @pytest.mark.slow
@@ -181,3 +181,29 @@ def test_the_command_line_sets_the_style_mix_and_the_drawing_side(tmp_path):
     assert config["color_fraction"] == 0.25 and config["render_size"] == 64 and config["preset"] == "smoke"
     refused = CliRunner().invoke(build_app(), [*args, "--color-fraction", "1.5"])
     assert refused.exit_code != 0 and "color-fraction" in refused.output
+
+
+def test_a_run_may_start_from_a_checkpoint_at_another_input_side_but_not_another_tower(tmp_path):
+    """init_from carries the tower, text projection and temperature over; the input side may change (the tower is
+    convolutional with global pooling), its widths may not."""
+    from cir.backbones.dual import DualEncoder, DualEncoderConfig, Preprocess
+    from cir.train.backbone import TrainedParts, init_from_checkpoint
+
+    source = make_tiny_cir_checkpoint(tmp_path / "a", seed=3)
+    start = DualEncoder.load(source)
+
+    def model(side: int, widths=(8, 16)) -> DualEncoder:
+        image = ImageTowerConfig(image_size=side, widths=widths, depths=(1, 1), embed_dim=32)
+        return DualEncoder(DualEncoderConfig(image=image, text={"kind": "tiny-bert", "config": TINY_BERT},
+                                             preprocess=Preprocess(image_size=side)))
+
+    said = []
+    larger = model(48)
+    init_from_checkpoint(larger, str(source), said.append)
+    theirs, ours = TrainedParts(start).state_dict(), TrainedParts(larger).state_dict()
+    assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in theirs)
+    assert "from a 32 px input to 48 px" in said[0]
+    emb = larger.image(torch.zeros(1, 3, 48, 48))
+    assert emb.shape == (1, 32)
+    with pytest.raises(ConfigError, match="from scratch"):
+        init_from_checkpoint(model(32, widths=(8, 24)), str(source), said.append)

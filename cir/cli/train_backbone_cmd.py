@@ -32,6 +32,8 @@ def register(train: typer.Typer) -> None:
                                              "pixel art (-1 = the preset's)"),
         render_size: int = typer.Option(-1, "--render-size", min=-1, help="side each scene is drawn at before it is "
                                         "resized to the model's input (0 = the input side, -1 = the preset's)"),
+        image_size: int = typer.Option(0, "--image-size", min=0, help="the tower's input side in pixels (0 = the "
+                                       "preset's); a run started from a checkpoint may change it"),
         init_from: str = typer.Option("", "--init-from", help="start from this cir checkpoint directory, or demo "
                                       "(empty = the preset's)"),
         quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,
@@ -57,5 +59,7 @@ def register(train: typer.Typer) -> None:
             cfg.render_size = render_size
         if init_from:
             cfg.init_from = init_from
+        if image_size:
+            cfg.image.image_size = image_size
         path = train_backbone(cfg, log=logger(quiet))
         typer.echo(f"saved checkpoint to {path}; use it with --backbone cir:{path}")

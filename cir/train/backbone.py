@@ -285,12 +285,16 @@ def init_from_checkpoint(model: DualEncoder, source: str, log) -> None:
 
     directory = demo_checkpoint_dir() if source == "demo" else Path(source).expanduser()
     start = DualEncoder.load(directory)
-    if start.cfg.image.to_dict() != model.cfg.image.to_dict() or start.cfg.text != model.cfg.text:
+    # the tower is convolutional with global pooling: its weights fit any input side, so only the side may differ
+    same = lambda cfg: {**cfg.to_dict(), "image_size": None}  # noqa: E731
+    if same(start.cfg.image) != same(model.cfg.image) or start.cfg.text != model.cfg.text:
         raise ConfigError(f"init_from {source}: its image tower {start.cfg.image.to_dict()} or text tower "
-                          f"{start.cfg.text} differs from this run's; train with the same image config or from scratch "
-                          "(init_from empty)")
+                          f"{start.cfg.text} differs from this run's; train with the same image config (the input "
+                          "side may differ) or from scratch (init_from empty)")
     TrainedParts(model).load_state_dict(TrainedParts(start).state_dict())
-    log(f"backbone: starting from the weights in {directory}")
+    resized = "" if start.cfg.image.image_size == model.cfg.image.image_size else \
+        f", from a {start.cfg.image.image_size} px input to {model.cfg.image.image_size} px"
+    log(f"backbone: starting from the weights in {directory}{resized}")
 
 
 def augmented_check(model: DualEncoder, cfg: BackboneTrainConfig, n: int = 0) -> dict[str, float]:
