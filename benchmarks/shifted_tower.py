@@ -26,7 +26,7 @@ import argparse
 import json
 from pathlib import Path
 
-WORLDS = ("default", "shifted")
+WORLDS = ("default", "shifted")  # measured by default; "validation" too when ROOT holds its exports (for choosing)
 
 
 def twin_accuracy(runs, root: Path) -> dict[str, dict[str, float]]:
@@ -90,6 +90,7 @@ def table(results: list[dict]) -> str:
         rr = r.get("rerank")
         return f"`{r['backbone']}`" + (f" + {rr['rerank']} (w {rr.get('rerank_weight') or 'default'})" if rr else "")
 
+    worlds = [w for w in ("default", "validation", "shifted") if any(w in r for r in results)]
     rows = ["| metric | world | " + " | ".join(label(r) for r in results) + " |",
             "|---|---|" + "---:|" * len(results)]
 
@@ -102,19 +103,19 @@ def table(results: list[dict]) -> str:
                 cells.append("-")
         rows.append(f"| {name} | {world} | " + " | ".join(cells) + " |")
 
-    for world in WORLDS:
+    for world in worlds:
         add("object set, references", world, lambda w: w["tower"]["reference_set_acc"])
         add("object set, gallery", world, lambda w: w["tower"]["gallery_set_acc"])
         add("caption R@1 (1,000 images)", world, lambda w: w["tower"]["caption_r1"])
     for s in results[0]["strategies"]:
-        for world in WORLDS:
+        for world in worlds:
             for kind in ("add", "remove", "replace"):
                 add(f"triplet test {s}, {kind}", world, lambda w, k=kind, s=s: w["triplet_test"][s][f"{k}/accuracy"])
             add(f"triplet test {s}, all", world, lambda w, s=s: w["triplet_test"][s]["accuracy"])
             add(f"triplet test {s}, remove, twins as one", world, lambda w, s=s: w["triplet_test"][s]["remove/twin_accuracy"])
             add(f"triplet test {s}, all, twins as one", world, lambda w, s=s: w["triplet_test"][s]["twin_accuracy"])
     for s in results[0]["strategies"]:
-        for world in WORLDS:
+        for world in worlds:
             add(f"CIRR {s} R@1", world, lambda w, s=s: w["cirr"][s]["recall@1"])
             add(f"CIRR {s} Rsubset@1", world, lambda w, s=s: w["cirr"][s]["recall_subset@1"])
     return "\n".join(rows)
@@ -127,7 +128,8 @@ def main() -> None:
     ap.add_argument("--strategy", default="image,sum,arithmetic")
     ap.add_argument("--out", type=Path, help="write the JSON of the (last) backbone here")
     ap.add_argument("--table", nargs="*", type=Path, help="only print the table of these result JSONs")
-    ap.add_argument("--worlds", default=",".join(WORLDS), help="default,shifted or one of them")
+    ap.add_argument("--worlds", default=",".join(WORLDS), help="default,shifted, one of them, or validation "
+                    "(the world for choosing settings: export it as tt-validation and cirr-validation)")
     ap.add_argument("--no-cirr", action="store_true", help="skip the CIRR layout")
     ap.add_argument("--rerank", default=None, help="a re-ranker after every strategy (cir eval's --rerank)")
     ap.add_argument("--rerank-weight", type=float, default=None, help="its fusion weight (default: its own)")

@@ -1,4 +1,5 @@
-"""The presence head's exact object-set recognition per style, on the default and the shifted renderer.
+"""The presence head's exact object-set recognition per style, on the default and the shifted renderer
+(and the validation one with ``--renderers``).
 
 The triplet test's references are colour photos only, so `cir eval tower` says nothing about sketches, grayscale or
 pixel art. This renders the same 300 object sets of the world's test split (members 0 and 1 of 150 objects groups:
@@ -23,6 +24,7 @@ def main(argv=None) -> None:
     ap.add_argument("--backbone", default="cir:demo")
     ap.add_argument("--groups", type=int, default=150, help="objects groups of the test split (two scenes each)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--renderers", default="default,shifted", help="render configs, e.g. default,validation,shifted")
     args = ap.parse_args(argv)
 
     import torch
@@ -40,7 +42,7 @@ def main(argv=None) -> None:
                                     kind_weights=(1.0, 0.0, 0.0)))
     scenes = [m for g in world.splits["test"].groups for m in g.members[:2]]
     print(f"| renderer | {' | '.join(STYLES)} |\n|---|" + "---:|" * len(STYLES))
-    for config in ("default", "shifted"):
+    for config in args.renderers.split(","):
         renderer = SceneRenderer(config=config)
         cells = []
         for style in STYLES:

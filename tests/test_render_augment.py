@@ -10,7 +10,7 @@ import pytest
 from cir.errors import ConfigError
 from cir.scenes import Scene, SceneRenderer
 from cir.scenes.render import _background
-from cir.scenes.render_augment import RENDER_AUGMENTS, check_disjoint, overlaps, render_augment
+from cir.scenes.render_augment import RENDER_AUGMENTS, check_disjoint, config_overlaps, overlaps, render_augment
 from cir.scenes.render_config import RENDER_CONFIGS, RenderConfig
 from cir.train.backbone import preset_config, render_at
 
@@ -28,6 +28,28 @@ def test_every_augmentation_is_disjoint_from_the_shifted_world(name):
             assert hi < slo or lo > shi, (cfg.name, n)
         if cfg.clutter[1]:
             assert not set(cfg.clutter_shapes) & set(shifted.clutter_shapes)
+
+
+def test_the_validation_world_meets_neither_the_shifted_world_nor_how_training_draws_scenes():
+    validation, shifted = RENDER_CONFIGS["validation"], RENDER_CONFIGS["shifted"]
+    assert config_overlaps(validation, shifted) == []
+    assert config_overlaps(shifted, validation) == []
+    trained = [RENDER_CONFIGS["default"], *(c for a in RENDER_AUGMENTS.values() for c in a.configs())]
+    for cfg in trained:  # its look is new to every training run; its sizes and clutter shapes are not (no room)
+        assert not set(cfg.backgrounds) & set(validation.backgrounds)
+        assert cfg.placement != validation.placement
+        assert cfg.canvas_scale != validation.canvas_scale
+    renderer = SceneRenderer(config="validation")
+    scene = Scene("v", (3, 4, 5), "color", 2)
+    image = renderer.render(scene, 128)
+    assert image.size == (224, 224)
+    layout = renderer.layout(scene)
+    xs, ys = [p.cx for p in layout], [p.cy for p in layout]
+    assert max(np.ptp(xs), np.ptp(ys)) > 0.3 and min(np.ptp(xs), np.ptp(ys)) < 0.1  # one row or one column
+    for family in validation.backgrounds:  # each family draws, and draws more than one colour
+        only = dataclasses.replace(validation, backgrounds=(family,))
+        pixels = np.asarray(_background(np.random.default_rng(3), 96, plain=False, config=only))
+        assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10, family
 
 
 def test_sampled_configs_cover_more_than_the_default_rendering():
@@ -70,13 +92,36 @@ def test_augmented_scenes_render_at_the_model_input_side_with_new_looks():
         assert pixels.reshape(-1, 3).std(axis=0).max() > 1  # a pattern, not a flat colour
 
 
-@pytest.mark.parametrize("preset", ["generalise", "generalise-styles"])
+@pytest.mark.parametrize("preset", ["generalise", "generalise-styles", "generalise-looks"])
 def test_the_generalise_presets_are_disjoint_and_generalise_styles_draws_as_exports_draw(preset):
     cfg = preset_config(preset)
     assert cfg.augment in RENDER_AUGMENTS and cfg.init_from == "demo"
     check_disjoint(render_augment(cfg.augment))
-    if preset == "generalise-styles":
+    if preset != "generalise":
         assert cfg.color_fraction < preset_config("generalise").color_fraction and cfg.render_size == 128
+    if preset == "generalise-looks":
+        styles = {**preset_config("generalise-styles").__dict__, "augment": "wide-styles", "preset": "generalise-looks"}
+        assert cfg.augment == "wide-styles" and styles == cfg.__dict__
+
+
+def test_style_looks_change_how_a_style_is_drawn_and_keep_the_default_look():
+    looks = RENDER_AUGMENTS["wide-styles"].style_looks
+    assert (40, 24, 200) in looks and len(set(looks)) == 27
+    assert RENDER_AUGMENTS["wide"].style_looks == ((40, 24, 200),)
+    rng = np.random.default_rng(0)
+    drawn = {(c.pixel_cells, c.pixel_colours, c.sketch_ink) for c in
+             (RENDER_AUGMENTS["wide-styles"].sample(rng) for _ in range(600)) if c is not RENDER_CONFIGS["default"]}
+    assert drawn == set(looks)
+    base = RENDER_CONFIGS["default"]
+    scene = Scene("s", (3, 4), "pixel", 5)
+    coarse = dataclasses.replace(base, pixel_cells=20, pixel_colours=8)
+    default_px = np.asarray(SceneRenderer().render(scene, 80))
+    coarse_px = np.asarray(SceneRenderer(config=coarse).render(scene, 80))
+    assert len(np.unique(coarse_px.reshape(-1, 3), axis=0)) <= 8 < len(np.unique(default_px.reshape(-1, 3), axis=0))
+    assert np.array_equal(coarse_px[0:4, 0:4], np.broadcast_to(coarse_px[0, 0], (4, 4, 3)))  # 80 / 20 = 4 px blocks
+    sketch = Scene("s", (3, 4), "sketch", 5)
+    ink = lambda cfg: (np.asarray(SceneRenderer(config=cfg).render(sketch, 128)).mean(axis=2) < 128).mean()  # noqa: E731
+    assert ink(dataclasses.replace(base, sketch_ink=170)) < ink(base) < ink(dataclasses.replace(base, sketch_ink=225))
 
 
 def test_a_sketch_drawn_at_the_export_side_is_not_the_one_drawn_at_the_input_side():

@@ -192,4 +192,16 @@ def test_cli_exports_the_shifted_world(tmp_path, capsys):
     shifted = build_world(WorldConfig(seed=0, groups={"val": 2}, phrasing="shifted")).splits["val"].triplets
     assert len(rows) == len(shifted) and all(t.text in row for t, row in zip(shifted, rows))
     assert main(["scenes", "export", "--format", "cirr", "--out", str(tmp_path / "u"), "--world", "odd"]) == 2
-    assert "choose one of default, shifted, shifted-render, shifted-text" in capsys.readouterr().err
+    assert "choose one of default, shifted, validation, shifted-render, shifted-text" in capsys.readouterr().err
+
+
+def test_cli_exports_the_validation_world_with_default_phrasings(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["scenes", "export", "--format", "triplets", "--out", str(out), "--groups", "2", "--size", "32",
+                 "--world", "validation", "--quiet"]) == 0
+    meta = json.loads((out / "cir_export.json").read_text())
+    assert meta["variant"] == "validation" and meta["phrasing"] == "default" and meta["render_config"]["placement"] == "row"
+    assert meta["image_side"] == 56 and all(Image.open(p).size == (56, 56) for p in (out / "images").iterdir())
+    rows = (out / "triplets.csv").read_text().splitlines()[1:]
+    default = build_world(WorldConfig(seed=0, groups={"val": 2})).splits["val"].triplets
+    assert len(rows) == len(default) and all(t.text in row for t, row in zip(default, rows))

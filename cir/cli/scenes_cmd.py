@@ -24,9 +24,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="world seed"),
         groups: int = typer.Option(50, help="groups of six scenes per evaluation split (val, test)"),
         train_groups: int = typer.Option(0, help="groups in the train split (0 = same as --groups)"),
-        size: int = typer.Option(128, help="image side in pixels (the shifted world draws 1.5 times larger canvases)"),
+        size: int = typer.Option(128, help="image side in pixels (the shifted world draws 1.5 times larger canvases, validation 1.75)"),
         world: str = typer.Option("default", "--world", help="default (the world training uses) or shifted (another "
-                                  "renderer and phrasings no training uses: a test of generalisation); shifted-render and shifted-text "
+                                  "renderer and phrasings no training uses: a test of generalisation); validation (a third renderer, "
+                                  "for choosing settings without looking at shifted); shifted-render and shifted-text "
                                   "shift only one of the two"),
         quiet: bool = quiet_option(),
         progress: Optional[bool] = progress_option(),

@@ -96,6 +96,8 @@ class SceneRenderer:
             return _diagonal_layout(scene.objects, lo, hi, rng)
         if self.config.placement == "ring":
             return _ring_layout(scene.objects, lo, hi, rng)
+        if self.config.placement == "row":
+            return _row_layout(scene.objects, lo, hi, rng)
         placed: list[Placement] = []
         for obj in scene.objects:
             best, best_overlap = None, None
@@ -131,7 +133,7 @@ class SceneRenderer:
             x = round(p.cx * size - sprite.width / 2)
             y = round(p.cy * size - sprite.height / 2)
             image.paste(sprite, (x, y), sprite)
-        return _stylise(image, scene.style, rng)
+        return _stylise(image, scene.style, rng, self.config)
 
 
 def openmoji_font_path() -> Path:
@@ -192,6 +194,20 @@ def _ring_layout(objects: tuple[int, ...], lo: float, hi: float, rng: np.random.
         cx = float(np.clip(0.5 + radius * np.cos(angle), size / 2, 1 - size / 2))
         cy = float(np.clip(0.5 + radius * np.sin(angle), size / 2, 1 - size / 2))
         placed.append(Placement(obj, cx, cy, size))
+    return placed
+
+
+def _row_layout(objects: tuple[int, ...], lo: float, hi: float, rng: np.random.Generator) -> list[Placement]:
+    """Objects evenly spaced along one horizontal or vertical line at a random offset, a little jittered."""
+    vertical = bool(rng.integers(0, 2))
+    line = float(rng.uniform(0.3, 0.7))
+    placed = []
+    for i, obj in enumerate(objects):
+        size = float(rng.uniform(lo, hi))
+        t = (i + 0.5) / len(objects) + float(rng.uniform(-0.03, 0.03))
+        u = line + float(rng.uniform(-0.04, 0.04))
+        along, across = float(np.clip(t, size / 2, 1 - size / 2)), float(np.clip(u, size / 2, 1 - size / 2))
+        placed.append(Placement(obj, across, along, size) if vertical else Placement(obj, along, across, size))
     return placed
 
 
@@ -267,6 +283,16 @@ def _background(rng: np.random.Generator, size: int, plain: bool, config: Render
             cx, cy = rng.uniform(0, 1, size=2)
             rx, ry = rng.uniform(0.1, 0.4, size=2)
             t = np.maximum(t, np.clip(1 - ((xx - cx) / rx) ** 2 - ((yy - cy) / ry) ** 2, 0, 1))
+    elif family == "concentric":  # rings around a random point (the validation world only)
+        cx, cy = rng.uniform(0, 1, size=2)
+        period = rng.uniform(0.06, 0.16)
+        t = (0.5 + 0.5 * np.cos(2 * np.pi * np.hypot(xx - cx, yy - cy) / period)) * rng.uniform(0.25, 0.55)
+    elif family == "bokeh":  # many small soft discs (the validation world only)
+        t = np.zeros_like(xx)
+        for _ in range(int(rng.integers(12, 30))):
+            cx, cy = rng.uniform(0, 1, size=2)
+            r = rng.uniform(0.02, 0.07)
+            t = np.maximum(t, np.clip(1 - np.hypot(xx - cx, yy - cy) / r, 0, 1) * rng.uniform(0.3, 0.8))
     else:
         raise ValueError(f"unknown background family {family!r}")
     arr = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]
@@ -302,7 +328,7 @@ def _default_background(rng: np.random.Generator, size: int, kind: int, c1: np.n
     return Image.fromarray(np.ascontiguousarray(arr).astype(np.uint8), "RGB")
 
 
-def _stylise(image: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:
+def _stylise(image: Image.Image, style: str, rng: np.random.Generator, config: RenderConfig) -> Image.Image:
     if style == "color":
         return image
     if style == "grayscale":
@@ -312,14 +338,15 @@ def _stylise(image: Image.Image, style: str, rng: np.random.Generator) -> Image.
         edges = ImageOps.crop(gray.filter(ImageFilter.FIND_EDGES), 1)  # the filter marks the frame: drop it
         edges = ImageOps.expand(edges, 1, fill=0)
         edges = ImageOps.autocontrast(edges)
-        lines = ImageOps.invert(edges).point(lambda v: 0 if v < 200 else 255)
+        lines = ImageOps.invert(edges).point(lambda v: 0 if v < config.sketch_ink else 255)
         lines = lines.filter(ImageFilter.MinFilter(3)) if image.width >= 128 else lines
         tint = tuple(int(v) for v in rng.integers(225, 256, size=3))
         paper = Image.new("RGB", image.size, tint)
         ink = Image.new("RGB", image.size, (40, 40, 50))
         return Image.composite(paper, ink, lines)
     if style == "pixel":
-        cells = min(image.width, 40)  # the same block grid at any resolution
-        small = image.resize((cells, cells), Image.BOX).quantize(colors=24, dither=Image.Dither.NONE).convert("RGB")
+        cells = min(image.width, config.pixel_cells)  # the same block grid at any resolution
+        small = image.resize((cells, cells), Image.BOX).quantize(colors=config.pixel_colours,
+                                                                  dither=Image.Dither.NONE).convert("RGB")
         return small.resize(image.size, Image.NEAREST)
     raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")

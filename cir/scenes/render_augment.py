@@ -2,7 +2,8 @@
 
 A :class:`RenderAugment` is a space of renderer configurations (object-size tables, placement rules, background
 families, clutter, canvas scales); :meth:`RenderAugment.sample` draws one :class:`RenderConfig` per scene.
-The backbone trainer's ``generalise`` preset draws its scenes from :data:`RENDER_AUGMENTS` ``["wide"]``.
+The backbone trainer's ``generalise`` preset draws its scenes from :data:`RENDER_AUGMENTS` ``["wide"]``;
+``wide-styles`` also varies how the styles are drawn (pixel grid, palette, sketch lines).
 
 ``shifted`` must stay a world no training sees. :func:`overlaps` lists every way an augmentation space meets a
 held-out configuration: a shared background family, placement rule or canvas scale, or an object-size range that
@@ -12,6 +13,7 @@ overlaps the held-out range for the same object count. The trainer refuses an au
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,45 +37,60 @@ class RenderAugment:
     clutter: tuple[tuple[int, int], ...]  # candidate (min, max) clutter counts, one drawn per scene
     clutter_shapes: tuple[str, ...]  # shapes clutter is drawn from
     canvas_scales: tuple[float, ...]  # candidate canvas scales (the render is resized to the model's input side)
+    # how the styles are drawn, one (pixel_cells, pixel_colours, sketch_ink) drawn per scene (RenderConfig's fields)
+    style_looks: tuple[tuple[int, int, int], ...] = ((40, 24, 200),)  # the default world's look only
 
     def configs(self) -> list[RenderConfig]:
         """Every configuration :meth:`sample` can draw (besides ``default``)."""
-        return [self._config(t, p, c, s) for t in self.size_tables for p in self.placements
-                for c in self.clutter for s in self.canvas_scales]
+        return [self._config(t, p, c, s, k) for t in self.size_tables for p in self.placements
+                for c in self.clutter for s in self.canvas_scales for k in self.style_looks]
 
     def sample(self, rng: np.random.Generator) -> RenderConfig:
         """One scene's configuration: ``default`` with probability ``default_fraction``, else a random point."""
         if rng.uniform() < self.default_fraction:
             return RENDER_CONFIGS["default"]
         pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
-        return self._config(pick(self.size_tables), pick(self.placements), pick(self.clutter), pick(self.canvas_scales))
+        config = self._config(pick(self.size_tables), pick(self.placements), pick(self.clutter), pick(self.canvas_scales),
+                              self.style_looks[0])
+        if len(self.style_looks) > 1:  # drawn after the rest, so an augmentation with one look keeps its old stream
+            config = self._config(config.size_ranges, config.placement, config.clutter, config.canvas_scale,
+                                  pick(self.style_looks))
+        return config
 
-    def _config(self, sizes: SizeTable, placement: str, clutter: tuple[int, int], scale: float) -> RenderConfig:
+    def _config(self, sizes: SizeTable, placement: str, clutter: tuple[int, int], scale: float,
+                look: tuple[int, int, int]) -> RenderConfig:
+        cells, colours, ink = look
         return RenderConfig(name=f"augment:{self.name}", size_ranges=sizes, placement=placement,
                             backgrounds=self.backgrounds, background_colours=self.background_colours,
                             clutter=clutter, canvas_scale=scale,
-                            clutter_shapes=self.clutter_shapes)
+                            clutter_shapes=self.clutter_shapes, pixel_cells=cells, pixel_colours=colours, sketch_ink=ink)
 
 
 def overlaps(augment: RenderAugment, held_out: RenderConfig) -> list[str]:
     """Every way ``augment`` (with the default configuration it mixes in) meets ``held_out``; empty when disjoint."""
+    return sorted({found for cfg in [RENDER_CONFIGS["default"], *augment.configs()]
+                   for found in config_overlaps(cfg, held_out)})
+
+
+def config_overlaps(cfg: RenderConfig, held_out: RenderConfig) -> list[str]:
+    """Every way one configuration meets ``held_out``: a shared background family, placement rule or canvas scale,
+    an object-size range that overlaps the held-out range for the same object count, or shared clutter shapes."""
     found = []
-    for cfg in [RENDER_CONFIGS["default"], *augment.configs()]:
-        shared = sorted(set(cfg.backgrounds) & set(held_out.backgrounds))
-        if shared:
-            found.append(f"{cfg.name}: background families {shared}")
-        if cfg.placement == held_out.placement:
-            found.append(f"{cfg.name}: placement {cfg.placement}")
-        if cfg.canvas_scale == held_out.canvas_scale:
-            found.append(f"{cfg.name}: canvas scale {cfg.canvas_scale}")
-        for n in range(1, 5):
-            (lo, hi), (hlo, hhi) = cfg.size_range(n), held_out.size_range(n)
-            if lo <= hhi and hlo <= hi:
-                found.append(f"{cfg.name}: {n}-object size range {lo}-{hi} meets {hlo}-{hhi}")
-        shapes = sorted(set(cfg.clutter_shapes) & set(held_out.clutter_shapes)) if cfg.clutter[1] > 0 else []
-        if shapes:
-            found.append(f"{cfg.name}: clutter shapes {shapes}")
-    return sorted(set(found))
+    shared = sorted(set(cfg.backgrounds) & set(held_out.backgrounds))
+    if shared:
+        found.append(f"{cfg.name}: background families {shared}")
+    if cfg.placement == held_out.placement:
+        found.append(f"{cfg.name}: placement {cfg.placement}")
+    if cfg.canvas_scale == held_out.canvas_scale:
+        found.append(f"{cfg.name}: canvas scale {cfg.canvas_scale}")
+    for n in range(1, 5):
+        (lo, hi), (hlo, hhi) = cfg.size_range(n), held_out.size_range(n)
+        if lo <= hhi and hlo <= hi:
+            found.append(f"{cfg.name}: {n}-object size range {lo}-{hi} meets {hlo}-{hhi}")
+    shapes = sorted(set(cfg.clutter_shapes) & set(held_out.clutter_shapes)) if cfg.clutter[1] > 0 else []
+    if shapes:
+        found.append(f"{cfg.name}: clutter shapes {shapes}")
+    return found
 
 
 def check_disjoint(augment: RenderAugment) -> None:
@@ -103,6 +120,12 @@ RENDER_AUGMENTS: dict[str, RenderAugment] = {
         canvas_scales=(1.0, 1.25, 2.0, 2.5),
     ),
 }
+# wide, with the styles drawn in other looks too: coarser and finer pixel grids, smaller and larger palettes, fewer
+# and more sketch lines (the default look is one of the 27), so a tower learns the objects under a style rather than
+# one way of drawing it
+RENDER_AUGMENTS["wide-styles"] = dataclasses.replace(
+    RENDER_AUGMENTS["wide"], name="wide-styles",
+    style_looks=tuple((cells, colours, ink) for cells in (28, 40, 56) for colours in (12, 24, 48) for ink in (170, 200, 225)))
 RENDER_AUGMENT_NAMES = tuple(RENDER_AUGMENTS)
 
 

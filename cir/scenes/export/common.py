@@ -20,6 +20,7 @@ NOTICE = (
 WORLDS = {  # a named world -> (render config, phrasing of the modification texts)
     "default": ("default", "default"),  # the world every training run and every shipped number uses
     "shifted": ("shifted", "shifted"),  # the shifted test world: another renderer and phrasings no training uses
+    "validation": ("validation", "default"),  # for choosing settings without the shifted world: a third renderer
     "shifted-render": ("shifted", "default"),  # ablation: only the renderer shifted
     "shifted-text": ("default", "shifted"),  # ablation: only the phrasings shifted
 }
