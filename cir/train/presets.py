@@ -32,6 +32,7 @@ class TrainerPresets:
 _COMPOSER_SMOKE_LOOP = {"epochs": 1, "batch_size": 8, "lr": 1e-3}
 _GENERALISE_BACKBONE = {"augment": "wide", "init_from": "demo", "steps": 1500, "lr": 1e-3, "warmup": 50,
                         "eval_every": 100, "eval_multi": 300, "eval_single": 160}  # generalise-styles builds on it
+_GENERALISE_STYLES = {**_GENERALISE_BACKBONE, "color_fraction": 0.4, "render_size": 128}  # and generalise-looks on it
 
 TRAINERS: dict[str, TrainerPresets] = {
     "backbone": TrainerPresets("cir.train.backbone:BackboneTrainConfig", {
@@ -40,9 +41,12 @@ TRAINERS: dict[str, TrainerPresets] = {
         "generalise": Preset(_GENERALISE_BACKBONE,
                              "starts from cir:demo and draws scenes in training-only renderings (sizes, placements, "
                              "backgrounds, clutter, canvas scales disjoint from the held-out test world); 1,500 steps, 24 minutes on 2 free CPU cores"),
-        "generalise-styles": Preset({**_GENERALISE_BACKBONE, "color_fraction": 0.4, "render_size": 128},
+        "generalise-styles": Preset(_GENERALISE_STYLES,
                                     "generalise, with 60% of the scenes in grayscale, sketch or pixel art (not 30%), each "
                                     "drawn at 128 px as exports draw them and resized to the input side"),
+        "generalise-looks": Preset({**_GENERALISE_STYLES, "augment": "wide-styles"},
+                                   "generalise-styles, with each style drawn in one of 27 looks (pixel grid, palette, "
+                                   "sketch lines), the default look among them"),
         "smoke": Preset({"steps": 3, "batch_size": 16, "multi_sets": 64, "eval_every": 0, "eval_multi": 16, "eval_single": 16,
                          "workers": 0,
                          "image": {"image_size": 32, "widths": (8, 16), "depths": (1, 1), "concept_head": True}}, "seconds"),
