@@ -23,6 +23,8 @@ from cir.scenes.render_config import CLUTTER_SHAPES, DEFAULT_BACKGROUNDS, RENDER
 
 HELD_OUT = ("shifted",)  # render configs no augmentation may touch
 
+_DEFAULT = RENDER_CONFIGS["default"]
+DEFAULT_LOOK = (_DEFAULT.pixel_cells, _DEFAULT.pixel_colours, _DEFAULT.sketch_ink)  # how the default world draws styles
 SizeTable = tuple[tuple[float, float], ...]  # (low, high) object side for 1, 2, 3, 4+ objects
 
 
@@ -38,7 +40,7 @@ class RenderAugment:
     clutter_shapes: tuple[str, ...]  # shapes clutter is drawn from
     canvas_scales: tuple[float, ...]  # candidate canvas scales (the render is resized to the model's input side)
     # how the styles are drawn, one (pixel_cells, pixel_colours, sketch_ink) drawn per scene (RenderConfig's fields)
-    style_looks: tuple[tuple[int, int, int], ...] = ((40, 24, 200),)  # the default world's look only
+    style_looks: tuple[tuple[int, int, int], ...] = (DEFAULT_LOOK,)  # the default world's look only
 
     def configs(self) -> list[RenderConfig]:
         """Every configuration :meth:`sample` can draw (besides ``default``)."""
@@ -50,12 +52,9 @@ class RenderAugment:
         if rng.uniform() < self.default_fraction:
             return RENDER_CONFIGS["default"]
         pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
-        config = self._config(pick(self.size_tables), pick(self.placements), pick(self.clutter), pick(self.canvas_scales),
-                              self.style_looks[0])
-        if len(self.style_looks) > 1:  # drawn after the rest, so an augmentation with one look keeps its old stream
-            config = self._config(config.size_ranges, config.placement, config.clutter, config.canvas_scale,
-                                  pick(self.style_looks))
-        return config
+        drawn = (pick(self.size_tables), pick(self.placements), pick(self.clutter), pick(self.canvas_scales))
+        # the look is drawn last and only when there is a choice, so an augmentation without looks keeps its stream
+        return self._config(*drawn, pick(self.style_looks) if len(self.style_looks) > 1 else self.style_looks[0])
 
     def _config(self, sizes: SizeTable, placement: str, clutter: tuple[int, int], scale: float,
                 look: tuple[int, int, int]) -> RenderConfig:
