@@ -92,16 +92,41 @@ def test_augmented_scenes_render_at_the_model_input_side_with_new_looks():
         assert pixels.reshape(-1, 3).std(axis=0).max() > 1  # a pattern, not a flat colour
 
 
-@pytest.mark.parametrize("preset", ["generalise", "generalise-styles", "generalise-looks"])
+def test_fine_hatching_is_fine_and_low_key_scenes_are_dark_and_patterned():
+    fine = RENDER_AUGMENTS["wide-fine"]
+    assert "hatch" in fine.backgrounds and "hatch" not in RENDER_AUGMENTS["wide"].backgrounds
+    only = RenderConfig(**{**RENDER_CONFIGS["default"].to_dict(), "name": "x", "backgrounds": ("hatch",)})
+    for seed in range(6):  # lines every 2-5 % of the side: over 40 light/dark changes along a row and a column
+        t = np.asarray(_background(np.random.default_rng(seed), 200, plain=False, config=only), dtype=np.float64)
+        changes = sum((np.abs(np.diff(line.sum(axis=1))) > 1).sum() for line in (t[100], t[:, 100]))
+        assert changes > 40, seed  # the default stripes (8-30 %, one axis) change at most 25 times
+    rng = np.random.default_rng(0)
+    drawn = [c for c in (fine.sample(rng) for _ in range(800)) if c is not RENDER_CONFIGS["default"]]
+    low = [c for c in drawn if c.background_colours == fine.low_key_colours]
+    assert 0.1 < len(low) / len(drawn) < 0.3  # low_key_fraction 0.2 of the augmented scenes
+    assert {c.backgrounds for c in low} == {fine.low_key_backgrounds}
+    assert not {"solid", "linear"} & set(fine.low_key_backgrounds)  # dark plain or gradient is the shifted "dark"
+    pixels = np.asarray(_background(np.random.default_rng(1), 64, plain=False, config=low[0]))
+    assert pixels.max() < 64
+    with pytest.raises(ConfigError, match="low_key_backgrounds"):
+        dataclasses.replace(fine, low_key_backgrounds=())
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)  # without low-key, wide's stream is unchanged
+    assert [RENDER_AUGMENTS["wide"].sample(rng_a) for _ in range(50)] == [
+        dataclasses.replace(fine, backgrounds=RENDER_AUGMENTS["wide"].backgrounds, low_key_fraction=0.0,
+                            name="wide").sample(rng_b) for _ in range(50)]
+
+
+@pytest.mark.parametrize("preset", ["generalise", "generalise-styles", "generalise-looks", "generalise-fine"])
 def test_the_generalise_presets_are_disjoint_and_generalise_styles_draws_as_exports_draw(preset):
     cfg = preset_config(preset)
     assert cfg.augment in RENDER_AUGMENTS and cfg.init_from == "demo"
     check_disjoint(render_augment(cfg.augment))
     if preset != "generalise":
         assert cfg.color_fraction < preset_config("generalise").color_fraction and cfg.render_size == 128
-    if preset == "generalise-looks":
-        styles = {**preset_config("generalise-styles").__dict__, "augment": "wide-styles", "preset": "generalise-looks"}
-        assert cfg.augment == "wide-styles" and styles == cfg.__dict__
+    augment = {"generalise-looks": "wide-styles", "generalise-fine": "wide-fine"}.get(preset)
+    if augment:
+        styles = {**preset_config("generalise-styles").__dict__, "augment": augment, "preset": preset}
+        assert cfg.augment == augment and styles == cfg.__dict__
 
 
 def test_style_looks_change_how_a_style_is_drawn_and_keep_the_default_look():

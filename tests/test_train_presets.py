@@ -33,7 +33,7 @@ def test_nested_preset_values_become_their_dataclass_with_its_own_defaults():
 
 
 def test_unknown_names_are_errors_that_name_the_choices():
-    with pytest.raises(ConfigError, match="choose one of default, long, generalise, generalise-styles, generalise-looks, smoke"):
+    with pytest.raises(ConfigError, match="choose one of default, long, generalise, generalise-styles, generalise-looks, generalise-fine, smoke"):
         preset_config("backbone", "fast")
     with pytest.raises(ConfigError, match="choose one of backbone, edits, pic2word, combiner, reranker, captioner, qformer, finetune"):
         preset_config("tagger", "default")
@@ -41,7 +41,7 @@ def test_unknown_names_are_errors_that_name_the_choices():
         preset_config("edits", "smoke", stepz=3)
     from cir.train.backbone import preset_config as backbone_preset  # the trainers' own wrappers say the same
 
-    with pytest.raises(ConfigError, match="choose one of default, long, generalise, generalise-styles, generalise-looks, smoke"):
+    with pytest.raises(ConfigError, match="choose one of default, long, generalise, generalise-styles, generalise-looks, generalise-fine, smoke"):
         backbone_preset("fast")
 
 

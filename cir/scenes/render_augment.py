@@ -3,7 +3,8 @@
 A :class:`RenderAugment` is a space of renderer configurations (object-size tables, placement rules, background
 families, clutter, canvas scales); :meth:`RenderAugment.sample` draws one :class:`RenderConfig` per scene.
 The backbone trainer's ``generalise`` preset draws its scenes from :data:`RENDER_AUGMENTS` ``["wide"]``;
-``wide-styles`` also varies how the styles are drawn (pixel grid, palette, sketch lines).
+``wide-styles`` also varies how the styles are drawn (pixel grid, palette, sketch lines); ``wide-fine`` adds a fine
+texture family and low-key (dark) scenes.
 
 ``shifted`` must stay a world no training sees. :func:`overlaps` lists every way an augmentation space meets a
 held-out configuration: a shared background family, placement rule or canvas scale, or an object-size range that
@@ -41,11 +42,21 @@ class RenderAugment:
     canvas_scales: tuple[float, ...]  # candidate canvas scales (the render is resized to the model's input side)
     # how the styles are drawn, one (pixel_cells, pixel_colours, sketch_ink) drawn per scene (RenderConfig's fields)
     style_looks: tuple[tuple[int, int, int], ...] = (DEFAULT_LOOK,)  # the default world's look only
+    # low-key scenes: this share of the augmented scenes draws its background from the patterned families below in
+    # dark colours (never a plain or gradient one, which dark would make the shifted world's "dark" family)
+    low_key_fraction: float = 0.0
+    low_key_backgrounds: tuple[str, ...] = ()
+    low_key_colours: tuple[int, int] = (0, 64)
+
+    def __post_init__(self) -> None:
+        if self.low_key_fraction and not self.low_key_backgrounds:
+            raise ConfigError(f"render augmentation {self.name!r}: low_key_fraction needs low_key_backgrounds")
 
     def configs(self) -> list[RenderConfig]:
         """Every configuration :meth:`sample` can draw (besides ``default``)."""
-        return [self._config(t, p, c, s, k) for t in self.size_tables for p in self.placements
-                for c in self.clutter for s in self.canvas_scales for k in self.style_looks]
+        keys = (False, True) if self.low_key_fraction else (False,)
+        return [self._config(t, p, c, s, k, low) for t in self.size_tables for p in self.placements
+                for c in self.clutter for s in self.canvas_scales for k in self.style_looks for low in keys]
 
     def sample(self, rng: np.random.Generator) -> RenderConfig:
         """One scene's configuration: ``default`` with probability ``default_fraction``, else a random point."""
@@ -53,14 +64,19 @@ class RenderAugment:
             return RENDER_CONFIGS["default"]
         pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
         drawn = (pick(self.size_tables), pick(self.placements), pick(self.clutter), pick(self.canvas_scales))
-        # the look is drawn last and only when there is a choice, so an augmentation without looks keeps its stream
-        return self._config(*drawn, pick(self.style_looks) if len(self.style_looks) > 1 else self.style_looks[0])
+        # the look and the low-key draw come last and only when there is a choice, so an augmentation without them
+        # keeps its stream
+        look = pick(self.style_looks) if len(self.style_looks) > 1 else self.style_looks[0]
+        low = bool(self.low_key_fraction) and rng.uniform() < self.low_key_fraction
+        return self._config(*drawn, look, low)
 
     def _config(self, sizes: SizeTable, placement: str, clutter: tuple[int, int], scale: float,
-                look: tuple[int, int, int]) -> RenderConfig:
+                look: tuple[int, int, int], low_key: bool = False) -> RenderConfig:
         cells, colours, ink = look
+        backgrounds, tones = ((self.low_key_backgrounds, self.low_key_colours) if low_key
+                              else (self.backgrounds, self.background_colours))
         return RenderConfig(name=f"augment:{self.name}", size_ranges=sizes, placement=placement,
-                            backgrounds=self.backgrounds, background_colours=self.background_colours,
+                            backgrounds=backgrounds, background_colours=tones,
                             clutter=clutter, canvas_scale=scale,
                             clutter_shapes=self.clutter_shapes, pixel_cells=cells, pixel_colours=colours, sketch_ink=ink)
 
@@ -125,6 +141,12 @@ RENDER_AUGMENTS: dict[str, RenderAugment] = {
 RENDER_AUGMENTS["wide-styles"] = dataclasses.replace(
     RENDER_AUGMENTS["wide"], name="wide-styles",
     style_looks=tuple((cells, colours, ink) for cells in (28, 40, 56) for colours in (12, 24, 48) for ink in (170, 200, 225)))
+# wide, with a fine texture (diagonal hatching at 2-5 % of the side, as fine as the shifted world's wood grain but
+# straight and never axis-aligned) and a fifth of the augmented scenes low-key (patterned backgrounds in dark tones),
+# the two kinds of background the 2026-12-02 diagnostic found the towers weakest on
+RENDER_AUGMENTS["wide-fine"] = dataclasses.replace(
+    RENDER_AUGMENTS["wide"], name="wide-fine", backgrounds=(*RENDER_AUGMENTS["wide"].backgrounds, "hatch"),
+    low_key_fraction=0.2, low_key_backgrounds=("noise", "stripes", "checker", "polka", "plaid", "blobs", "hatch"))
 RENDER_AUGMENT_NAMES = tuple(RENDER_AUGMENTS)
 
 

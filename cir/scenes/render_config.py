@@ -24,6 +24,8 @@ BACKGROUND_FAMILIES = (
     "wood", "radial", "grain", "dark",  # only the shifted world: fine wavy grain, radial gradient, pixel noise, dark
     "polka", "plaid", "blobs",  # only training augmentation: dot lattice, crossed stripes, large soft ellipses
     "concentric", "bokeh",  # only the validation world: rings around a point, many small soft discs
+    "hatch",  # only training augmentation: fine diagonal lines (2-5 % of the side), one or two directions
+    "mesh", "nightlights",  # only the validation world: a fine square grid of thin lines; small glows on a dark base
 )
 DEFAULT_BACKGROUNDS = BACKGROUND_FAMILIES[:5]
 CLUTTER_SHAPES = ("dot", "square", "triangle", "line", "ring", "cross")  # the first three: the shifted world's
@@ -96,7 +98,7 @@ RENDER_CONFIGS: dict[str, RenderConfig] = {
         name="validation",
         size_ranges=((0.2, 0.29), (0.16, 0.24), (0.14, 0.2), (0.12, 0.18)),  # below shifted's, like augment's small
         placement="row",
-        backgrounds=("concentric", "bokeh"),
+        backgrounds=("concentric", "bokeh", "mesh", "nightlights"),  # the last two: fine and low-key, as shifted has
         background_colours=(0, 256),
         clutter=(3, 6),
         canvas_scale=1.75,  # 224 px files at --size 128

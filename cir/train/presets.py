@@ -47,6 +47,9 @@ TRAINERS: dict[str, TrainerPresets] = {
         "generalise-looks": Preset({**_GENERALISE_STYLES, "augment": "wide-styles"},
                                    "generalise-styles, with each style drawn in one of 27 looks (pixel grid, palette, "
                                    "sketch lines), the default look among them"),
+        "generalise-fine": Preset({**_GENERALISE_STYLES, "augment": "wide-fine"},
+                                  "generalise-styles, with a fine hatched background family and a fifth of the augmented "
+                                  "scenes low-key (dark patterned backgrounds)"),
         "smoke": Preset({"steps": 3, "batch_size": 16, "multi_sets": 64, "eval_every": 0, "eval_multi": 16, "eval_single": 16,
                          "workers": 0,
                          "image": {"image_size": 32, "widths": (8, 16), "depths": (1, 1), "concept_head": True}}, "seconds"),
