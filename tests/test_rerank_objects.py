@@ -182,7 +182,7 @@ def test_the_style_check_prefers_the_references_style_among_equal_objects(world,
     sketch and as a photo, and the reference's is its objects' caption as a sketch: with the style check the sketch
     comes first, without it the two tie on objects and the first stage's order stands."""
     from cir.rerankers.descriptions import SceneCaption
-    from cir.rerankers.rewrite import StyleReader
+    from cir.rerankers.style_reader import StyleReader
 
     backbone, gallery, objects = world
     paths = gallery.paths(range(len(gallery)))

@@ -203,7 +203,8 @@ class ObjectsReranker(Reranker):
     def expected_style(self, context: QueryContext, edit: Edit, names: list[str], held: np.ndarray | None) -> np.ndarray | None:
         """(styles,) the target's style distribution: one style for a text that adds, removes and names nothing (the
         style it asks for, read as `rewrite` reads it), else the reference's; None when neither is known."""
-        from cir.rerankers.rewrite import StyleReader, names_in
+        from cir.rerankers.rewrite import names_in
+        from cir.rerankers.style_reader import KEEP, StyleReader
         from cir.scenes.render import STYLES
 
         text = (context.text or "").strip()
@@ -211,7 +212,8 @@ class ObjectsReranker(Reranker):
             if self._styles is None:
                 self._styles = StyleReader(self.backbone)
             wanted = self._styles.read([text])[0]
-            return np.array([1.0 if s == wanted else 0.0 for s in STYLES])
+            if wanted != KEEP:  # "keep": no style asked, the reference's style below
+                return np.array([1.0 if s == wanted else 0.0 for s in STYLES])
         if context.reference_vector is None or held is None:
             return None
         reference = [self.vocabulary[i] for i in np.nonzero(held > 0.5)[0]]

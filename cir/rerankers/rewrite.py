@@ -14,9 +14,9 @@ Describers (``captioner=``):
 
 Editors (``editor=``):
 - ``tagger`` / ``rules``: the edit parsers of :mod:`cir.edits` (the offline world). On a scene caption the removed
-  objects leave the list and the added ones join it; a text that adds and removes nothing is read as a style change,
-  to the style whose default-world instructions (:data:`cir.scenes.captions.STYLE_TEMPLATES`) its embedding is
-  nearest. On free text the removed objects' mentions are cut and the added ones appended ("..., with a fork").
+  objects leave the list and the added ones join it; a text that adds and removes nothing is read by
+  :class:`cir.rerankers.style_reader.StyleReader` (a classifier over the text tower's embedding): a style change to
+  the style it names, or no change ("keep"). On free text the removed objects' mentions are cut and the added ones appended ("..., with a fork").
 - ``hf:REPO_OR_DIR``: an instruction-following causal language model asked to rewrite the description.
 """
 
@@ -34,6 +34,7 @@ from cir.compose.registry import InvalidParameter, param
 from cir.query.rerank import Candidates, QueryContext, Reranker
 from cir.rerankers.descriptions import SceneCaption
 from cir.rerankers.registry import RerankerWeights, register_reranker
+from cir.rerankers.style_reader import KEEP, StyleReader
 
 
 # --- editing a description -----------------------------------------------------------------------------------------
@@ -88,31 +89,6 @@ def rewrite_text(description: str, edit: Edit) -> str:
 
         text = f"{text}, with {join_objects([' '.join(p.split()) for p in edit.add])}" if text else join_objects(list(edit.add))
     return text
-
-
-# --- the style a text asks for ----------------------------------------------------------------------------------------
-@dataclass
-class StyleReader:
-    """Reads which style a modification text asks for, by the text tower: the style whose default-world instructions
-    (their mean embedding) lie nearest to the text's embedding."""
-
-    backbone: object  # the text tower that embeds the texts
-    _prototypes: np.ndarray | None = None
-
-    def styles(self) -> tuple[str, ...]:
-        from cir.scenes.captions import STYLE_TEMPLATES
-
-        return tuple(STYLE_TEMPLATES)
-
-    def read(self, texts: Sequence[str]) -> list[str]:
-        from cir.scenes.captions import STYLE_TEMPLATES
-
-        if self._prototypes is None:
-            rows = [self.backbone.encode_texts(list(STYLE_TEMPLATES[s])).mean(axis=0) for s in self.styles()]
-            protos = np.stack(rows)
-            self._prototypes = protos / np.linalg.norm(protos, axis=1, keepdims=True)
-        sims = self.backbone.encode_texts(list(texts)) @ self._prototypes.T
-        return [self.styles()[int(i)] for i in sims.argmax(axis=1)]
 
 
 # --- describers and editors from hf: ---------------------------------------------------------------------------------
@@ -318,6 +294,7 @@ class RewriteReranker(Reranker):
         if style_rows:
             styles = self._styles.read([texts[i] for i in style_rows])
             for i, style in zip(style_rows, styles):
+                style = None if style == KEEP else style  # no style asked: the reference's stays
                 out[i] = rewrite_scene(descriptions[i], edits[i], vocabulary.objects, style=style).text()
         return out
 
