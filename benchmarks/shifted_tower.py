@@ -135,6 +135,8 @@ def main() -> None:
     ap.add_argument("--rerank-weight", type=float, default=None, help="its fusion weight (default: its own)")
     ap.add_argument("--rerank-k", type=int, default=100)
     ap.add_argument("--reranker-weights", default=None, help="a learned re-ranker's folder (default: the backbone's)")
+    ap.add_argument("--rerank-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="one of the re-ranker's declared parameters (repeat), as cir eval's --NAME options")
     args = ap.parse_args()
     if args.table:
         print(table([json.loads(p.read_text()) for p in args.table]))
@@ -143,8 +145,9 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     rerank = None
     if args.rerank:
+        given = dict(p.split("=", 1) for p in args.rerank_param)  # checked by the registry when the re-ranker is built
         rerank = {"rerank": args.rerank, "rerank_weight": args.rerank_weight, "rerank_k": args.rerank_k,
-                  "reranker_weights": args.reranker_weights}
+                  "reranker_weights": args.reranker_weights, "rerank_params": given}
     results = [measure(spec, args.root, tuple(args.strategy.split(",")), worlds=tuple(args.worlds.split(",")),
                        cirr=not args.no_cirr, out_path=args.out, rerank=rerank) for spec in (args.backbone or ["cir:demo"])]
     print(table(results))

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from cir.query import ArrayGallery, Fusion, first_stage, rerank_stage
+from cir.compose.registry import InvalidParameter
 from cir.query.rerank import Candidates, QueryContext
 from tests.store_helpers import write_images
 
@@ -162,7 +163,7 @@ def test_it_runs_through_store_search_and_is_listed(world, tmp_path):
         assert all(h.stage_scores and 0.0 <= h.stage_scores["rerank_calibrated"] <= 1.0 for h in out.results)
     assert "objects" in reranker_names()
     (described,) = describe_rerankers(["objects"])
-    assert described["learned"] is False and [p["name"] for p in described["params"]] == ["editor", "check_style"]
+    assert described["learned"] is False and [p["name"] for p in described["params"]] == ["editor", "check_style", "style_reading"]
 
 
 def test_it_refuses_a_backbone_without_a_presence_head_and_an_unknown_editor(tiny_backbone, world):
@@ -206,6 +207,50 @@ def test_the_style_check_prefers_the_references_style_among_equal_objects(world,
     assert styled.explain(ask)["style"] == StyleReader(backbone).read(["make it pixel art"])[0]
 
 
+def test_the_style_readers_answer_is_used_by_argmax_or_as_a_mixture(world, tmp_path):
+    """A reader whose weights give every text the same probabilities (a bias only): argmax asks for its top style;
+    mixture asks for each style by its share, with keep's share on the reference's own style; with keep on top,
+    argmax keeps the reference's style; without a reference, keep's share is dropped."""
+    from cir.edits.base import Edit
+    from cir.rerankers.objects import ObjectsParams, ObjectsReranker
+    from cir.rerankers.style_reader import StyleReader
+    from cir.scenes.render import STYLES
+
+    backbone, gallery, _ = world
+    vector = gallery.searcher.vectors(np.array([0]))[0]
+    context = QueryContext(vector, "make it look different", vector, 0, gallery, backbone)
+    held = np.zeros(len(_vocabulary()))
+
+    def reranker(reading, shares):
+        r = ObjectsReranker(backbone, ObjectsParams(editor="rules", style_reading=reading), token_root=tmp_path)
+        reader = StyleReader(backbone)
+        weights = np.zeros((backbone.dim + 1, len(reader.classes())))
+        weights[-1] = np.log(shares)
+        reader._weights = weights
+        r._styles = reader
+        return r
+
+    shares = np.array([0.1, 0.1, 0.1, 0.5, 0.2])  # color, grayscale, sketch, pixel, keep
+    own = reranker("argmax", shares)._style_probabilities(vector[None, :], [])[0]
+    assert reranker("argmax", shares).expected_style(context, Edit(), [], held) == pytest.approx(
+        np.eye(len(STYLES))[STYLES.index("pixel")])
+    mixed = reranker("mixture", shares).expected_style(context, Edit(), [], held)
+    assert mixed == pytest.approx(shares[:4] + 0.2 * own) and mixed.sum() == pytest.approx(1.0)
+    keep_first = np.array([0.1, 0.1, 0.1, 0.2, 0.5])
+    assert reranker("argmax", keep_first).expected_style(context, Edit(), [], held) == pytest.approx(own)
+    alone = QueryContext(vector, "make it look different", None, None, gallery, backbone)
+    assert reranker("mixture", shares).expected_style(alone, Edit(), [], None) == pytest.approx(shares[:4] / 0.8)
+    assert reranker("argmax", keep_first).expected_style(alone, Edit(), [], None) is None
+    with pytest.raises(InvalidParameter, match="style_reading.*argmax, mixture"):
+        ObjectsReranker(backbone, ObjectsParams(style_reading="soft"), token_root=tmp_path)
+
+
+def _vocabulary() -> list[str]:
+    from cir.scenes.objects import load_objects
+
+    return [o.name for o in load_objects()]
+
+
 def _index(name: str) -> int:
     from cir.scenes.objects import load_objects
 
@@ -213,7 +258,8 @@ def _index(name: str) -> int:
 
 
 def test_the_api_takes_its_typed_parameters(world, tmp_path):
-    """The form and JSON fields come from the declaration: editor (a string) and check_style (true / false)."""
+    """The form and JSON fields come from the declaration: editor (a string), check_style (true / false) and
+    style_reading (a string)."""
     from fastapi.testclient import TestClient
 
     from cir.rerankers import describe_rerankers
@@ -228,7 +274,8 @@ def test_the_api_takes_its_typed_parameters(world, tmp_path):
             # it; its declared fields are the ones the form and the JSON take
             assert "objects" not in [r["name"] for r in http.get("/info").json()["rerankers"]]
             (described,) = describe_rerankers(["objects"])
-            assert {p["name"]: p["type"] for p in described["params"]} == {"editor": "str", "check_style": "bool"}
+            assert {p["name"]: p["type"] for p in described["params"]} == {"editor": "str", "check_style": "bool",
+                                                                               "style_reading": "str"}
             form = http.post("/search", data={"item_id": str(ref), "text": "remove the laptop and add a camera",
                                               "strategy": "sum", "k": "3", "rerank": "objects", "rerank_weight": "1",
                                               "editor": "rules", "check_style": "false"})

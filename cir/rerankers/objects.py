@@ -46,6 +46,7 @@ from cir.query.rerank import Candidates, QueryContext, Reranker
 from cir.rerankers.registry import register_reranker
 
 EDITORS = ("tagger", "rules")  # the cir.edits parsers that read the text
+STYLE_READINGS = ("argmax", "mixture")  # how the style reader's probabilities become the expected style
 FLOOR = 1e-4  # the smallest agreement probability one object contributes (a log of 0 would decide alone)
 CACHE_VERSION = "presence1"  # names the token-cache folder of object logits; bump when the projection changes
 EDIT_MEMO = 4096  # texts whose parsed edit is kept
@@ -56,6 +57,8 @@ class ObjectsParams:
     editor: str = param("tagger", help="who reads the text's adds and removes: tagger or rules (cir.edits)")
     check_style: bool = param(True, help="also check the style (photo, black and white, sketch, pixel art): the one a "
                               "text that names no object asks for, else the reference's, read through the text tower")
+    style_reading: str = param("argmax", help="how the style reader's answer for such a text is used: argmax (its most "
+                               "likely class) or mixture (its probabilities, the 'keep' share on the reference's style)")
 
 
 @register_reranker("objects", "checks each candidate's objects (the tower's presence head) and style against the "
@@ -73,6 +76,9 @@ class ObjectsReranker(Reranker):
         from cir.scenes.objects import load_objects
 
         self.settings = params or ObjectsParams()
+        if self.settings.style_reading not in STYLE_READINGS:
+            raise InvalidParameter(f"parameter 'style_reading' of re-ranker 'objects' must be one of "
+                                   f"{', '.join(STYLE_READINGS)}, got {self.settings.style_reading!r}")
         if self.settings.editor not in EDITORS:
             raise InvalidParameter(f"parameter 'editor' of re-ranker 'objects' must be one of {', '.join(EDITORS)}, "
                                    f"got {self.settings.editor!r}")
@@ -208,16 +214,24 @@ class ObjectsReranker(Reranker):
         from cir.scenes.render import STYLES
 
         text = (context.text or "").strip()
+        asked = None  # (classes,) the reader's probabilities of the four styles and keep, for a text without objects
         if text and not edit.add and not edit.remove and not names_in(text, self.vocabulary):
             if self._styles is None:
                 self._styles = StyleReader(self.backbone)
-            wanted = self._styles.read([text])[0]
-            if wanted != KEEP:  # "keep": no style asked, the reference's style below
-                return np.array([1.0 if s == wanted else 0.0 for s in STYLES])
+            p = self._styles.probabilities([text])[0]
+            classes = self._styles.classes()
+            asked = np.array([p[classes.index(s)] for s in (*STYLES, KEEP)])
+            if self.settings.style_reading == "argmax":
+                asked = (np.arange(len(asked)) == int(np.argmax(asked))).astype(np.float64)
+            if asked[-1] == 0.0:  # no share on keep: the reference's style is not needed
+                return asked[:-1]
         if context.reference_vector is None or held is None:
-            return None
+            if asked is None or asked[:-1].sum() == 0.0:  # no reference to keep the style of
+                return None
+            return asked[:-1] / asked[:-1].sum()
         reference = [self.vocabulary[i] for i in np.nonzero(held > 0.5)[0]]
-        return self._style_probabilities(np.asarray(context.reference_vector)[None, :], reference)[0]
+        own = self._style_probabilities(np.asarray(context.reference_vector)[None, :], reference)[0]
+        return own if asked is None else asked[:-1] + asked[-1] * own  # "keep": the reference's style
 
     def reference_probabilities(self, context: QueryContext) -> np.ndarray | None:
         """(num_objects,) the presence probabilities of the query's reference, None without one (read once per
