@@ -64,3 +64,10 @@ def test_with_the_demo_text_tower_it_reads_direction_and_no_style(demo_reader):
         assert demo_reader.read(list(instructions)) == [style] * len(instructions)
     p = demo_reader.probabilities(["take all the colour away"])
     assert p.shape == (1, len(demo_reader.classes())) and p.sum() == pytest.approx(1.0)
+
+
+def test_odd_texts_get_a_reading_not_an_error(demo_reader):
+    odd = ["", "   ", "🎨🖌️", "x" * 20000, "make it black and white " * 500, "\x00\x07 tab\tand\nnewline", "Ñandú en colores"]
+    got = demo_reader.read(odd)
+    assert len(got) == len(odd) and set(got) <= set(demo_reader.classes())
+    assert np.isfinite(demo_reader.probabilities(odd)).all()
