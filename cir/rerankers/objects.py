@@ -207,8 +207,9 @@ class ObjectsReranker(Reranker):
         return float(np.exp(float(scale.detach())).clip(max=100.0)) if scale is not None else 100.0
 
     def expected_style(self, context: QueryContext, edit: Edit, names: list[str], held: np.ndarray | None) -> np.ndarray | None:
-        """(styles,) the target's style distribution: one style for a text that adds, removes and names nothing (the
-        style it asks for, read as `rewrite` reads it), else the reference's; None when neither is known."""
+        """(styles,) the target's style distribution. For a text that adds, removes and names nothing: the style the
+        style reader hears (``argmax``), or its probabilities (``mixture``), with a "keep" reading on the reference's
+        style. For any other text: the reference's. None when neither is known."""
         from cir.rerankers.rewrite import names_in
         from cir.rerankers.style_reader import KEEP, StyleReader
         from cir.scenes.render import STYLES
