@@ -36,6 +36,7 @@ def main(argv=None) -> None:
     import torch
 
     from cir.backbones import load_backbone
+    from cir.compose.base import unit_rows
     from cir.rerankers import style_reader as sr
     from cir.scenes.captions import STYLE_TEMPLATES
     from cir.scenes.shifted_phrasings import SHIFTED_STYLE_TEMPLATES
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     backbone = load_backbone(args.backbone)
     bank = sr.style_bank()
     classes = (*STYLE_TEMPLATES, sr.KEEP)
-    x = sr._normalise(np.asarray(backbone.encode_texts([t for t, _ in bank]), dtype=np.float64))
+    x = unit_rows(backbone.encode_texts([t for t, _ in bank])).astype(np.float64)
     y = np.array([classes.index(s) for _, s in bank])
     verbs = sr._TAKE_OUT + sr._PUT_BACK
     fold = np.array([zlib.crc32(_group(t, verbs).encode()) % args.folds for t, _ in bank])

@@ -21,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cir.compose.base import unit_rows
+
 KEEP = "keep"  # the text asks for no style: the target keeps the reference's
 
 # the shifted world's style templates' content words: no authored bank sentence may use them
@@ -140,10 +142,6 @@ def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, l2: float) -> n
     return w.detach().numpy()
 
 
-def _normalise(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-
 @dataclass
 class StyleReader:
     """Reads which style (or :data:`KEEP`) a modification text asks for, by the classifier fitted on the backbone's
@@ -161,14 +159,14 @@ class StyleReader:
     def fit(self) -> None:
         bank = style_bank()
         classes = self.classes()
-        x = _normalise(np.asarray(self.backbone.encode_texts([t for t, _ in bank]), dtype=np.float64))
+        x = unit_rows(self.backbone.encode_texts([t for t, _ in bank])).astype(np.float64)
         self._weights = fit_softmax(x, np.array([classes.index(s) for _, s in bank]), len(classes), self.l2)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), classes) the probability of each class."""
         if self._weights is None:
             self.fit()
-        x = _normalise(np.asarray(self.backbone.encode_texts(list(texts)), dtype=np.float64))
+        x = unit_rows(self.backbone.encode_texts(list(texts))).astype(np.float64)
         logits = np.hstack([x, np.ones((len(x), 1))]) @ self._weights
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
