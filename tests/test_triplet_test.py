@@ -13,6 +13,9 @@ import pytest
 from cir.cli import main
 from cir.datasets.csv_triplets import load_triplets_by_kind
 from cir.scenes.export import ExportConfig, export_world
+from cir.errors import CirError
+from cir.scenes.captions import canonical_caption
+from cir.scenes.export import triplet_test
 from cir.scenes.export.triplet_test import KINDS, build_test
 from cir.scenes.objects import load_objects
 from cir.scenes.shifted_phrasings import SHIFTED_TEMPLATES
@@ -43,6 +46,15 @@ def test_the_test_has_balanced_kinds_and_a_gallery_of_targets_and_hard_distracto
         assert len(mates) == 2 and all(set(m.objects) != set(target.objects) for m in mates)
     rerenders = [s for s in gallery if s.id.endswith("-again")]
     assert len(rerenders) == 100  # the reference's objects in another layout: the image-only answer
+    captions = Counter(canonical_caption(s.names(), s.style) for s in gallery)
+    assert all(captions[canonical_caption(q["target"].names(), q["target"].style)] == 1 for q in queries)  # no twin
+    assert len({q["reference"].id.rsplit("-m", 1)[0] for q in queries}) == 300  # one group per query
+
+
+def test_a_world_too_small_for_twin_free_targets_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setattr(triplet_test, "GROUP_RESERVE", 1)  # 300 groups for 300 queries: some have to be passed over
+    with pytest.raises(CirError, match="--groups"):
+        build_test(ExportConfig(seed=0, groups=300, variant="shifted"))
 
 
 def test_the_export_writes_the_csvs_and_the_phrasings_follow_the_world(shifted_test, tmp_path):
