@@ -4,8 +4,9 @@
   presence head), caption R@1 over the 1,000-image gallery;
 * the triplet test (``cir eval triplets --kind-column kind``): top-1 accuracy per edit kind and overall, and the
   same top-1 with caption twins counted as one answer (``twin_accuracy``: the top image has the target's caption, the
-  same objects and style; 13 of the 100 remove-only targets in either world have such a twin in the gallery, another
-  group's base drawn with its own layout, which nothing in the query can tell apart);
+  same objects and style, another group's scene drawn with its own layout, which nothing in the query can tell
+  apart). Exports made since 2026-12-02 have no such twin, so there it equals top-1; in earlier ones 13 of the 100
+  remove-only targets had one;
 * the CIRR layout (``cir eval cirr --split val``): R@1 and Rsubset@1.
 
 Exports it reads (made by benchmarks/shifted_tower.sh)::
