@@ -1,6 +1,7 @@
 """Backbones: one interface (:class:`Backbone`), one spec parser, one loader.
 
     load_backbone("cir:demo")                                  the shipped offline demo dual encoder
+    load_backbone("cir:generalise")                            the shipped tower trained on many renderings
     load_backbone("openclip:ViT-B-32/laion2b_s34b_b79k")       OpenCLIP zoo
     load_backbone("hf:openai/clip-vit-base-patch32")           transformers CLIP / SigLIP
 """
@@ -11,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cir.backbones.placeholder import PLACEHOLDER
-from cir.backbones.spec import DEFAULT_BACKBONE, REAL_PHOTOS_EXAMPLE, ModelSpec, parse_model_spec
+from cir.backbones.spec import DEFAULT_BACKBONE, REAL_PHOTOS_EXAMPLE, SHIPPED_CHECKPOINTS, ModelSpec, parse_model_spec
 from cir.errors import WeightsUnavailable
 
 if TYPE_CHECKING:
     from cir.backbones.base import Backbone
 
-__all__ = ["DEFAULT_BACKBONE", "PLACEHOLDER", "REAL_PHOTOS_EXAMPLE", "Backbone", "ModelSpec", "demo_checkpoint_dir", "load_backbone", "parse_model_spec"]
+__all__ = ["DEFAULT_BACKBONE", "PLACEHOLDER", "REAL_PHOTOS_EXAMPLE", "SHIPPED_CHECKPOINTS", "Backbone", "ModelSpec", "checkpoint_dir", "demo_checkpoint_dir", "load_backbone", "parse_model_spec"]
 
 
 def __getattr__(name: str):
@@ -30,8 +31,29 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def shipped_weights_dir() -> Path:
+    """The folder holding every shipped checkpoint (no trainer writes under it)."""
+    return Path(__file__).resolve().parent / "weights"
+
+
 def shipped_demo_dir() -> Path:
-    return Path(__file__).resolve().parent / "weights" / "demo"
+    return shipped_weights_dir() / "demo"
+
+
+def checkpoint_dir(name: str) -> Path:
+    """The folder a ``cir:NAME`` spec loads: a shipped checkpoint's (:data:`SHIPPED_CHECKPOINTS`), else NAME as a
+    path. :class:`WeightsUnavailable` when a shipped one is missing from this installation."""
+    from cir.backbones.dual import CONFIG_NAME
+
+    if name == "demo":
+        return demo_checkpoint_dir()
+    if name in SHIPPED_CHECKPOINTS:
+        directory = shipped_weights_dir() / name
+        if not (directory / CONFIG_NAME).exists():
+            raise WeightsUnavailable(f"cir:{name} does not ship with this installation of cir (no {directory}); "
+                                     f"reinstall cir, or train one as docs/benchmarks.md says and pass cir:DIR")
+        return directory
+    return Path(name).expanduser()
 
 
 def demo_checkpoint_dir() -> Path:
@@ -56,7 +78,7 @@ def spec_weights_fingerprint(spec: str | ModelSpec) -> str | None:
     parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
     if parsed.kind != "cir":
         return None
-    directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+    directory = checkpoint_dir(parsed.name)
     weights = directory / "model.safetensors"
     return file_fingerprint(weights) if weights.is_file() else None
 
@@ -75,7 +97,7 @@ def load_backbone(spec: str | ModelSpec, device: str = "cpu", image_only: bool =
         from cir.backbones.dual import CirBackbone, DualEncoder
 
         precision = requested_text_precision(text_precision)
-        directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+        directory = checkpoint_dir(parsed.name)
         if not directory.exists():
             raise WeightsUnavailable(f"{parsed}: checkpoint directory {directory} does not exist")
         backbone = CirBackbone(DualEncoder.load(directory, with_text=not image_only), str(parsed), precision)

@@ -9,7 +9,8 @@
 A weights part is a file when it starts with '/', '.' or '~', holds a '/', or ends in a weights suffix
 (WEIGHT_SUFFIXES); otherwise it is a pretrained tag. Architecture names never hold '/', ':' or '@'.
     hf:REPO_OR_DIR               transformers CLIP or SigLIP, a hub repo or a local directory
-    cir:PATH                     cir's own dual-encoder checkpoint directory; cir:demo is the shipped one
+    cir:PATH                     cir's own dual-encoder checkpoint directory; cir:demo and cir:generalise ship
+                                 with cir (SHIPPED_CHECKPOINTS); a folder of such a name is cir:./NAME
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from cir.errors import SpecError
 
 PREFIXES = ("openclip", "hf", "cir")
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+# checkpoints that ship inside the package, loaded as cir:NAME (a folder of that name is given as cir:./NAME)
+SHIPPED_CHECKPOINTS = {
+    "demo": "the offline demo dual encoder, trained on the default world, with its composers and re-rankers",
+    "generalise": "a dual encoder trained on many renderings of the offline world (preset generalise-fine at 96 px), "
+                  "with its verifier; no composers of its own",
+}
+
 DEFAULT_BACKBONE = "cir:demo"
 REAL_PHOTOS_EXAMPLE = "openclip:ViT-B-32/laion2b_s34b_b79k"
 
@@ -31,7 +39,7 @@ class ModelSpec:
     """A parsed model spec."""
 
     kind: str  # one of PREFIXES
-    name: str  # openclip: architecture; hf: repo id or directory; cir: checkpoint directory or "demo"
+    name: str  # openclip: architecture; hf: repo id or directory; cir: checkpoint directory or a SHIPPED_CHECKPOINTS name
     weights: str | None = None  # openclip: pretrained tag, local weights path, or "random"; else None
     weights_is_path: bool = False  # openclip: ``weights`` names a local file
 
@@ -84,7 +92,7 @@ def _forms() -> str:
     return (
         "openclip:ARCH/TAG (e.g. openclip:ViT-B-32/laion2b_s34b_b79k), openclip:ARCH/FILE (e.g. "
         "openclip:ViT-B-32//abs/path/weights.pt), "
-        "hf:REPO_OR_DIR (e.g. hf:openai/clip-vit-base-patch32), cir:PATH, cir:demo"
+        "hf:REPO_OR_DIR (e.g. hf:openai/clip-vit-base-patch32), cir:PATH, cir:demo, cir:generalise"
     )
 
 

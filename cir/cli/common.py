@@ -7,7 +7,7 @@ import typer
 from cir.backbones.spec import DEFAULT_BACKBONE, REAL_PHOTOS_EXAMPLE
 
 BACKBONE_HELP = (f"model spec: openclip:ARCH/TAG, openclip:ARCH//abs/weights.pt (a local file), hf:REPO_OR_DIR, "
-                 f"cir:PATH or cir:demo (default {DEFAULT_BACKBONE})")
+                 f"cir:PATH, cir:demo or cir:generalise (default {DEFAULT_BACKBONE})")
 
 
 def demo_backbone_notice(spec: str) -> None:

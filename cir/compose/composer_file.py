@@ -126,13 +126,14 @@ def promoted_composer_path(spec: str, kind: str) -> Path:
     import hashlib
     import re
 
-    from cir.backbones import parse_model_spec
+    from cir.backbones import SHIPPED_CHECKPOINTS, parse_model_spec
     from cir.errors import SpecError
     from cir.paths import cache_dir
 
     try:
         parsed = parse_model_spec(spec)
-        key = str(Path(parsed.name).expanduser().resolve()) if parsed.kind == "cir" and parsed.name != "demo" else str(parsed)
+        shipped = parsed.kind == "cir" and parsed.name in SHIPPED_CHECKPOINTS
+        key = str(Path(parsed.name).expanduser().resolve()) if parsed.kind == "cir" and not shipped else str(parsed)
     except SpecError:  # a backbone built in code (tests) has a spec no parser reads: keyed as written
         key = spec
     slug = re.sub(r"[^A-Za-z0-9]+", "-", key).strip("-")[-48:]
@@ -144,14 +145,14 @@ def default_composer_path(backbone: Backbone, kind: str) -> Path:
     """The weights a learned strategy uses when none are given: the promoted ones for this backbone
     (:func:`promoted_composer_path`), else the backbone's own ``composer-<kind>.safetensors`` in a cir: checkpoint's
     directory."""
-    from cir.backbones import demo_checkpoint_dir, parse_model_spec
+    from cir.backbones import checkpoint_dir, parse_model_spec
 
     promoted = promoted_composer_path(backbone.spec, kind)
     if promoted.is_file():
         return promoted
     parsed = parse_model_spec(backbone.spec) if backbone.spec.partition(":")[0] in ("cir", "openclip", "hf") else None
     if parsed is not None and parsed.kind == "cir":
-        directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+        directory = checkpoint_dir(parsed.name)
         candidate = directory / f"composer-{kind}.safetensors"
         if candidate.is_file():
             return candidate

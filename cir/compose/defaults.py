@@ -36,7 +36,7 @@ class DefaultStrategy:
 def recommendation_paths(spec: str) -> list[Path]:
     """Where a recommendation for backbone ``spec`` may be recorded, first found wins: beside the composers promoted
     for it, then beside a ``cir:`` checkpoint's own composers."""
-    from cir.backbones import demo_checkpoint_dir, parse_model_spec
+    from cir.backbones import checkpoint_dir, parse_model_spec
     from cir.compose.composer_file import promoted_composer_path
     from cir.errors import SpecError
 
@@ -47,7 +47,7 @@ def recommendation_paths(spec: str) -> list[Path]:
         return out
     if parsed.kind == "cir":
         try:
-            directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+            directory = checkpoint_dir(parsed.name)
         except WeightsUnavailable:
             return out
         out.append(directory / RECOMMENDATION_FILE)

@@ -63,10 +63,10 @@ class RerankerWeights:
             return path
         where = ""
         if backbone is not None and backbone.spec.partition(":")[0] == "cir":
-            from cir.backbones import demo_checkpoint_dir, parse_model_spec
+            from cir.backbones import checkpoint_dir, parse_model_spec
 
             parsed = parse_model_spec(backbone.spec)
-            directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+            directory = checkpoint_dir(parsed.name)
             candidate = directory / self.folder_name()
             if candidate.is_dir():
                 return candidate

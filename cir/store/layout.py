@@ -80,10 +80,10 @@ def vector_generations(root: str) -> list[int]:
 
 def canonical_spec(spec: str) -> str:
     """The spec as a store records it: local paths made absolute, so the store opens from any directory."""
-    from cir.backbones.spec import parse_model_spec
+    from cir.backbones.spec import SHIPPED_CHECKPOINTS, parse_model_spec
 
     parsed = parse_model_spec(spec)
-    if parsed.kind == "cir" and parsed.name != "demo":
+    if parsed.kind == "cir" and parsed.name not in SHIPPED_CHECKPOINTS:
         return f"cir:{os.path.abspath(os.path.expanduser(parsed.name))}"
     if parsed.kind == "openclip" and parsed.weights_is_path:
         return f"openclip:{parsed.name}/{os.path.abspath(parsed.weights)}"

@@ -280,10 +280,10 @@ def quick_bars(model: DualEncoder, seed: int, n_multi: int = 400, n_single: int 
 
 def init_from_checkpoint(model: DualEncoder, source: str, log) -> None:
     """Start from a trained cir checkpoint's image tower, text projection and logit scale (same architecture)."""
-    from cir.backbones import demo_checkpoint_dir
+    from cir.backbones import checkpoint_dir
     from cir.errors import ConfigError
 
-    directory = demo_checkpoint_dir() if source == "demo" else Path(source).expanduser()
+    directory = checkpoint_dir(source)
     start = DualEncoder.load(directory)
     # the tower is convolutional with global pooling: its weights fit any input side, so only the side may differ
     same = lambda cfg: {**cfg.to_dict(), "image_size": None}  # noqa: E731

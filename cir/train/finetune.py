@@ -193,10 +193,10 @@ class TunedBackbone:
 
 
 def _cir_backbone(cfg: FinetuneTrainConfig, spec) -> TunedBackbone:
-    from cir.backbones import demo_checkpoint_dir
+    from cir.backbones import checkpoint_dir
     from cir.backbones.dual import CirBackbone, DualEncoder
 
-    start_dir = demo_checkpoint_dir() if spec.name == "demo" else Path(spec.name).expanduser()
+    start_dir = checkpoint_dir(spec.name)
     from cir.train.promote import check_training_output
 
     out = check_training_output(cfg.out, "finetune")  # never where search reads its defaults

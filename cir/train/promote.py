@@ -157,13 +157,13 @@ def active_record(kind: str, backbone: str = "cir:demo") -> ModelRecord | None:
 
 
 def _own_composer(spec: str, kind: str) -> Path | None:
-    from cir.backbones import demo_checkpoint_dir, parse_model_spec
+    from cir.backbones import checkpoint_dir, parse_model_spec
 
     parsed = parse_model_spec(spec)
     if parsed.kind != "cir":
         return None
     try:
-        directory = demo_checkpoint_dir() if parsed.name == "demo" else Path(parsed.name).expanduser()
+        directory = checkpoint_dir(parsed.name)
     except WeightsUnavailable:
         return None
     candidate = directory / f"composer-{kind}.safetensors"
@@ -183,11 +183,11 @@ def _note_path(path: Path) -> Path:
 
 def active_places() -> list[Path]:
     """Every place search reads a default model from (no trainer may write into one)."""
-    from cir.backbones import shipped_demo_dir
+    from cir.backbones import shipped_weights_dir
     from cir.edits.tagger import active_checkpoint, shipped_checkpoint
     from cir.paths import cache_dir
 
-    return [active_checkpoint(), shipped_checkpoint(), shipped_demo_dir(), cache_dir() / "demo-backbone",
+    return [active_checkpoint(), shipped_checkpoint(), shipped_weights_dir(), cache_dir() / "demo-backbone",
             cache_dir() / "models"]
 
 
