@@ -26,8 +26,8 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 # checkpoints that ship inside the package, loaded as cir:NAME (a folder of that name is given as cir:./NAME)
 SHIPPED_CHECKPOINTS = {
     "demo": "the offline demo dual encoder, trained on the default world, with its composers and re-rankers",
-    "generalise": "a dual encoder trained on many renderings of the offline world (preset generalise-fine at 96 px), "
-                  "with its verifier; no composers of its own",
+    "generalise": "a dual encoder trained on many renderings of the offline world (presets generalise-styles, then "
+                  "generalise-fine; 64 px) for arithmetic + objects; no composers or learned re-rankers of its own",
 }
 
 DEFAULT_BACKBONE = "cir:demo"

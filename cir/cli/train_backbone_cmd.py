@@ -34,8 +34,8 @@ def register(train: typer.Typer) -> None:
                                         "resized to the model's input (0 = the input side, -1 = the preset's)"),
         image_size: int = typer.Option(0, "--image-size", min=0, help="the tower's input side in pixels (0 = the "
                                        "preset's); a run started from a checkpoint may change it"),
-        init_from: str = typer.Option("", "--init-from", help="start from this cir checkpoint directory, or demo "
-                                      "(empty = the preset's)"),
+        init_from: str = typer.Option("", "--init-from", help="start from this cir checkpoint directory, or a shipped "
+                                      "one by name (demo, generalise; empty = the preset's)"),
         quiet: bool = opt.QUIET, progress: Optional[bool] = opt.PROGRESS,
     ) -> None:
         """Train the image tower against the frozen MiniLM text tower; writes a cir: checkpoint."""

@@ -66,7 +66,7 @@ class BackboneTrainConfig:
     preset: str = "default"  # the preset these values came from (recorded in the checkpoint)
     augment: str = ""  # a cir.scenes.render_augment name: draw each scene with a random training-only rendering
     # ("" = the default renderer only; every augmentation is checked disjoint from the held-out test world)
-    init_from: str = ""  # a cir checkpoint directory (or "demo") whose weights start the run ("" = from scratch)
+    init_from: str = ""  # a cir checkpoint directory (or a shipped one's name) whose weights start the run ("" = from scratch)
 
 
 def preset_config(preset: str, **overrides) -> BackboneTrainConfig:
