@@ -38,13 +38,49 @@ def spec(tiny_cir_checkpoint) -> str:
 @pytest.fixture
 def ray_session():
     """Ray in this process with 2 CPUs, its session files in a fresh short temp dir (sockets have a path limit)."""
+    from cir.scale.ray_engine import start_ray
+
     temp = tempfile.mkdtemp(prefix="cir-ray-", dir="/tmp")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="WARNING")
+    start_ray(ray.init, ray.shutdown, address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp,
+              logging_level="WARNING")
     try:
         yield temp
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_that_times_out_starting_is_started_once_more_then_refused_with_what_to_do(caplog):
+    """Ray's raylet has a fixed 30 s to register (a busy CI machine once missed it): one more start, then an
+    error that says what to do. ``init`` here raises what Ray raises, so the policy is tested without waiting."""
+    from cir.scale.ray_engine import RayEngineError, start_ray
+
+    timeout = Exception("The current node timed out during startup. This could happen because ...")
+    calls, shutdowns = [], []
+
+    def init_failing(times):
+        def init(**kwargs):
+            calls.append(kwargs)
+            if len(calls) <= times:
+                raise timeout
+        return init
+
+    start_ray(init_failing(1), lambda: shutdowns.append(1), address="local", num_cpus=2)
+    assert calls == [{"address": "local", "num_cpus": 2}] * 2 and shutdowns == [1]
+    assert "starting it once more" in caplog.text
+    calls.clear()
+    with pytest.raises(RayEngineError, match=r"twice: .*`ray start --head`.*--address") as refused:
+        start_ray(init_failing(2), lambda: None)
+    assert refused.value.__cause__ is timeout and len(calls) == 2
+
+    def init_refusing(**kwargs):
+        calls.append(kwargs)
+        raise ValueError("not a timeout")
+
+    calls.clear()
+    with pytest.raises(ValueError, match="not a timeout"):  # any other failure is Ray's own error, at once
+        start_ray(init_refusing, lambda: None)
+    assert len(calls) == 1
 
 
 def make_inputs(root: Path, images: int = 10) -> list[str]:

@@ -35,6 +35,7 @@ a cluster for images has) and have cir installed (docs/scale.md).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -54,6 +55,8 @@ FORWARD_PASSES_PER_TASK = 4  # batches of cfg.batch_size per Ray task, once the 
 TASKS_QUEUED_PER_WORKER = 2  # tasks sent to a worker ahead of its results: it starts the next as one ends
 TASKS_AHEAD_PER_WORKER = 4  # how far past the oldest unreturned task the driver sends work (bounds what it holds)
 WORKER_RESTARTS = 3  # times Ray restarts a dead worker (and retries its tasks) before the run fails
+
+log = logging.getLogger(__name__)
 
 
 class RayEngineError(CirError):
@@ -209,11 +212,36 @@ def connect(address: str | None):
     try:
         # "local": a new Ray in this process, even when `ray start` runs a cluster on this machine (plain
         # ray.init() would join that one)
-        ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        start_ray(ray.init, ray.shutdown, address=address or "local", include_dashboard=False,
+                  logging_level="WARNING", log_to_driver=False)
     except ConnectionError as exc:
         raise RayEngineError(f"cannot reach the Ray cluster at {address}: {exc}; start one with "
                              "`ray start --head`, or omit --address to start Ray in this process") from exc
     return ray, True
+
+
+#: What Ray's ``Exception`` says when its raylet did not register with its GCS within the 30 s Ray allows (a
+#: constant in ``ray/_private/node.py``, not a setting): it happens on a machine busy with other work.
+RAY_STARTUP_TIMEOUT = "timed out during startup"
+
+
+def start_ray(init: Callable[..., object], shutdown: Callable[[], None], **init_kwargs) -> None:
+    """``init(**init_kwargs)`` (``ray.init``), started once more, with a warning, when Ray's node timed out during
+    startup; a second timeout is :class:`RayEngineError` saying what to do. Other errors pass through."""
+    for attempt in (1, 2):
+        try:
+            init(**init_kwargs)
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this one
+            if RAY_STARTUP_TIMEOUT not in str(exc):
+                raise
+            shutdown()  # what the failed start left running
+            if attempt == 2:
+                raise RayEngineError(
+                    "Ray's node did not start within the 30 s Ray allows, twice: this machine is too busy for it; "
+                    "this run indexed nothing: run it again when it is quieter, or start Ray once with `ray start --head` "
+                    "and pass its address with --address") from exc
+            log.warning("Ray's node did not start within the 30 s Ray allows; starting it once more")
 
 
 def _task_bounds(n: int, batch_size: int, workers: int) -> list[tuple[int, int]]:
