@@ -1,5 +1,5 @@
 """cir:generalise ships inside the package: it loads offline, its weights are the ones docs/benchmarks.md measured,
-what it lacks is said with the command that makes it, and on a rendering no training run used it does what
+it carries its own verifier and default strategy, what it lacks is said with the command that makes it, and on a rendering no training run used it does what
 cir:demo cannot."""
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def test_what_it_does_not_ship_is_refused_with_the_command_that_makes_it():
     from cir.compose import build_strategy
     from cir.encode import Encoder
     from cir.query import compose_queries
+    from cir.rerankers import build_reranker
     from cir.scenes import Scene, SceneRenderer
 
     backbone = load_backbone("cir:generalise")
@@ -58,10 +59,26 @@ def test_what_it_does_not_ship_is_refused_with_the_command_that_makes_it():
     image = encoder.encode_pixels(encoder.pixels_from_image(SceneRenderer().render(Scene("s", (0, 1), "color", 3), 96))[None])
     with pytest.raises(CirError, match="cir train pic2word"):
         compose_queries(build_strategy("pic2word"), backbone, image, [("add a laptop",)])
-    from cir.rerankers import reranker_spec
+    with pytest.raises(WeightsUnavailable, match="cir train captioner --backbone cir:generalise"):
+        build_reranker("rewrite", backbone=backbone)  # its captioner
 
-    with pytest.raises(WeightsUnavailable, match="cir train reranker --backbone cir:generalise"):
-        reranker_spec("verifier").weights.locate(backbone)
+
+def test_it_ships_its_own_verifier_and_the_strategy_it_was_measured_with():
+    """The verifier beside it was trained for these weights (its loader compares embeddings of probe inputs, so a
+    verifier of another tower is refused), and a composed query that names no strategy uses arithmetic."""
+    from cir.compose.defaults import choose_strategy
+    from cir.rerankers import reranker_spec
+    from cir.rerankers.verifier_file import load_verifier
+
+    backbone = load_backbone("cir:generalise")
+    folder = reranker_spec("verifier").weights.locate(backbone)
+    assert folder == shipped_weights_dir() / "generalise" / "reranker-verifier"
+    verifier = load_verifier(folder, backbone)
+    assert verifier.net.cfg.image_token_dim == backbone.image_token_dim and 0 < verifier.default_weight <= 1
+    with pytest.raises(WeightsUnavailable, match="trained for backbone cir:generalise"):
+        load_verifier(folder, load_backbone("cir:demo"))
+    chosen = choose_strategy("cir:generalise", has_reference=True, has_text=True)
+    assert chosen.name == "arithmetic" and "cir:generalise" in chosen.reason
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 SHIPPED_CHECKPOINTS = {
     "demo": "the offline demo dual encoder, trained on the default world, with its composers and re-rankers",
     "generalise": "a dual encoder trained on many renderings of the offline world (presets generalise-styles, then "
-                  "generalise-fine at 64 px, then at 96 px) for arithmetic + objects; no composers or learned "
-                  "re-rankers of its own",
+                  "generalise-fine at 64 px, then at 96 px) for arithmetic + objects, with its own verifier; no "
+                  "composers or captioner",
 }
 
 DEFAULT_BACKBONE = "cir:demo"
