@@ -263,15 +263,22 @@ def _is_gone(pid: int, polls: int = 200) -> bool:
 
 def _start_node(args: list[str], temp: str, env: dict) -> subprocess.Popen:
     """``ray start --block`` in a session of its own (so the test stops exactly it and its children); returns once
-    Ray says the node is up (a blocking read of its output, not a poll)."""
-    process = subprocess.Popen(["ray", "start", "--block", "--temp-dir", temp, "--disable-usage-stats", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
+    Ray says the node is up (a blocking read of its output, not a poll). A node that missed Ray's fixed 30 s
+    startup window is started once more, as ``cir index`` does for the Ray it starts (``start_ray``)."""
+    from cir.scale.ray_engine import RAY_STARTUP_TIMEOUT
+
     seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if "Ray runtime started" in line:
-            return process
+    for _attempt in (1, 2):
+        process = subprocess.Popen(["ray", "start", "--block", "--temp-dir", temp, "--disable-usage-stats", *args],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                   start_new_session=True)
+        for line in process.stdout:
+            seen.append(line)
+            if "Ray runtime started" in line:
+                return process
+        _stop(process)
+        if not any(RAY_STARTUP_TIMEOUT in line for line in seen):
+            break
     raise AssertionError("ray start ended without starting:\n" + "".join(seen))
 
 
