@@ -1,6 +1,6 @@
 """cir:generalise ships inside the package: it loads offline, its weights are the ones docs/benchmarks.md measured,
-it carries its own verifier and default strategy, what it lacks is said with the command that makes it, and on a rendering no training run used it does what
-cir:demo cannot."""
+it carries its own verifier and default strategy, what it lacks is said with the command that makes it, and on a
+rendering no training run used it does what cir:demo cannot."""
 
 from __future__ import annotations
 

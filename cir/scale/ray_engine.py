@@ -239,8 +239,8 @@ def start_ray(init: Callable[..., object], shutdown: Callable[[], None], **init_
             if attempt == 2:
                 raise RayEngineError(
                     "Ray's node did not start within the 30 s Ray allows, twice: this machine is too busy for it; "
-                    "this run indexed nothing: run it again when it is quieter, or start Ray once with `ray start --head` "
-                    "and pass its address with --address") from exc
+                    "this run indexed nothing: run it again when it is quieter, or start Ray once with "
+                    "`ray start --head` and pass its address with --address") from exc
             log.warning("Ray's node did not start within the 30 s Ray allows; starting it once more")
 
 
