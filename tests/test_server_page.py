@@ -49,7 +49,10 @@ def all_images_loaded(page) -> None:
     from playwright.sync_api import expect
 
     expect(page.locator("#results img[src]")).to_have_count(page.locator("#results img").count())
-    page.wait_for_load_state("networkidle")
+    # networkidle is a load state the page reached long ago, so it does not wait for a re-rendered list's thumbnails:
+    # wait on each image's own `complete` (retried by Playwright), then check that none of them is broken
+    for image in page.locator("#results img").all():
+        expect(image).to_have_js_property("complete", True)
     sizes = page.locator("#results img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
     assert all(w > 0 for w in sizes), sizes
 
