@@ -81,7 +81,7 @@ def test_upload_search_refine_undo(browser, page_url, scene_store):  # noqa: F81
     # upload a reference (the stored cat + laptop scene), read the chips, search
     page.set_input_files("#file-input", scene_store.item(2).path)
     page.wait_for_selector("#reference-img:not([hidden])")
-    assert page.locator("#trail-list li").count() == 1
+    expect(page.locator("#trail-list li")).to_have_count(1)
     page.fill("#text", "remove the laptop and add a dog")
     page.wait_for_selector(".chip.remove")
     assert page.locator(".chip.add").all_inner_texts() == ["+ dog"]
@@ -111,9 +111,10 @@ def test_upload_search_refine_undo(browser, page_url, scene_store):  # noqa: F81
     # click a result: it becomes the reference; search again from it
     first_id = int(page.locator("#results button.result").first.get_attribute("data-id"))
     page.locator("#results button.result").first.click()
-    assert page.locator("#trail-list li").count() == 2
+    expect(page.locator("#trail-list li")).to_have_count(2)
     first_name = Path(scene_store.item(first_id).path).name
-    assert page.get_attribute("#reference-img", "alt") == f"reference: {first_name}"  # named by file, not by id
+    reference = page.locator("#reference-img")
+    expect(reference).to_have_attribute("alt", f"reference: {first_name}")  # named by file, not by id
     assert first_name in page.locator("#trail-list li").nth(1).inner_text()
     page.fill("#text", "add an umbrella")
     page.click("#search-btn")
@@ -125,15 +126,16 @@ def test_upload_search_refine_undo(browser, page_url, scene_store):  # noqa: F81
     page.keyboard.press("ArrowRight")
     second_id = int(page.evaluate("document.activeElement.dataset.id"))
     page.keyboard.press("Enter")
-    assert page.locator("#trail-list li").count() == 3
-    assert page.get_attribute("#reference-img", "alt") == f"reference: {Path(scene_store.item(second_id).path).name}"
+    expect(page.locator("#trail-list li")).to_have_count(3)
+    expect(reference).to_have_attribute("alt", f"reference: {Path(scene_store.item(second_id).path).name}")
     page.keyboard.press("Alt+z")
-    assert page.locator("#trail-list li").count() == 2
+    expect(page.locator("#trail-list li")).to_have_count(2)
     first_name = Path(scene_store.item(first_id).path).name
-    assert page.get_attribute("#reference-img", "alt") == f"reference: {first_name}"  # named by file, not by id
+    expect(reference).to_have_attribute("alt", f"reference: {first_name}")  # named by file, not by id
     assert first_name in page.locator("#trail-list li").nth(1).inner_text()
     page.click("#undo")
-    assert page.locator("#trail-list li").count() == 1 and page.is_disabled("#undo")
+    expect(page.locator("#trail-list li")).to_have_count(1)
+    expect(page.locator("#undo")).to_be_disabled()
 
     # strategy controls, built from /info, show the parameters that strategy declares, with bounds and help
     page.select_option("#strategy", "sum")
