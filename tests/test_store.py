@@ -506,6 +506,8 @@ def test_text_only_and_arithmetic_and_strategy_objects(searchable):
     [
         (dict(text="red", strategy="sum"), "needs a reference image"),
         (dict(item_id=1, strategy="sum"), "needs a modification text"),
+        (dict(text="  "), "nothing to search for: give a reference image .* a modification text .* or both"),
+        (dict(text="", strategy="text"), "nothing to search for"),  # not "use the 'image' strategy": there is none
         (dict(item_id=1, text="x", strategy="sun"), "choose one of image, text, sum, arithmetic"),
         (dict(item_id=1, image="x.png", text="x"), "not both"),
         (dict(item_id=99, text="x"), "ids from 0 to 11"),

@@ -68,6 +68,9 @@ def check_query(query: Query, strategy) -> None:
     if query.text is not None and not isinstance(query.text, str):
         raise QueryError(f"text must be a string, got {type(query.text).__name__}")
     has_reference = query.image is not None or query.item_id is not None
+    if not has_reference and not (query.text or "").strip():  # first: naming the one missing half would mislead
+        raise QueryError("nothing to search for: give a reference image (--image / image=, or --item-id / item_id=), "
+                         "a modification text (--text / text=), or both")
     if strategy.needs_image and not has_reference:
         raise QueryError(
             f"strategy {strategy.name!r} needs a reference image (--image / image=, or --item-id / item_id=); "
@@ -75,8 +78,6 @@ def check_query(query: Query, strategy) -> None:
         )
     if strategy.needs_text and not (query.text or "").strip():
         raise QueryError(f"strategy {strategy.name!r} needs a modification text (--text / text=); without one, use the 'image' strategy")
-    if not has_reference and not (query.text or "").strip():
-        raise QueryError("nothing to search for: give a reference (image= or item_id=) and/or a text")
     if isinstance(query.rerank_k, bool) or not isinstance(query.rerank_k, (int, np.integer)) or query.rerank_k < 1:
         raise QueryError(f"rerank_k must be a positive integer, got {query.rerank_k!r}")
 
