@@ -282,6 +282,9 @@ def test_json_body_errors(client):
                  "invalid_request", "named strategy")  # without a strategy the store chooses: params need one
     assert_error(client.post("/search", data={"item_id": "0", "text": "x", "image_weight": "2"}), 422,
                  "invalid_request", "named strategy")
+    for empty in ({}, {"text": "  "}):  # neither half: said as such, not as the default strategy's missing one
+        assert_error(client.post("/search/json", json=empty), 422, "invalid_request", "nothing to search for")
+    assert_error(client.post("/search", data={"text": ""}), 422, "invalid_query", "nothing to search for")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x" * 1001}), 422, "invalid_request", "text")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "path": "/etc/passwd"}), 422, "invalid_request", "path")
     assert_error(client.post("/search/json", json={"image_base64": "***", "text": "x"}), 422, "invalid_request", "base64")

@@ -239,6 +239,8 @@ def search_request_model(names, max_k: int, max_text_chars: int, choose: Callabl
                 has_reference = data.get("item_id") is not None or data.get("image_base64") is not None
                 text = data.get("text")
                 has_text = isinstance(text, str) and bool(text.strip())
+                if not has_reference and not has_text:  # else the default strategy's missing half would be named
+                    raise ValueError("nothing to search for: give a reference (item_id or image_base64), a text, or both")
                 data = {**data, "strategy": choose(has_reference, has_text) if choose else DEFAULT_STRATEGY}
             model = handler(data)
             model._defaulted = defaulted
