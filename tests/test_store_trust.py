@@ -299,6 +299,26 @@ def test_an_unreadable_folder_is_not_a_deletion(tmp_path, spec, modes_are_obeyed
     after.close()
 
 
+def test_entries_named_like_images_that_are_no_file_are_reported_and_a_dangling_link_is_a_deletion(tmp_path, spec):
+    photos = tmp_path / "photos"
+    write_images(photos / "real", 2)
+    (photos / "real" / "linked.png").symlink_to(photos / "real" / "img0000.png")  # through a symlink: indexed as its own path
+    store = cir.open_store(tmp_path / "store", backbone=spec, create=True)
+    assert store.index([photos], progress=False).added == 3
+    (photos / "real" / "linked.png").unlink()
+    (photos / "real" / "linked.png").symlink_to(photos / "gone.png")  # now dangling: the file behind it is gone
+    (photos / "loop.png").symlink_to(photos / "loop.png")
+    os.mkfifo(photos / "pipe.png")  # opened, it would block the run
+    summary = store.index([photos], progress=False)
+    reasons = {s.path: s.reason for s in summary.skipped}
+    assert set(reasons) == {str(photos / n) for n in ("real/linked.png", "loop.png", "pipe.png")}, reasons
+    assert "symlink to a missing file" in reasons[str(photos / "real" / "linked.png")]
+    assert "symlink loop" in reasons[str(photos / "loop.png")]
+    assert "not a regular file" in reasons[str(photos / "pipe.png")]
+    assert summary.removed == 1 and len(store) == 2  # the dangling link's item went, as a deleted file's does
+    store.close()
+
+
 # --- 4. damage is detected and named ------------------------------------------------------------------------------
 def damage_row(store_dir: Path, row: int, dim: int, values) -> None:
     """Overwrite one committed row of the current vectors file, as a disk or another program might."""

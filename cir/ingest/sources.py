@@ -5,7 +5,8 @@ A folder is walked recursively for image extensions (case-insensitive). A CSV na
 called ``path`` or, without such a header, in its only column; relative paths are resolved against the CSV's
 folder. Every file is addressed by its absolute path (symlinks are not resolved: the path is how the user names
 the file). A folder that cannot be listed (no permission) is reported in ``Discovery.unreadable``: what lies in it
-is unknown, not deleted. Entries of a CSV that do not exist are reported, not fatal; a source that does not exist is an error.
+is unknown, not deleted. Entries of a CSV that do not exist are reported, not fatal, and so are a folder's entries
+named like images that are no file (a dangling symlink, a loop, a FIFO); a source that does not exist is an error.
 A ``.tar`` (or a gzip-compressed ``.tar.gz`` / ``.tgz``) is a webdataset shard (:mod:`cir.ingest.shards`; the
 indexer lists its samples). A brace pattern (``shards/{00000..00099}.tar``) names the shards it expands to; those of them that do not exist are still sources
 (their items, if any, are gone), but a pattern naming no existing file is an error.
@@ -14,6 +15,7 @@ indexer lists its samples). A brace pattern (``shards/{00000..00099}.tar``) name
 from __future__ import annotations
 
 import csv
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +122,7 @@ def discover(sources: list[Source]) -> Discovery:
     out = Discovery()
     for source in sources:
         if source.kind == "folder":
-            paths = list(_walk_images(source.root, out.unreadable))
+            paths = list(_walk_images(source.root, out.unreadable, out.missing))
         elif source.kind == "csv":
             paths, missing = _read_csv(source.root)
             out.missing.extend(missing)
@@ -134,7 +136,19 @@ def discover(sources: list[Source]) -> Discovery:
     return out
 
 
-def _walk_images(root: str, unreadable: list[tuple[str, str]]):
+def _not_a_file(path: str) -> str:
+    """Why an entry named like an image is not one to decode (it is reported, never opened: a FIFO would block)."""
+    if os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symlink loop: no file behind it"
+            return f"a symlink to a missing file ({os.readlink(path)}); its item, if any, is removed"
+    return "not a regular file (a FIFO, socket or device named like an image)"
+
+
+def _walk_images(root: str, unreadable: list[tuple[str, str]], skipped: list[tuple[str, str]]):
     def cannot_list(exc: OSError) -> None:  # os.walk skips such a folder silently unless told
         folder = exc.filename if isinstance(exc.filename, str) else root
         unreadable.append((folder, f"cannot read the folder: {exc.strerror or exc}; the items indexed from it are kept"))
@@ -144,8 +158,10 @@ def _walk_images(root: str, unreadable: list[tuple[str, str]]):
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 path = os.path.join(folder, name)
-                if os.path.isfile(path):  # skips dangling symlinks and sockets named like images
+                if os.path.isfile(path):
                     yield path
+                else:  # reported, not silently passed over
+                    skipped.append((path, _not_a_file(path)))
 
 
 def _read_csv(csv_path: str) -> tuple[list[str], list[tuple[str, str]]]:
