@@ -284,12 +284,23 @@ def test_json_body_errors(client):
                  "invalid_request", "named strategy")
     for empty in ({}, {"text": "  "}):  # neither half: said as such, not as the default strategy's missing one
         assert_error(client.post("/search/json", json=empty), 422, "invalid_request", "nothing to search for")
-    assert_error(client.post("/search", data={"text": ""}), 422, "invalid_query", "nothing to search for")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x" * 1001}), 422, "invalid_request", "text")
     assert_error(client.post("/search/json", json={"item_id": 0, "text": "x", "path": "/etc/passwd"}), 422, "invalid_request", "path")
     assert_error(client.post("/search/json", json={"image_base64": "***", "text": "x"}), 422, "invalid_request", "base64")
     assert_error(client.post("/search/json", json={"image_base64": base64.b64encode(b"GIF89a....").decode(), "text": "x"}), 415)
     assert_error(client.post("/search/json", content=b"item_id=1", headers={"content-type": "application/x-www-form-urlencoded"}), 422)
+
+
+def test_form_body_errors(client, scene_store):  # noqa: F811
+    assert_error(client.post("/search", data={"text": ""}), 422, "invalid_query", "nothing to search for")
+    png = png_of_item(scene_store, 0)
+    twice = [("image", ("a.png", png, "image/png")), ("image", ("b.png", png, "image/png"))]
+    assert_error(client.post("/search", files=twice, data={"text": "x"}), 422, "invalid_request", "'image' given more than once")
+    assert_error(client.post("/search", data={"item_id": ["0", "1"], "text": "x"}), 422, "invalid_request", "'item_id' given more")
+    for kind in ("text/plain", "application/json"):  # was read as an empty form: "nothing to search for"
+        assert_error(client.post("/search", content=b'{"text": "x"}', headers={"content-type": kind}), 415,
+                     "unsupported_media_type", "/search/json")
+    assert_error(client.post("/search", content=b"text=x"), 415, "unsupported_media_type", "without a content-type")
 
 
 def test_items_paths_never_reach_the_filesystem(client):

@@ -27,6 +27,7 @@ from cir.server.service import SearchArgs, SearchService
 from cir.server.uploads import check_declared_type, check_image_bytes
 
 ItemId = Annotated[StrictTextInt, Path(description="item id (= vector row), from a search result")]
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # the bodies POST /search reads
 
 
 def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) -> APIRouter:
@@ -116,10 +117,19 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
     form_fields = frozenset(search.__signature__.parameters) - {"request"}
 
     async def known_form_fields(request: Request) -> None:  # an unknown field is refused, as an unknown JSON key is
-        unknown = sorted(set((await request.form()).keys()) - form_fields)
+        declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if declared not in FORM_TYPES and (declared or await request.body()):  # else a JSON body reads as an empty form
+            raise ApiError(415, "unsupported_media_type", f"POST /search takes a form (multipart/form-data), not "
+                           f"{declared or 'a body without a Content-Type'}; send JSON to POST /search/json")
+        form = await request.form()
+        unknown = sorted(set(form.keys()) - form_fields)
         if unknown:
             raise ApiError(422, "invalid_request", f"unknown form field(s) {', '.join(repr(n[:40]) for n in unknown[:5])}; "
                            f"the search form takes {', '.join(sorted(form_fields))}")
+        repeated = sorted({name for name in form.keys() if len(form.getlist(name)) > 1})
+        if repeated:  # else one of the values would be used without a word
+            raise ApiError(422, "invalid_request", f"form field(s) {', '.join(map(repr, repeated))} given more than once; "
+                           "send each field once")
 
     api.post("/search", response_model=SearchResponse, tags=["search"], dependencies=[Depends(known_form_fields)])(search)
 
