@@ -303,6 +303,16 @@ def test_form_body_errors(client, scene_store):  # noqa: F811
     assert_error(client.post("/search", content=b"text=x"), 415, "unsupported_media_type", "without a content-type")
 
 
+def test_an_undeclared_query_parameter_is_refused_not_ignored(client):
+    body = assert_error(client.post("/search?k=5", data={"text": "x"}), 422, "invalid_request", "'k' for POST /search")
+    assert "in the form or json body" in body["message"].lower()  # k=5 would have answered with 10 results
+    assert_error(client.post("/search/json?strategy=sum", json={"text": "x"}), 422, "invalid_request", "'strategy'")
+    assert_error(client.get("/items/0/thumbnail?sz=64"), 422, "invalid_request", "it takes size")
+    assert_error(client.get("/parse?text=add+a+dog&txt=x"), 422, "invalid_request", "'txt'")
+    assert client.get("/items/0/thumbnail?size=64").status_code == 200  # declared ones still pass
+    assert client.get("/parse?text=add+a+dog").json()["add"] == ["dog"]
+
+
 def test_items_paths_never_reach_the_filesystem(client):
     assert_error(client.get("/items/12"), 404, "unknown_item")
     assert_error(client.get("/items/-1/image"), 404, "unknown_item")

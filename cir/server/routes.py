@@ -30,12 +30,28 @@ ItemId = Annotated[StrictTextInt, Path(description="item id (= vector row), from
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # the bodies POST /search reads
 
 
+def _declared_query(dependant) -> set[str]:
+    return {f.alias for f in dependant.query_params}.union(*(_declared_query(d) for d in dependant.dependencies))
+
+
+def known_query_params(request: Request) -> None:
+    """An undeclared query parameter is refused, not ignored: ``POST /search?k=5`` would answer with 10 results."""
+    route = request.scope.get("route")
+    declared = _declared_query(route.dependant) if route is not None else set()
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        where = "in the form or JSON body" if request.method == "POST" else "nowhere on this endpoint"
+        raise ApiError(422, "invalid_request", f"unknown query parameter(s) {', '.join(repr(n[:40]) for n in unknown[:5])}"
+                       f" for {request.method} {route.path if route is not None else request.url.path}; "
+                       + (f"it takes {', '.join(sorted(declared))}" if declared else f"its fields go {where}"))
+
+
 def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) -> APIRouter:
     def require_key(request: Request, _key: Optional[str] = Security(api_key_scheme)) -> None:
         check_api_key(config.api_key, request)
 
     public = APIRouter()
-    api = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
+    api = APIRouter(dependencies=[Depends(require_key), Depends(known_query_params)], responses=ERROR_RESPONSES)
     thumbnails = service.thumbnails  # bounded decodes, cached on disk (cir.server.thumbnails)
     names = strategy_names()  # accepted by name (an unusable one is refused saying how to train it); the published
     # schema offers only those this store can run (app.py: publish_truthful_schema)
