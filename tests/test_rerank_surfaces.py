@@ -49,6 +49,9 @@ def test_cli_search_takes_the_rerank_options_and_prints_both_scores(shipped, cap
     assert "(first stage " in out and ", verifier " in out
     assert main([*base, "--verifier-batch", "4"]) == 2
     assert "--verifier-batch go with --rerank verifier" in capsys.readouterr().err
+    for stray in (["--rerank-weight", "0.5"], ["--rerank-fusion", "rrf"], ["--rerank", "none", "--rerank-weight", "0.5"]):
+        assert main([*base, *stray]) == 2  # no second score to fuse: said, not ignored
+        assert f"{stray[-2]} goes with --rerank NAME (one of verifier" in capsys.readouterr().err
     assert main([*base, "--rerank", "verifier", "--rerank-fusion", "mean"]) == 2
     assert "choose one of linear, rrf" in capsys.readouterr().err
     assert main([*base, "--rerank", "oracle"]) == 2
@@ -94,6 +97,11 @@ def test_api_info_form_json_and_client(shipped):
             assert bad.status_code == 422
             loose = http.post("/search", data={"item_id": "2", "text": "x", "strategy": "sum", "verifier_batch": "2"})
             assert loose.status_code == 422 and "go with a named re-ranker" in loose.json()["message"]
+            for stray in ({"rerank_weight": "0.5"}, {"rerank_fusion": "rrf"}):
+                unfused = http.post("/search", data={"item_id": "2", "text": "x", "strategy": "sum", **stray})
+                assert unfused.status_code == 422 and "go with a re-ranker" in unfused.json()["message"], unfused.text
+            unfused = http.post("/search/json", json={"item_id": 2, "text": "x", "strategy": "sum", "rerank_weight": 0.5})
+            assert unfused.status_code == 422 and "no second score to fuse" in unfused.json()["message"], unfused.text
             schema = http.get("/openapi.json").json()
             assert "rerank_params" in schema["components"]["schemas"]["SearchSumRequest"]["properties"]
         with running_server(app) as url, Client(url) as client:

@@ -84,12 +84,19 @@ def choice_from(values: dict) -> RerankChoice:
     without --rerank) is an error naming the ones that re-ranker takes."""
     from cir.compose.registry import InvalidParameter
     from cir.query.rerank import Fusion
-    from cir.rerankers import all_reranker_params, reranker_spec
+    from cir.rerankers import all_reranker_params, reranker_names, reranker_spec
 
     name = values.get("rerank")
     given = {k: v for k, v in values.items() if k not in FIXED and v is not None}
     Fusion(values.get("rerank_fusion", "linear"), values.get("rerank_weight"))  # a bad choice fails before any work
     if name in (None, "none"):
+        unused = [flag for flag, set_ in (("--rerank-weight", values.get("rerank_weight") is not None),
+                                          ("--rerank-fusion", values.get("rerank_fusion", "linear") != "linear"),
+                                          ("--reranker-weights", values.get("reranker_weights") is not None)) if set_]
+        if unused:  # else ignored without a word (cir eval) or refused only deep in the search
+            names = ", ".join(n for n in reranker_names() if n != "none")
+            raise InvalidParameter(f"{' and '.join(unused)} {'goes' if len(unused) == 1 else 'go'} with --rerank NAME (one of {names}): without a re-ranker "
+                                   "there is no second score to fuse")
         if given:
             owners = sorted({s.name for n in given for s, _ in all_reranker_params().get(n, [])})
             raise InvalidParameter(f"{', '.join('--' + n.replace('_', '-') for n in given)} go with --rerank {' / '.join(owners)}")

@@ -262,6 +262,12 @@ class Store:
 
         snap = snapshot if snapshot is not None else self._snapshot
         self._refuse_damaged(snap, "search")
+        if rerank in (None, "none") and (rerank_weight is not None or rerank_fusion != "linear"):  # else silently unused
+            from cir.rerankers import reranker_names
+
+            raise InvalidParameter("rerank_weight and rerank_fusion go with a re-ranker (rerank=NAME, --rerank NAME; one of "
+                                   f"{', '.join(n for n in reranker_names() if n != 'none')}): without one there is no "
+                                   "second score to fuse")
         if isinstance(rerank, str):  # built once per name, parameters and weights folder, as the strategies
             rerank = self._rerankers.build(rerank, rerank_params, weights_dir=reranker_weights, backbone=self.backbone)
         elif rerank_params or reranker_weights is not None:
