@@ -191,7 +191,11 @@ def _image_upload(image) -> tuple[str, bytes, str]:
     if isinstance(image, (str, os.PathLike)):
         path = os.path.expanduser(os.fspath(image))
         if not os.path.isfile(path):
-            raise QueryError(f"reference image not found: {image}")
+            from cir.ingest.sources import why_not_a_file
+
+            reason = why_not_a_file(path)
+            raise QueryError(f"reference image not found: {image}" if reason == "not found"
+                             else f"cannot use {image} as the reference image: {reason}")
         with open(path, "rb") as fh:
             return os.path.basename(path), fh.read(), "application/octet-stream"
     if isinstance(image, (bytes, bytearray, memoryview)):

@@ -63,6 +63,8 @@ def test_client_raises_the_library_errors(server_url, tmp_path):
         assert info.value.status == 415
         with pytest.raises(QueryError, match="not found"):
             client.search(image=tmp_path / "missing.png", text="x")
+        with pytest.raises(QueryError, match="a folder, not an image file"):  # said before any upload
+            client.search(image=tmp_path, text="x")
 
 
 def test_client_with_an_api_key(scene_store):  # noqa: F811

@@ -511,7 +511,10 @@ def test_text_only_and_arithmetic_and_strategy_objects(searchable):
         (dict(item_id=1, text="x", strategy="sun"), "choose one of image, text, sum, arithmetic"),
         (dict(item_id=1, image="x.png", text="x"), "not both"),
         (dict(item_id=99, text="x"), "ids from 0 to 11"),
+        (dict(item_id="1", text="x"), "item_id must be an integer .* got str '1'"),  # not "no item '1'"
+        (dict(item_id=True, text="x"), "item_id must be an integer"),
         (dict(image="/nonexistent.png", text="x"), "reference image not found"),
+        (dict(image="/", text="x"), "cannot use / as the reference image: a folder, not an image file"),
         (dict(image=b"not an image", text="x"), "not an image"),
         (dict(item_id=1, text="x", k=0), "k must be a positive integer"),
     ],

@@ -164,7 +164,11 @@ class Encoder:
         if isinstance(image, (str, os.PathLike)):
             path = os.path.abspath(os.path.expanduser(os.fspath(image)))
             if not os.path.isfile(path):
-                raise reference_failure(FileUnreadable(f"reference image not found: {image}"))
+                from cir.ingest.sources import why_not_a_file
+
+                reason = why_not_a_file(path)
+                raise reference_failure(FileUnreadable(f"reference image not found: {image}" if reason == "not found"
+                                                       else f"cannot use {image} as the reference image: {reason}"))
             try:
                 pixels, info = self.pixels_from_file(path)
             except DecodeFailure as exc:

@@ -136,16 +136,21 @@ def discover(sources: list[Source]) -> Discovery:
     return out
 
 
-def _not_a_file(path: str) -> str:
-    """Why an entry named like an image is not one to decode (it is reported, never opened: a FIFO would block)."""
+def why_not_a_file(path: str) -> str:
+    """Why ``path`` is no regular file to decode, for a message: ``not found``, a dangling symlink, a loop, a
+    folder, or a FIFO, socket or device (never opened: a FIFO would block)."""
     if os.path.islink(path):
         try:
             os.stat(path)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return "a symlink loop: no file behind it"
-            return f"a symlink to a missing file ({os.readlink(path)}); its item, if any, is removed"
-    return "not a regular file (a FIFO, socket or device named like an image)"
+            return f"a symlink to a missing file ({os.readlink(path)})"
+    if not os.path.lexists(path):
+        return "not found"
+    if os.path.isdir(path):
+        return "a folder, not an image file"
+    return "not a regular file (a FIFO, socket or device)"
 
 
 def _walk_images(root: str, unreadable: list[tuple[str, str]], skipped: list[tuple[str, str]]):
@@ -161,7 +166,8 @@ def _walk_images(root: str, unreadable: list[tuple[str, str]], skipped: list[tup
                 if os.path.isfile(path):
                     yield path
                 else:  # reported, not silently passed over
-                    skipped.append((path, _not_a_file(path)))
+                    reason = why_not_a_file(path)
+                    skipped.append((path, reason + ("; its item, if any, is removed" if reason.startswith("a symlink to a missing") else "")))
 
 
 def _read_csv(csv_path: str) -> tuple[list[str], list[tuple[str, str]]]:

@@ -41,7 +41,9 @@ def resolve_reference(gallery: Gallery, backbone, query: Query, tokens: bool = F
         raise QueryError("give either image= or item_id= as the reference, not both")
     if query.item_id is not None:
         item_id = query.item_id
-        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)) or not gallery.contains(int(item_id)):
+        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)):
+            raise QueryError(f"item_id must be an integer (a stored item's id), got {type(item_id).__name__} {item_id!r}")
+        if not gallery.contains(int(item_id)):
             raise QueryError(f"no item {item_id!r} in the store; {gallery.describe_ids()}")
         vector = gallery.searcher.vectors(np.array([int(item_id)]))[0]
         found = item_tokens(gallery, backbone, [int(item_id)])[0] if tokens else None
