@@ -31,6 +31,28 @@ def test_a_smoke_training_run_leaves_the_search_defaults_alone(tmp_path, monkeyp
     assert not active_checkpoint().exists()
 
 
+def test_a_refused_training_output_says_how_that_run_is_used_afterwards():
+    """`cir models promote` takes some kinds; the other trainers' refusals name the option that uses their run."""
+    import re
+    from pathlib import Path
+
+    import cir.train
+    from cir.errors import ConfigError
+    from cir.backbones import shipped_weights_dir
+    from cir.train.promote import KINDS, USED_WITHOUT_PROMOTING, check_training_output
+
+    sources = "".join(p.read_text() for p in Path(cir.train.__file__).parent.glob("*.py"))
+    trainers = set(re.findall(r'check_training_output\([^,]+, "([a-z_]+)"\)', sources))
+    assert trainers >= {"edits", "reranker", "aesthetic", "captioner"}
+    for trainer in sorted(trainers):
+        with pytest.raises(ConfigError) as info:
+            check_training_output(shipped_weights_dir() / "x", trainer)
+        if trainer in KINDS:
+            assert f"cir models promote {trainer} DIR" in str(info.value)
+        else:  # promote would refuse the kind: say what uses the run instead
+            assert USED_WITHOUT_PROMOTING[trainer] in str(info.value) and "promote" not in str(info.value)
+
+
 def test_promote_refuses_a_worse_tagger_accepts_it_with_force_and_search_then_uses_it(tmp_path, capsys):
     from cir.cli import main
     from cir.compose import build_strategy

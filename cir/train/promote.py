@@ -191,18 +191,33 @@ def active_places() -> list[Path]:
             cache_dir() / "models"]
 
 
+# how a run of a trainer that `cir models promote` does not take is used instead (each names its run's files)
+USED_WITHOUT_PROMOTING = {
+    "reranker": "pass it to search with --rerank verifier --reranker-weights DIR",
+    "aesthetic": "pass it to search with --rerank aesthetic --predictor FILE.pth",
+    "captioner": "pass it to search with --rerank rewrite --captioner DIR/captioner.safetensors",
+    "finetune": "search with the --backbone spec the run prints",
+}
+
+
+def _afterwards(trainer: str) -> str:
+    if trainer in USED_WITHOUT_PROMOTING:
+        return USED_WITHOUT_PROMOTING[trainer]
+    return f"make it the default with `cir models promote {trainer} DIR`"
+
+
 def check_training_output(out: str | Path, trainer: str) -> Path:
     """``out`` as a path, or :class:`ConfigError` when it is empty or a place search reads its defaults from."""
     if not str(out):
         raise ConfigError(f"cir train {trainer} needs an output folder (--out DIR); a run never writes where search "
-                          f"reads its defaults: make it the default afterwards with `cir models promote`")
+                          f"reads its defaults: afterwards, {_afterwards(trainer)}")
     path = Path(out).expanduser()
     resolved = path.resolve()
     for place in active_places():
         place = place.resolve()
         if resolved == place or place in resolved.parents:
             raise ConfigError(f"--out {out} is where search reads its default models ({place}); train into a run "
-                              f"folder (e.g. runs/{trainer}) and make it the default with `cir models promote`")
+                              f"folder (e.g. runs/{trainer}), then {_afterwards(trainer)}")
     return path
 
 
