@@ -97,11 +97,11 @@ def test_api_info_form_json_and_client(shipped):
             assert bad.status_code == 422
             loose = http.post("/search", data={"item_id": "2", "text": "x", "strategy": "sum", "verifier_batch": "2"})
             assert loose.status_code == 422 and "go with a named re-ranker" in loose.json()["message"]
-            for stray in ({"rerank_weight": "0.5"}, {"rerank_fusion": "rrf"}):
-                unfused = http.post("/search", data={"item_id": "2", "text": "x", "strategy": "sum", **stray})
-                assert unfused.status_code == 422 and "go with a re-ranker" in unfused.json()["message"], unfused.text
-            unfused = http.post("/search/json", json={"item_id": 2, "text": "x", "strategy": "sum", "rerank_weight": 0.5})
-            assert unfused.status_code == 422 and "no second score to fuse" in unfused.json()["message"], unfused.text
+            # the published schema lets these come without a re-ranker ("unused without rerank"): one stage answers
+            alone = http.post("/search/json", json={"item_id": 2, "text": "x", "strategy": "sum"}).json()["results"]
+            for stray in ({"rerank_weight": 0.5}, {"rerank_fusion": "rrf"}, {"rerank": None, "rerank_weight": 1.0}):
+                unfused = http.post("/search/json", json={"item_id": 2, "text": "x", "strategy": "sum", **stray})
+                assert unfused.status_code == 200 and unfused.json()["results"] == alone, unfused.text
             schema = http.get("/openapi.json").json()
             assert "rerank_params" in schema["components"]["schemas"]["SearchSumRequest"]["properties"]
         with running_server(app) as url, Client(url) as client:

@@ -108,8 +108,8 @@ def build_router(config: ServeConfig, service: SearchService, metrics: Metrics) 
                                                                    "rerank_k (GET /info lists them; default none)")] = None,
         rerank_k: Annotated[strict_text_int(1, RERANK_MAX_K), Form(description="candidates handed to the re-ranker")] = 100,
         rerank_weight: Annotated[Optional[float], Form(ge=0.0, le=1.0, allow_inf_nan=False, description="the "
-                                 "re-ranker's share w of the fused score (default: the one its trainer chose)")] = None,
-        rerank_fusion: Annotated[FusionName, Form(description="linear (calibrated scores) or rrf (reciprocal ranks)")] = "linear",
+                                 "re-ranker's share w of the fused score (default: the one its trainer chose; unused without rerank)")] = None,
+        rerank_fusion: Annotated[FusionName, Form(description="linear (calibrated scores) or rrf (reciprocal ranks); unused without rerank")] = "linear",
         folder: Annotated[Optional[str], Form(max_length=4096, pattern="^$|^/", description="only images under this folder (an "
                                                                            "absolute path, as results show them)")] = None,
         **params,

@@ -151,9 +151,9 @@ def rerank_fields() -> dict:
                      Field(100, description="candidates the first stage hands to the re-ranker")),
         "rerank_weight": (Optional[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]],
                           Field(None, description="the re-ranker's share w in (1-w)*first + w*re-rank on calibrated "
-                                                  "scores (default: the weight its trainer chose)")),
+                                                  "scores (default: the weight its trainer chose; unused without rerank)")),
         "rerank_fusion": (Literal[FUSIONS], Field("linear", description="linear (calibrated scores, independent of "
-                                                                        "rerank_k) or rrf (weighted reciprocal ranks)")),
+                                                                        "rerank_k) or rrf (weighted reciprocal ranks); unused without rerank")),
         "rerank_params": (params, Field(default_factory=params, description="the re-ranker's parameters")),
     }
 

@@ -291,8 +291,10 @@ class SearchService:
             start = time.perf_counter()
             result = store.search(image=args.image, text=args.text, item_id=args.item_id, strategy=strategy, k=args.k,
                                   exclude_reference=args.exclude_reference, snapshot=snapshot, rerank=reranker,
-                                  rerank_k=args.rerank_k, rerank_weight=args.rerank_weight, rerank_fusion=args.rerank_fusion,
-                                  folder=args.folder)
+                                  rerank_k=args.rerank_k, folder=args.folder,
+                                  # the schema lets a request carry them without a re-ranker (the library refuses that)
+                                  **({"rerank_weight": args.rerank_weight, "rerank_fusion": args.rerank_fusion}
+                                     if reranker is not None else {}))
             if self._observe is not None:
                 self._observe(args.strategy, time.perf_counter() - start)
             explanation = self.explain(result.explanation, args.text)
