@@ -191,11 +191,9 @@ def _image_upload(image) -> tuple[str, bytes, str]:
     if isinstance(image, (str, os.PathLike)):
         path = os.path.expanduser(os.fspath(image))
         if not os.path.isfile(path):
-            from cir.ingest.sources import why_not_a_file
+            from cir.ingest.sources import missing_reference_message
 
-            reason = why_not_a_file(path)
-            raise QueryError(f"reference image not found: {image}" if reason == "not found"
-                             else f"cannot use {image} as the reference image: {reason}")
+            raise QueryError(missing_reference_message(image, path))
         with open(path, "rb") as fh:
             return os.path.basename(path), fh.read(), "application/octet-stream"
     if isinstance(image, (bytes, bytearray, memoryview)):

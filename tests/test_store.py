@@ -525,6 +525,15 @@ def test_bad_queries_are_refused_with_the_fix(searchable, kwargs, fragment):
         store.search(**kwargs)
 
 
+def test_a_fusion_setting_without_a_re_ranker_is_refused(searchable):
+    from cir.compose.registry import InvalidParameter
+
+    store, _ = searchable
+    for stray in (dict(rerank_weight=0.5), dict(rerank_fusion="rrf"), dict(rerank="none", rerank_weight=0.2)):
+        with pytest.raises(InvalidParameter, match="go with a re-ranker .*one of verifier.*no second score to fuse"):
+            store.search(item_id=1, text="x", strategy="sum", **stray)
+
+
 def test_empty_store_searches_to_nothing(tmp_path, spec):
     store = new_store(tmp_path / "store", spec)
     assert len(store) == 0 and store.vectors().shape == (0, store.dim)

@@ -95,8 +95,9 @@ def choice_from(values: dict) -> RerankChoice:
                                           ("--reranker-weights", values.get("reranker_weights") is not None)) if set_]
         if unused:  # else ignored without a word (cir eval) or refused only deep in the search
             names = ", ".join(n for n in reranker_names() if n != "none")
-            raise InvalidParameter(f"{' and '.join(unused)} {'goes' if len(unused) == 1 else 'go'} with --rerank NAME (one of {names}): without a re-ranker "
-                                   "there is no second score to fuse")
+            verb = "goes" if len(unused) == 1 else "go"
+            raise InvalidParameter(f"{' and '.join(unused)} {verb} with --rerank NAME (one of {names}): without a "
+                                   "re-ranker there is no second score to fuse")
         if given:
             owners = sorted({s.name for n in given for s, _ in all_reranker_params().get(n, [])})
             raise InvalidParameter(f"{', '.join('--' + n.replace('_', '-') for n in given)} go with --rerank {' / '.join(owners)}")

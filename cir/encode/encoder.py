@@ -164,11 +164,9 @@ class Encoder:
         if isinstance(image, (str, os.PathLike)):
             path = os.path.abspath(os.path.expanduser(os.fspath(image)))
             if not os.path.isfile(path):
-                from cir.ingest.sources import why_not_a_file
+                from cir.ingest.sources import missing_reference_message
 
-                reason = why_not_a_file(path)
-                raise reference_failure(FileUnreadable(f"reference image not found: {image}" if reason == "not found"
-                                                       else f"cannot use {image} as the reference image: {reason}"))
+                raise reference_failure(FileUnreadable(missing_reference_message(image, path)))
             try:
                 pixels, info = self.pixels_from_file(path)
             except DecodeFailure as exc:

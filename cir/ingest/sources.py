@@ -153,6 +153,14 @@ def why_not_a_file(path: str) -> str:
     return "not a regular file (a FIFO, socket or device)"
 
 
+def missing_reference_message(shown: object, path: str) -> str:
+    """The sentence for a reference image path that is no regular file (``shown``: the path as the user gave it)."""
+    reason = why_not_a_file(path)
+    if reason == "not found":
+        return f"reference image not found: {shown}"
+    return f"cannot use {shown} as the reference image: {reason}"
+
+
 def _walk_images(root: str, unreadable: list[tuple[str, str]], skipped: list[tuple[str, str]]):
     def cannot_list(exc: OSError) -> None:  # os.walk skips such a folder silently unless told
         folder = exc.filename if isinstance(exc.filename, str) else root
@@ -167,7 +175,8 @@ def _walk_images(root: str, unreadable: list[tuple[str, str]], skipped: list[tup
                     yield path
                 else:  # reported, not silently passed over
                     reason = why_not_a_file(path)
-                    skipped.append((path, reason + ("; its item, if any, is removed" if reason.startswith("a symlink to a missing") else "")))
+                    gone = reason.startswith("a symlink to a missing")
+                    skipped.append((path, reason + ("; its item, if any, is removed" if gone else "")))
 
 
 def _read_csv(csv_path: str) -> tuple[list[str], list[tuple[str, str]]]:
